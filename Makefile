@@ -1,0 +1,91 @@
+# rarch-logging: `make` builds, `make test` runs every test, `make demo` runs the demo,
+# `make install PREFIX=...` installs, `make bench` runs the benchmarks.
+PREFIX   ?= /usr/local
+LIBDIR   ?= $(PREFIX)/lib
+INCDIR   ?= $(PREFIX)/include
+CARGO    ?= cargo
+CC       ?= cc
+VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+MAJOR    := $(word 1,$(subst ., ,$(VERSION)))
+REL      := target/release
+LIB      := $(REL)/librarch_logging.so
+RECEIVER := examples/receiver/receiver
+export RARCH_LOGGING_LIB := $(CURDIR)/$(LIB)
+export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
+
+.PHONY: all build lib receiver test test-rust test-c test-go test-node test-python \
+        header-check lint demo install uninstall bench clean deps
+
+all: build
+
+build: lib receiver
+
+lib:
+	$(CARGO) build --release
+	ln -sf librarch_logging.so $(REL)/librarch_logging.so.$(MAJOR)
+
+receiver:
+	cd examples/receiver && go build -o receiver .
+
+# Every test in the repo, whatever the language.
+test: build header-check test-rust test-c test-go test-node test-python
+	@echo "make test: all suites passed"
+
+test-rust: build
+	$(CARGO) test --release -- --test-threads=4
+
+test-c: build
+	$(MAKE) -C tests/c
+
+test-go: build
+	@if [ -f bindings/go/go.mod ]; then cd bindings/go && go vet ./... && go test -race -count=1 ./...; fi
+
+test-node: build
+	@if [ -f bindings/node/package.json ]; then cd bindings/node && (test -d node_modules || npm ci --no-audit --no-fund) && npm test; fi
+
+test-python: build
+	@if [ -f bindings/python/pyproject.toml ]; then cd bindings/python && python3 -m pytest -q tests; fi
+
+# The committed header must be what cbindgen makes of the code.
+header-check: lib
+	git diff --exit-code -- include/rarch_logging.h || \
+	  (echo "include/rarch_logging.h differs from the code: commit the regenerated header" && exit 1)
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
+# Builds, starts the receiver on a free port with a fresh key, runs examples/demo.c, and
+# prints what the receiver accepted.
+demo: build
+	@mkdir -p target/demo
+	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude examples/demo.c \
+	  -L$(REL) -lrarch_logging -Wl,-rpath,$(CURDIR)/$(REL) -o target/demo/demo
+	@sh examples/run-demo.sh target/demo
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
+	  $(DESTDIR)$(LIBDIR)/cmake/rarch_logging
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/librarch_logging.so.$(VERSION)
+	ln -sf librarch_logging.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librarch_logging.so.$(MAJOR)
+	ln -sf librarch_logging.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/librarch_logging.so
+	install -m 0644 $(REL)/librarch_logging.a $(DESTDIR)$(LIBDIR)/librarch_logging.a
+	install -m 0644 include/rarch_logging.h $(DESTDIR)$(INCDIR)/rarch_logging.h
+	@for h in bindings/c/*.h bindings/c/*.hpp; do [ -f "$$h" ] && install -m 0644 "$$h" $(DESTDIR)$(INCDIR)/ || true; done
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
+	  -e 's|@VERSION@|$(VERSION)|g' packaging/rarch-logging.pc.in \
+	  > $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
+	@for f in packaging/cmake/*.cmake; do [ -f "$$f" ] && sed -e 's|@VERSION@|$(VERSION)|g' "$$f" \
+	  > $(DESTDIR)$(LIBDIR)/cmake/rarch_logging/$$(basename $$f) || true; done
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/librarch_logging.so* $(DESTDIR)$(LIBDIR)/librarch_logging.a \
+	  $(DESTDIR)$(INCDIR)/rarch_logging.h $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
+	rm -rf $(DESTDIR)$(LIBDIR)/cmake/rarch_logging
+
+bench: build
+	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "no benchmarks yet"; fi
+
+clean:
+	$(CARGO) clean
+	rm -f $(RECEIVER)

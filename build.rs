@@ -1,0 +1,41 @@
+//! Writes include/rarch_logging.h with cbindgen, and sets the soname and the exported symbols
+//! of the shared library.
+
+use std::env;
+use std::path::PathBuf;
+
+fn main() {
+    let dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let major = env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets it");
+    let minor = env::var("CARGO_PKG_VERSION_MINOR").expect("cargo sets it");
+    let patch = env::var("CARGO_PKG_VERSION_PATCH").expect("cargo sets it");
+    let version = env::var("CARGO_PKG_VERSION").expect("cargo sets it");
+
+    // The soname carries the ABI major version; only rarch_* symbols are exported.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,librarch_logging.so.{major}");
+    let map = dir.join("src/exports.map");
+    println!(
+        "cargo:rustc-cdylib-link-arg=-Wl,--version-script={}",
+        map.display()
+    );
+    println!("cargo:rerun-if-changed=src/exports.map");
+    println!("cargo:rerun-if-changed=src/ffi.rs");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+
+    let versions = format!(
+        "\n#define RARCH_VERSION_MAJOR {major}\n#define RARCH_VERSION_MINOR {minor}\n#define RARCH_VERSION_PATCH {patch}\n#define RARCH_VERSION \"{version}\"\n"
+    );
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("cbindgen.toml");
+    let mut config = config;
+    config.after_includes = Some(versions);
+    match cbindgen::Builder::new()
+        .with_crate(&dir)
+        .with_config(config)
+        .generate()
+    {
+        Ok(b) => {
+            b.write_to_file(dir.join("include/rarch_logging.h"));
+        }
+        Err(e) => panic!("cbindgen failed: {e}"),
+    }
+}

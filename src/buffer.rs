@@ -1,0 +1,422 @@
+//! The disk buffer of one service: `<buffer_dir>/<service>/buffer.jsonl`, one JSON entry per
+//! line, exactly the body that will be posted (the Python client's format, which it can replay
+//! and whose files we replay).
+//!
+//! Files in the directory (created 0700, files 0600, never through a symlink):
+//! - `buffer.jsonl`: where undelivered entries are appended;
+//! - `buffer.rotated-<UTC time>.jsonl`: `buffer.jsonl` renamed when it passed the rotation size;
+//! - `buffer.sending-<UTC time>-rarch<pid>.jsonl`: a file claimed by a drain (atomic rename);
+//!   a drain holds an `flock` on it, so one left by a dead process is picked up again;
+//! - `buffer.rejected.jsonl`: entries the server refused (4xx), with status and reason;
+//! - `buffer.corrupt.jsonl`: lines that did not parse;
+//! - `buffer.lock`: the lock file that makes appends, rotation and claims exclusive between
+//!   processes.
+
+use crate::error::{Error, ErrorKind, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+pub const ACTIVE: &str = "buffer.jsonl";
+pub const REJECTED: &str = "buffer.rejected.jsonl";
+pub const CORRUPT: &str = "buffer.corrupt.jsonl";
+const LOCK: &str = "buffer.lock";
+const ROTATED: &str = "buffer.rotated-";
+const SENDING: &str = "buffer.sending-";
+/// A claimed file of another client (the Python one takes no lock) is only adopted once it has
+/// not changed for this long.
+const FOREIGN_CLAIM_AGE: Duration = Duration::from_secs(120);
+
+/// Checks that a service name is one safe path component. Names are refused, never mapped, so
+/// two services can never share a directory by accident.
+pub fn check_service_name(service: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("service name {service:?} {why}: it names the buffer directory"),
+        ))
+    };
+    if service.is_empty() {
+        return bad("is empty");
+    }
+    if service.len() > 200 {
+        return bad("is longer than 200 bytes");
+    }
+    if service.starts_with('.') {
+        return bad("starts with '.'");
+    }
+    if service.contains(['/', '\\']) {
+        return bad("contains a path separator");
+    }
+    if service.chars().any(char::is_control) {
+        return bad("contains a control character (NUL, newline, ...)");
+    }
+    Ok(())
+}
+
+/// Outcome of an append, for the stats.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub lines: u64,
+    /// Lines deleted from the oldest segments to stay under the total cap.
+    pub dropped_for_cap: u64,
+}
+
+struct Active {
+    lock: File,
+    file: Option<File>,
+}
+
+pub struct DiskBuffer {
+    dir: PathBuf,
+    max_file: u64,
+    max_total: u64,
+    durable: bool,
+    active: Mutex<Option<Active>>,
+    maybe_backlog: AtomicBool,
+}
+
+/// A file claimed by this process for replay; the flock is held until it is dropped.
+pub struct Claimed {
+    pub path: PathBuf,
+    file: File,
+}
+
+impl Claimed {
+    /// The lines of the file (the last one may be torn).
+    pub fn lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
+        let mut all = Vec::new();
+        self.file.read_to_end(&mut all)?;
+        Ok(all
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+            .collect())
+    }
+}
+
+fn utc_stamp() -> String {
+    let mut v = Vec::with_capacity(32);
+    crate::entry::now(&mut v, SystemTime::now());
+    // 2026-11-23T22:30:00.123456Z -> 20261123T223000.123456Z (no ':' in file names)
+    String::from_utf8_lossy(&v).replace(['-', ':'], "")
+}
+
+fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(f.as_raw_fd(), op) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+fn count_lines(path: &Path) -> u64 {
+    fs::read(path)
+        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
+        .unwrap_or(0)
+}
+
+impl DiskBuffer {
+    /// The buffer of `service` under `buffer_dir`. Creates the directory (0700) if needed and
+    /// refuses a symlink in its place.
+    pub fn open(
+        buffer_dir: &Path,
+        service: &str,
+        max_file: u64,
+        max_total: u64,
+        durable: bool,
+    ) -> Result<DiskBuffer> {
+        check_service_name(service)?;
+        let dir = buffer_dir.join(service);
+        let io_err = |e: io::Error| {
+            Error::new(
+                ErrorKind::Io,
+                format!("buffer directory {}: {e}", dir.display()),
+            )
+        };
+        match fs::symlink_metadata(&dir) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!("buffer directory {} is a symlink: refused", dir.display()),
+                ))
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(io_err(io::Error::other("exists and is not a directory")))
+            }
+            Ok(_) => {}
+            Err(_) => fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_err)?,
+        }
+        let b = DiskBuffer {
+            dir,
+            max_file,
+            max_total,
+            durable,
+            active: Mutex::new(None),
+            maybe_backlog: AtomicBool::new(true),
+        };
+        Ok(b)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// Runs `f` holding the in-process mutex and the cross-process flock.
+    fn locked<T>(&self, f: impl FnOnce(&mut Active) -> io::Result<T>) -> io::Result<T> {
+        let mut guard = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let lock = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(self.path(LOCK))?;
+            *guard = Some(Active { lock, file: None });
+        }
+        let active = guard.as_mut().ok_or_else(|| io::Error::other("no lock"))?;
+        flock(&active.lock, libc::LOCK_EX)?;
+        let r = f(active);
+        let _ = flock(&active.lock, libc::LOCK_UN);
+        r
+    }
+
+    /// Appends whole lines (each must end with `\n`) in one write, rotating and enforcing the
+    /// total cap first.
+    pub fn append(&self, data: &[u8], lines: u64) -> io::Result<Appended> {
+        if data.is_empty() {
+            return Ok(Appended::default());
+        }
+        let active_path = self.path(ACTIVE);
+        let r = self.locked(|a| {
+            // Another process may have claimed (renamed) the file we hold: reopen if so.
+            let current = fs::symlink_metadata(&active_path).ok();
+            let stale = match (&a.file, &current) {
+                (Some(f), Some(m)) => {
+                    let fm = f.metadata()?;
+                    fm.ino() != m.ino() || fm.dev() != m.dev()
+                }
+                _ => true,
+            };
+            if stale {
+                a.file = None;
+            }
+            let size = current.as_ref().map(|m| m.len()).unwrap_or(0);
+            let mut out = Appended {
+                lines,
+                dropped_for_cap: 0,
+            };
+            if size > 0 && size + data.len() as u64 > self.max_file {
+                a.file = None;
+                let to = self.path(&format!("{ROTATED}{}.jsonl", utc_stamp()));
+                fs::rename(&active_path, to)?;
+                out.dropped_for_cap = self.enforce_cap(data.len() as u64)?;
+            } else if size + data.len() as u64 > self.max_file {
+                out.dropped_for_cap = self.enforce_cap(data.len() as u64)?;
+            }
+            if a.file.is_none() {
+                a.file = Some(open_append(&active_path)?);
+            }
+            let f = a.file.as_mut().ok_or_else(|| io::Error::other("no file"))?;
+            f.write_all(data)?;
+            if self.durable {
+                f.sync_data()?;
+            }
+            Ok(out)
+        });
+        if r.is_ok() {
+            self.maybe_backlog.store(true, Ordering::Release);
+        }
+        r
+    }
+
+    /// Segments of the backlog, oldest first: (name, size, mtime).
+    fn segments(&self) -> io::Result<Vec<(String, u64, SystemTime)>> {
+        let mut v = Vec::new();
+        for e in fs::read_dir(&self.dir)? {
+            let e = e?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if (name.starts_with(ROTATED) || name.starts_with(SENDING)) && name.ends_with(".jsonl")
+            {
+                if let Ok(m) = e.metadata() {
+                    v.push((
+                        name,
+                        m.len(),
+                        m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    ));
+                }
+            }
+        }
+        // The UTC stamp in both prefixes sorts by time within each kind; order by the stamp.
+        v.sort_by(|a, b| stamp_of(&a.0).cmp(stamp_of(&b.0)));
+        Ok(v)
+    }
+
+    /// Deletes the oldest rotated segments until `incoming` more bytes fit under the cap.
+    /// Returns the number of lines deleted. Called with the lock held.
+    fn enforce_cap(&self, incoming: u64) -> io::Result<u64> {
+        let segs = self.segments()?;
+        let active = fs::metadata(self.path(ACTIVE))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let mut total: u64 = segs.iter().map(|s| s.1).sum::<u64>() + active;
+        let mut dropped = 0;
+        for (name, size, _) in segs.iter().filter(|s| s.0.starts_with(ROTATED)) {
+            if total + incoming <= self.max_total {
+                break;
+            }
+            let p = self.path(name);
+            dropped += count_lines(&p);
+            fs::remove_file(&p)?;
+            total -= size;
+        }
+        Ok(dropped)
+    }
+
+    /// Whether there may be lines to replay. Cheap: a flag set by appends, cleared by a claim
+    /// that found nothing.
+    pub fn maybe_backlog(&self) -> bool {
+        self.maybe_backlog.load(Ordering::Acquire)
+    }
+
+    /// Marks the buffer as possibly holding lines (at start, or after a failed replay).
+    pub fn mark_backlog(&self) {
+        self.maybe_backlog.store(true, Ordering::Release);
+    }
+
+    /// Claims the oldest file to replay: an orphaned claimed file, then the oldest rotated
+    /// segment, then `buffer.jsonl`. `None` when there is nothing to replay.
+    pub fn claim(&self) -> io::Result<Option<Claimed>> {
+        let r = self.locked(|a| {
+            let now = SystemTime::now();
+            for (name, size, mtime) in self.segments()? {
+                let p = self.path(&name);
+                if name.starts_with(SENDING) {
+                    let ours = name.contains("-rarch");
+                    let old = now.duration_since(mtime).unwrap_or_default() > FOREIGN_CLAIM_AGE;
+                    if !(ours || old) {
+                        continue;
+                    }
+                    let f = match OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(&p)
+                    {
+                        Ok(f) => f,
+                        Err(_) => continue,
+                    };
+                    if flock(&f, libc::LOCK_EX | libc::LOCK_NB).is_err() {
+                        continue; // a live drain has it
+                    }
+                    if size == 0 {
+                        let _ = fs::remove_file(&p);
+                        continue;
+                    }
+                    return Ok(Some(Claimed { path: p, file: f }));
+                }
+                return self.claim_by_rename(&p).map(Some);
+            }
+            let active = self.path(ACTIVE);
+            match fs::symlink_metadata(&active) {
+                Ok(m) if m.len() > 0 && m.is_file() => {
+                    a.file = None;
+                    self.claim_by_rename(&active).map(Some)
+                }
+                _ => Ok(None),
+            }
+        });
+        if let Ok(None) = r {
+            self.maybe_backlog.store(false, Ordering::Release);
+        }
+        r
+    }
+
+    fn claim_by_rename(&self, from: &Path) -> io::Result<Claimed> {
+        let to = self.path(&format!(
+            "{SENDING}{}-rarch{}.jsonl",
+            utc_stamp(),
+            std::process::id()
+        ));
+        fs::rename(from, &to)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&to)?;
+        flock(&file, libc::LOCK_EX)?;
+        Ok(Claimed { path: to, file })
+    }
+
+    /// Ends a replay: the lines not delivered go back to the buffer, then the file goes.
+    pub fn release(&self, claimed: Claimed, unsent: &[Vec<u8>]) -> io::Result<()> {
+        if !unsent.is_empty() {
+            let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
+            for l in unsent {
+                data.extend_from_slice(l);
+                data.push(b'\n');
+            }
+            self.append(&data, unsent.len() as u64)?;
+        }
+        fs::remove_file(&claimed.path)?;
+        drop(claimed);
+        Ok(())
+    }
+
+    /// Appends one record to a side file (dead letters, corrupt lines).
+    pub fn side(&self, name: &str, line: &[u8]) -> io::Result<()> {
+        let mut data = Vec::with_capacity(line.len() + 1);
+        data.extend_from_slice(line);
+        data.push(b'\n');
+        let mut f = open_append(&self.path(name))?;
+        f.write_all(&data)
+    }
+}
+
+fn stamp_of(name: &str) -> &str {
+    name.strip_prefix(ROTATED)
+        .or_else(|| name.strip_prefix(SENDING))
+        .unwrap_or(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_names() {
+        for bad in ["", ".", "..", ".hidden", "a/b", "a\\b", "a\0b", "a\nb"] {
+            assert!(check_service_name(bad).is_err(), "{bad:?}");
+        }
+        for good in ["billing-service", "a.b", "ünï", "a..b"] {
+            check_service_name(good).unwrap();
+        }
+    }
+}

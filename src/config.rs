@@ -1,0 +1,443 @@
+//! Configuration: a key/value [`Options`] object (what C sets with `rarch_options_set`) and the
+//! resolved [`Config`] a logger runs with. Unset keys fall back to the environment variables of
+//! the protocol, then to the defaults below.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::level::Level;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where `rarch_log` goes when the in-memory queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OnFull {
+    /// Hand the entry to the spill thread, which writes it to the buffer file (the default).
+    Spill,
+    /// Wait up to `block_timeout_ms` for room, then return `RARCH_ERR_QUEUE_FULL`.
+    Block,
+    /// Drop the entry, count it, and return `RARCH_ERR_QUEUE_FULL`.
+    Drop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `rarch_log` enqueues and returns; worker threads deliver.
+    Threaded,
+    /// `rarch_log` posts on the caller's thread and returns the outcome.
+    Blocking,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mirror {
+    Off,
+    Stdout,
+    Stderr,
+}
+
+/// Every key `rarch_options_set` accepts, with its environment variable and its default.
+/// `(key, environment variable, default, description)`; the README's table is this one.
+pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
+    (
+        "url",
+        Some("RARCH_LOGGING_URL"),
+        "http://localhost:8080/log",
+        "the API endpoint (http or https)",
+    ),
+    (
+        "api_key",
+        Some("RARCH_LOGGING_API_KEY"),
+        "",
+        "HMAC secret of the HS256 JWT",
+    ),
+    (
+        "level",
+        Some("RARCH_LOGGING_DEFAULT_LEVEL"),
+        "DEBUG",
+        "lowest level sent: DEBUG, INFO, WARN, ERROR or FATAL",
+    ),
+    ("mode", None, "threaded", "threaded or blocking"),
+    (
+        "buffer_dir",
+        None,
+        "./var/log",
+        "directory of the per-service disk buffers",
+    ),
+    (
+        "timeout_ms",
+        None,
+        "2000",
+        "per-request timeout (connect, send, receive)",
+    ),
+    (
+        "queue_capacity",
+        None,
+        "16384",
+        "entries held in memory before on_full applies",
+    ),
+    (
+        "connections",
+        None,
+        "2",
+        "parallel keep-alive connections (worker threads)",
+    ),
+    (
+        "close_timeout_ms",
+        None,
+        "5000",
+        "how long rarch_logger_free may deliver before it writes the rest to disk",
+    ),
+    (
+        "mirror",
+        None,
+        "off",
+        "off, stdout or stderr: also print each entry as one line",
+    ),
+    (
+        "max_retries",
+        None,
+        "5",
+        "in-memory retries of one entry before it goes to disk",
+    ),
+    (
+        "backoff_initial_ms",
+        None,
+        "100",
+        "first retry delay (full jitter)",
+    ),
+    (
+        "backoff_max_ms",
+        None,
+        "30000",
+        "largest retry delay, also the slowest outage probe",
+    ),
+    ("on_full", None, "spill", "spill, block or drop"),
+    (
+        "block_timeout_ms",
+        None,
+        "100",
+        "with on_full=block: how long rarch_log may wait",
+    ),
+    (
+        "max_entry_bytes",
+        None,
+        "1048576",
+        "largest entry accepted (bytes of JSON)",
+    ),
+    (
+        "buffer_max_file_bytes",
+        None,
+        "5242880",
+        "rotate buffer.jsonl at this size",
+    ),
+    (
+        "buffer_max_total_bytes",
+        None,
+        "268435456",
+        "cap of all buffer segments of a service",
+    ),
+    (
+        "durable",
+        None,
+        "false",
+        "true: an accepted entry is on disk before rarch_log returns",
+    ),
+    (
+        "ca_file",
+        None,
+        "",
+        "PEM file of CA certificates to trust instead of the system roots",
+    ),
+    (
+        "token_lifetime_s",
+        None,
+        "3600",
+        "JWT lifetime (exp - iat); re-signed at half of it",
+    ),
+];
+
+/// A set of options. Values are checked when they are set, so a bad value is reported with its
+/// key at `rarch_options_set`, not later.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    values: BTreeMap<&'static str, String>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut m = f.debug_map();
+        for (k, v) in &self.values {
+            if *k == "api_key" {
+                m.entry(k, &"<redacted>");
+            } else {
+                m.entry(k, v);
+            }
+        }
+        m.finish()
+    }
+}
+
+impl Options {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets `key` to `value` after checking both.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let (k, _, _, _) = KEYS.iter().find(|(k, ..)| *k == key).ok_or_else(|| {
+            let known: Vec<&str> = KEYS.iter().map(|(k, ..)| *k).collect();
+            Error::new(
+                ErrorKind::Config,
+                format!("unknown option '{key}' (known: {})", known.join(", ")),
+            )
+        })?;
+        let mut probe = Config::default();
+        apply(&mut probe, k, value)?;
+        self.values.insert(k, value.to_owned());
+        Ok(())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+}
+
+/// The resolved configuration of a logger.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Config {
+    pub url: String,
+    pub api_key: String,
+    pub level: Level,
+    pub mode: Mode,
+    pub buffer_dir: PathBuf,
+    pub timeout: Duration,
+    pub queue_capacity: usize,
+    pub connections: usize,
+    pub close_timeout: Duration,
+    pub mirror: Mirror,
+    pub max_retries: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub on_full: OnFull,
+    pub block_timeout: Duration,
+    pub max_entry_bytes: usize,
+    pub buffer_max_file_bytes: u64,
+    pub buffer_max_total_bytes: u64,
+    pub durable: bool,
+    pub ca_file: Option<PathBuf>,
+    pub token_lifetime: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("url", &self.url)
+            .field("api_key", &"<redacted>")
+            .field("level", &self.level)
+            .field("mode", &self.mode)
+            .field("buffer_dir", &self.buffer_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Config {
+    /// The built-in defaults, without the environment.
+    fn default() -> Self {
+        let mut c = Config {
+            url: String::new(),
+            api_key: String::new(),
+            level: Level::Debug,
+            mode: Mode::Threaded,
+            buffer_dir: PathBuf::new(),
+            timeout: Duration::ZERO,
+            queue_capacity: 0,
+            connections: 0,
+            close_timeout: Duration::ZERO,
+            mirror: Mirror::Off,
+            max_retries: 0,
+            backoff_initial: Duration::ZERO,
+            backoff_max: Duration::ZERO,
+            on_full: OnFull::Spill,
+            block_timeout: Duration::ZERO,
+            max_entry_bytes: 0,
+            buffer_max_file_bytes: 0,
+            buffer_max_total_bytes: 0,
+            durable: false,
+            ca_file: None,
+            token_lifetime: Duration::ZERO,
+        };
+        for (k, _, default, _) in KEYS {
+            // The defaults in KEYS are valid by construction (a unit test checks it).
+            let _ = apply(&mut c, k, default);
+        }
+        c
+    }
+}
+
+impl Config {
+    /// Resolves options: a set key wins, then its environment variable, then the default.
+    pub fn resolve(opts: Option<&Options>) -> Result<Config> {
+        let mut c = Config::default();
+        for (k, env, _, _) in KEYS {
+            if let Some(v) = opts.and_then(|o| o.get(k)) {
+                apply(&mut c, k, v)?;
+            } else if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
+                apply(&mut c, k, &v).map_err(|e| {
+                    Error::new(
+                        e.kind,
+                        format!("environment variable {}: {}", env.unwrap_or(k), e.message),
+                    )
+                })?;
+            }
+        }
+        if c.backoff_initial > c.backoff_max {
+            return Err(Error::new(
+                ErrorKind::Config,
+                "backoff_initial_ms must not exceed backoff_max_ms",
+            ));
+        }
+        Ok(c)
+    }
+}
+
+fn bad(key: &str, value: &str, expected: &str) -> Error {
+    // The api_key value is never echoed.
+    let shown = if key == "api_key" {
+        "<redacted>"
+    } else {
+        value
+    };
+    Error::new(
+        ErrorKind::Config,
+        format!("option '{key}': invalid value '{shown}': expected {expected}"),
+    )
+}
+
+fn num(key: &str, value: &str, min: u64, max: u64) -> Result<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| bad(key, value, &format!("an integer from {min} to {max}")))
+}
+
+fn ms(key: &str, value: &str, min: u64, max: u64) -> Result<Duration> {
+    num(key, value, min, max).map(Duration::from_millis)
+}
+
+fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
+    const DAY_MS: u64 = 86_400_000;
+    match key {
+        "url" => {
+            let v = value.trim();
+            let lower = v.to_ascii_lowercase();
+            if !(lower.starts_with("http://") || lower.starts_with("https://"))
+                || v.len() <= "http://".len()
+            {
+                return Err(bad(key, value, "an http:// or https:// URL"));
+            }
+            c.url = v.to_owned();
+        }
+        "api_key" => c.api_key = value.to_owned(),
+        "level" => {
+            c.level = Level::parse(value)
+                .ok_or_else(|| bad(key, value, "DEBUG, INFO, WARN, ERROR or FATAL"))?
+        }
+        "mode" => {
+            c.mode = match value.trim().to_ascii_lowercase().as_str() {
+                "threaded" => Mode::Threaded,
+                "blocking" => Mode::Blocking,
+                _ => return Err(bad(key, value, "threaded or blocking")),
+            }
+        }
+        "buffer_dir" => {
+            if value.is_empty() {
+                return Err(bad(key, value, "a directory path"));
+            }
+            c.buffer_dir = PathBuf::from(value)
+        }
+        "timeout_ms" => c.timeout = ms(key, value, 1, DAY_MS)?,
+        "queue_capacity" => c.queue_capacity = num(key, value, 1, 1 << 24)? as usize,
+        "connections" => c.connections = num(key, value, 1, 64)? as usize,
+        "close_timeout_ms" => c.close_timeout = ms(key, value, 0, DAY_MS)?,
+        "mirror" => {
+            c.mirror = match value.trim().to_ascii_lowercase().as_str() {
+                "off" | "" => Mirror::Off,
+                "stdout" => Mirror::Stdout,
+                "stderr" => Mirror::Stderr,
+                _ => return Err(bad(key, value, "off, stdout or stderr")),
+            }
+        }
+        "max_retries" => c.max_retries = num(key, value, 0, 100)? as u32,
+        "backoff_initial_ms" => c.backoff_initial = ms(key, value, 1, DAY_MS)?,
+        "backoff_max_ms" => c.backoff_max = ms(key, value, 1, DAY_MS)?,
+        "on_full" => {
+            c.on_full = match value.trim().to_ascii_lowercase().as_str() {
+                "spill" => OnFull::Spill,
+                "block" => OnFull::Block,
+                "drop" => OnFull::Drop,
+                _ => return Err(bad(key, value, "spill, block or drop")),
+            }
+        }
+        "block_timeout_ms" => c.block_timeout = ms(key, value, 0, DAY_MS)?,
+        "max_entry_bytes" => c.max_entry_bytes = num(key, value, 256, 1 << 30)? as usize,
+        "buffer_max_file_bytes" => c.buffer_max_file_bytes = num(key, value, 1024, 1 << 40)?,
+        "buffer_max_total_bytes" => c.buffer_max_total_bytes = num(key, value, 1024, 1 << 50)?,
+        "durable" => {
+            c.durable = match value.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(bad(key, value, "true or false")),
+            }
+        }
+        "ca_file" => c.ca_file = (!value.is_empty()).then(|| PathBuf::from(value)),
+        "token_lifetime_s" => {
+            c.token_lifetime = Duration::from_secs(num(key, value, 2, 30 * 86_400)?)
+        }
+        _ => {
+            return Err(Error::new(
+                ErrorKind::Config,
+                format!("unknown option '{key}'"),
+            ))
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        for (k, _, d, _) in KEYS {
+            let mut o = Options::new();
+            o.set(k, d).unwrap_or_else(|e| panic!("{k}: {e}"));
+        }
+        let c = Config::default();
+        assert_eq!(c.url, "http://localhost:8080/log");
+        assert_eq!(c.timeout, Duration::from_millis(2000));
+        assert_eq!(c.queue_capacity, 16384);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut o = Options::new();
+        let e = o.set("timeout_ms", "soon").unwrap_err();
+        assert!(e.message.contains("timeout_ms"), "{e}");
+        let e = o.set("nope", "1").unwrap_err();
+        assert!(e.message.contains("'nope'"), "{e}");
+        assert!(o.set("url", "ftp://x").is_err());
+        assert!(o.set("mode", "blocking").is_ok());
+    }
+
+    #[test]
+    fn api_key_is_never_shown() {
+        let mut o = Options::new();
+        o.set("api_key", "s3cret-key").unwrap();
+        assert!(!format!("{o:?}").contains("s3cret"));
+        let c = Config::resolve(Some(&o)).unwrap();
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+}

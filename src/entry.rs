@@ -1,0 +1,293 @@
+//! Building one entry: validation of the caller's fields, the protocol's defaults, and the JSON
+//! body (exactly what is posted and what a buffer line holds).
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::level::Level;
+use serde_json::value::RawValue;
+use std::io::Write;
+use std::time::SystemTime;
+use time::format_description::well_known::Rfc3339;
+use time::{OffsetDateTime, UtcOffset};
+
+/// The caller's fields of one entry, already known to be UTF-8. `None` means "use the
+/// protocol's default".
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fields<'a> {
+    pub message: &'a str,
+    pub user_id: Option<&'a str>,
+    pub tenant_id: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub context_json: Option<&'a str>,
+    pub client_log_datetime: Option<&'a str>,
+}
+
+/// Checks `bytes` as UTF-8, naming the field in the error.
+pub fn utf8<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidUtf8,
+            format!("{field}: invalid UTF-8 at byte {}", e.valid_up_to()),
+        )
+    })
+}
+
+/// Writes the JSON body of an entry into `out` (cleared first).
+pub fn build(
+    out: &mut Vec<u8>,
+    level: Level,
+    service: &str,
+    logger_name: &str,
+    f: &Fields<'_>,
+    max_bytes: usize,
+) -> Result<()> {
+    out.clear();
+    let context = match f.context_json {
+        None => None,
+        Some(c) => Some(context(c)?),
+    };
+    out.extend_from_slice(b"{\"level\":\"");
+    out.extend_from_slice(level.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"service\":");
+    string(out, service);
+    out.extend_from_slice(b",\"logger_name\":");
+    string(out, logger_name);
+    out.extend_from_slice(b",\"message\":");
+    string(out, f.message);
+    out.extend_from_slice(b",\"user_id\":");
+    opt_string(out, f.user_id);
+    out.extend_from_slice(b",\"tenant_id\":");
+    opt_string(out, f.tenant_id);
+    out.extend_from_slice(b",\"request_id\":");
+    match f.request_id {
+        Some(r) => string(out, r),
+        None => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            out.push(b'"');
+            out.extend_from_slice(id.as_bytes());
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b",\"context\":");
+    match context {
+        None => out.extend_from_slice(b"{}"),
+        Some(Context::Raw(raw)) => out.extend_from_slice(raw.as_bytes()),
+        Some(Context::Compact(v)) => {
+            // Writing a Value into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &v);
+        }
+    }
+    out.extend_from_slice(b",\"client_log_datetime\":\"");
+    match f.client_log_datetime {
+        Some(t) => timestamp(out, t)?,
+        None => now(out, SystemTime::now()),
+    }
+    out.extend_from_slice(b"\"}");
+    if out.len() > max_bytes {
+        let n = out.len();
+        out.clear();
+        return Err(Error::new(
+            ErrorKind::InvalidArgument,
+            format!("entry is {n} bytes of JSON, above max_entry_bytes ({max_bytes})"),
+        ));
+    }
+    Ok(())
+}
+
+fn string(out: &mut Vec<u8>, s: &str) {
+    // Serializing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => string(out, s),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+enum Context<'a> {
+    /// Valid, single-line JSON object text: embedded as it is.
+    Raw(&'a str),
+    /// A valid object written over several lines: re-serialized on one line, since a buffer
+    /// line must be one line.
+    Compact(serde_json::Value),
+}
+
+fn context(c: &str) -> Result<Context<'_>> {
+    let raw: &RawValue = serde_json::from_str(c).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidJson,
+            format!("context_json: invalid JSON: {e}"),
+        )
+    })?;
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(Error::new(
+            ErrorKind::InvalidJson,
+            "context_json: must be a JSON object ({...})",
+        ));
+    }
+    if text.contains(['\n', '\r']) {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidJson,
+                format!("context_json: invalid JSON: {e}"),
+            )
+        })?;
+        return Ok(Context::Compact(v));
+    }
+    Ok(Context::Raw(text))
+}
+
+/// Checks a caller's timestamp (RFC 3339). A UTC one is kept as written; one with another offset
+/// is converted to UTC.
+fn timestamp(out: &mut Vec<u8>, t: &str) -> Result<()> {
+    let parsed = OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
+        Error::new(
+            ErrorKind::InvalidTimestamp,
+            format!(
+                "client_log_datetime: not an RFC 3339 timestamp ({e}); expected e.g. 2026-11-23T22:30:00.123456Z"
+            ),
+        )
+    })?;
+    if parsed.offset() == UtcOffset::UTC {
+        // RFC 3339 text has no character that needs escaping in JSON.
+        out.extend_from_slice(t.as_bytes());
+    } else {
+        let utc = parsed.to_offset(UtcOffset::UTC);
+        write_utc(out, utc, utc.microsecond());
+    }
+    Ok(())
+}
+
+/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as the Python client).
+pub fn now(out: &mut Vec<u8>, at: SystemTime) {
+    let d = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = OffsetDateTime::from_unix_timestamp(d.as_secs() as i64)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    write_utc(out, t, d.subsec_micros());
+}
+
+fn write_utc(out: &mut Vec<u8>, t: OffsetDateTime, micros: u32) {
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        t.month() as u8,
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        micros
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(f: &Fields<'_>) -> Result<serde_json::Value> {
+        let mut out = Vec::new();
+        build(&mut out, Level::Warn, "svc", "lg", f, 1 << 20)?;
+        Ok(serde_json::from_slice(&out).unwrap())
+    }
+
+    #[test]
+    fn defaults() {
+        let v = body(&Fields {
+            message: "hi \"there\"\n",
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["service"], "svc");
+        assert_eq!(v["logger_name"], "lg");
+        assert_eq!(v["message"], "hi \"there\"\n");
+        assert!(v["user_id"].is_null() && v["tenant_id"].is_null());
+        assert_eq!(
+            uuid::Uuid::parse_str(v["request_id"].as_str().unwrap())
+                .unwrap()
+                .get_version_num(),
+            4
+        );
+        assert_eq!(v["context"], serde_json::json!({}));
+        let ts = v["client_log_datetime"].as_str().unwrap();
+        assert!(ts.ends_with('Z') && ts.len() == 27, "{ts}");
+        OffsetDateTime::parse(ts, &Rfc3339).unwrap();
+    }
+
+    #[test]
+    fn given_fields() {
+        let v = body(&Fields {
+            message: "m",
+            user_id: Some("ü"),
+            tenant_id: Some(""),
+            request_id: Some("r-1"),
+            context_json: Some("{\n \"a\": [1, {\"b\": null}]\n}"),
+            client_log_datetime: Some("2026-01-02T03:04:05+02:00"),
+        })
+        .unwrap();
+        assert_eq!(v["user_id"], "ü");
+        assert_eq!(v["tenant_id"], "");
+        assert_eq!(v["request_id"], "r-1");
+        assert_eq!(v["context"], serde_json::json!({"a": [1, {"b": null}]}));
+        assert_eq!(v["client_log_datetime"], "2026-01-02T01:04:05.000000Z");
+    }
+
+    #[test]
+    fn bad_input() {
+        let k = |f: Fields<'_>| body(&f).unwrap_err().kind;
+        let m = "m";
+        let f = |c: &'static str| Fields {
+            message: m,
+            context_json: Some(c),
+            ..Default::default()
+        };
+        assert_eq!(k(f("[1]")), ErrorKind::InvalidJson);
+        assert_eq!(k(f("{")), ErrorKind::InvalidJson);
+        assert_eq!(k(f("{} x")), ErrorKind::InvalidJson);
+        let deep = "[".repeat(10_000);
+        assert_eq!(
+            k(Fields {
+                message: m,
+                context_json: Some(&deep),
+                ..Default::default()
+            }),
+            ErrorKind::InvalidJson
+        );
+        assert_eq!(
+            k(Fields {
+                message: m,
+                client_log_datetime: Some("yesterday"),
+                ..Default::default()
+            }),
+            ErrorKind::InvalidTimestamp
+        );
+        assert_eq!(
+            utf8("message", b"a\xffb").unwrap_err().kind,
+            ErrorKind::InvalidUtf8
+        );
+    }
+
+    #[test]
+    fn too_large() {
+        let big = "x".repeat(2000);
+        let mut out = Vec::new();
+        let e = build(
+            &mut out,
+            Level::Info,
+            "s",
+            "s",
+            &Fields {
+                message: &big,
+                ..Default::default()
+            },
+            1000,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::InvalidArgument);
+    }
+}

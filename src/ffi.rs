@@ -1,0 +1,583 @@
+//! The C ABI. This is the only module with raw pointers; everything it does is: check the
+//! arguments (NULL, UTF-8, range), call the core, turn the result into a status, and never let
+//! a panic cross into C. `unwrap`/`expect` are not used here.
+//!
+//! Threading (for every function): a `rarch_options` may be used by one thread at a time. A
+//! `rarch_logger` may be used by any number of threads at once, except `rarch_logger_free`,
+//! which must be the last call on it. Error messages are per thread (`rarch_last_error`).
+#![allow(non_camel_case_types)]
+#![allow(clippy::missing_safety_doc)]
+
+use crate::config::Options;
+use crate::entry::{utf8, Fields};
+use crate::error::{Error, ErrorKind, Result};
+use crate::level::Level;
+use crate::logger::Logger;
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+/// Log levels, lowest first. Functions take a level as an `int` and range-check it, so a value
+/// outside this enum is reported as `RARCH_ERR_INVALID_LEVEL`, never undefined behaviour.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rarch_level {
+    RARCH_LEVEL_DEBUG = 0,
+    RARCH_LEVEL_INFO = 1,
+    RARCH_LEVEL_WARN = 2,
+    RARCH_LEVEL_ERROR = 3,
+    RARCH_LEVEL_FATAL = 4,
+}
+
+/// The result of a call. `RARCH_OK` is 0; every failure has its own value, and
+/// `rarch_last_error` gives this thread's message for the last failure.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rarch_status {
+    /// Success.
+    RARCH_OK = 0,
+    /// A required pointer argument was NULL.
+    RARCH_ERR_NULL_ARGUMENT = 1,
+    /// An argument is out of its allowed range (e.g. an empty or path-escaping service name,
+    /// an entry above `max_entry_bytes`, a stats struct too small).
+    RARCH_ERR_INVALID_ARGUMENT = 2,
+    /// A level outside `RARCH_LEVEL_DEBUG`..`RARCH_LEVEL_FATAL`.
+    RARCH_ERR_INVALID_LEVEL = 3,
+    /// A string is not valid UTF-8.
+    RARCH_ERR_INVALID_UTF8 = 4,
+    /// `context_json` is not valid JSON or not a JSON object.
+    RARCH_ERR_INVALID_JSON = 5,
+    /// `client_log_datetime` is not an RFC 3339 timestamp.
+    RARCH_ERR_INVALID_TIMESTAMP = 6,
+    /// An unknown option key or a bad option value (also from an environment variable).
+    RARCH_ERR_CONFIG = 7,
+    /// The queue is full and the entry was not taken (`on_full` = `block` or `drop`, or the
+    /// overflow is full too); it is counted in `dropped_queue_full`.
+    RARCH_ERR_QUEUE_FULL = 8,
+    /// `rarch_flush` did not see everything delivered in time. Nothing was dropped.
+    RARCH_ERR_TIMED_OUT = 9,
+    /// A file or directory of the disk buffer could not be used.
+    RARCH_ERR_IO = 10,
+    /// Blocking mode: the request failed (network, timeout, 5xx); the entry is in the buffer.
+    RARCH_ERR_TRANSPORT = 11,
+    /// Blocking mode: the server answered 401/403; the entry is in the buffer.
+    RARCH_ERR_AUTH = 12,
+    /// Blocking mode: the server refused the entry (4xx); it is in `buffer.rejected.jsonl`.
+    RARCH_ERR_REJECTED = 13,
+    /// The logger can no longer be used.
+    RARCH_ERR_CLOSED = 14,
+    /// An internal error (a Rust panic) was caught; the call did nothing.
+    RARCH_ERR_PANIC = 15,
+}
+
+/// A string given as pointer and length, not NUL-terminated. `ptr == NULL` means "absent"
+/// (the protocol's default); `len` bytes from `ptr` must be readable otherwise.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rarch_str {
+    pub ptr: *const c_char,
+    pub len: usize,
+}
+
+/// One entry for `rarch_log_n`. Every field but `message` may be absent (`ptr == NULL`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct rarch_entry {
+    pub message: rarch_str,
+    pub user_id: rarch_str,
+    pub tenant_id: rarch_str,
+    pub request_id: rarch_str,
+    /// A JSON object, e.g. `{"order": 42}`.
+    pub context_json: rarch_str,
+    /// RFC 3339, e.g. `2026-11-23T22:30:00.123456Z`; other offsets are converted to UTC.
+    pub client_log_datetime: rarch_str,
+}
+
+/// Counters of the logger's pipeline (shared by every logger with the same options). Set
+/// `size` to `sizeof(rarch_statistics)` before the call: the library fills at most that many bytes
+/// and sets `size` to what it wrote, so old callers keep working when fields are added.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct rarch_statistics {
+    pub size: usize,
+    /// Entries taken by rarch_log (after the level filter).
+    pub logged: u64,
+    /// Entries below the logger's level.
+    pub filtered: u64,
+    /// Entries the server accepted (fresh and replayed).
+    pub delivered: u64,
+    /// Requests that did not deliver.
+    pub failed_attempts: u64,
+    /// In-memory retries.
+    pub retried: u64,
+    /// Entries written to the buffer file.
+    pub buffered: u64,
+    /// Entries delivered from the buffer file.
+    pub replayed: u64,
+    /// Entries refused by the server (4xx), written to buffer.rejected.jsonl.
+    pub rejected: u64,
+    /// Buffer lines that did not parse, moved to buffer.corrupt.jsonl.
+    pub corrupt: u64,
+    /// 401/403 answers (wrong key or token); the entries are kept.
+    pub auth_failures: u64,
+    /// Dropped: the queue was full.
+    pub dropped_queue_full: u64,
+    /// Dropped: the buffer reached buffer_max_total_bytes (oldest segment deleted).
+    pub dropped_buffer_cap: u64,
+    /// Dropped: the buffer file could not be written.
+    pub dropped_io: u64,
+    /// Entries in memory now.
+    pub queue_len: u64,
+}
+
+/// Options for `rarch_logger_new` (opaque). See `rarch_options_set` for the keys.
+pub struct rarch_options {
+    inner: Options,
+}
+
+/// A logger (opaque).
+pub struct rarch_logger {
+    inner: Logger,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+fn set_error(e: &Error) {
+    LAST_ERROR.with(|l| {
+        let mut l = l.borrow_mut();
+        l.clear();
+        l.push_str(&e.message);
+    });
+}
+
+fn status_of(kind: ErrorKind) -> rarch_status {
+    use rarch_status::*;
+    match kind {
+        ErrorKind::NullArgument => RARCH_ERR_NULL_ARGUMENT,
+        ErrorKind::InvalidArgument => RARCH_ERR_INVALID_ARGUMENT,
+        ErrorKind::InvalidLevel => RARCH_ERR_INVALID_LEVEL,
+        ErrorKind::InvalidUtf8 => RARCH_ERR_INVALID_UTF8,
+        ErrorKind::InvalidJson => RARCH_ERR_INVALID_JSON,
+        ErrorKind::InvalidTimestamp => RARCH_ERR_INVALID_TIMESTAMP,
+        ErrorKind::Config => RARCH_ERR_CONFIG,
+        ErrorKind::QueueFull => RARCH_ERR_QUEUE_FULL,
+        ErrorKind::TimedOut => RARCH_ERR_TIMED_OUT,
+        ErrorKind::Io => RARCH_ERR_IO,
+        ErrorKind::Transport => RARCH_ERR_TRANSPORT,
+        ErrorKind::Auth => RARCH_ERR_AUTH,
+        ErrorKind::Rejected => RARCH_ERR_REJECTED,
+        ErrorKind::Closed => RARCH_ERR_CLOSED,
+        ErrorKind::Panic => RARCH_ERR_PANIC,
+    }
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown".into());
+    Error::new(ErrorKind::Panic, format!("internal error (panic): {what}"))
+}
+
+/// Runs `f` behind the panic boundary and turns its result into a status.
+fn status(f: impl FnOnce() -> Result<()>) -> rarch_status {
+    let r = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panic_error(p)));
+    match r {
+        Ok(()) => rarch_status::RARCH_OK,
+        Err(e) => {
+            let s = status_of(e.kind);
+            set_error(&e);
+            s
+        }
+    }
+}
+
+/// Runs `f` behind the panic boundary; on error or panic, records it and returns `fallback`.
+fn value<T>(fallback: T, f: impl FnOnce() -> Result<T>) -> T {
+    match catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panic_error(p))) {
+        Ok(v) => v,
+        Err(e) => {
+            set_error(&e);
+            fallback
+        }
+    }
+}
+
+fn null(what: &str) -> Error {
+    Error::new(ErrorKind::NullArgument, format!("{what} is NULL"))
+}
+
+/// A reference from a pointer, or a NULL-argument error naming it.
+macro_rules! non_null {
+    ($ptr:expr, $name:literal) => {
+        // SAFETY: the caller passes NULL or a valid pointer (documented for each function).
+        match unsafe { $ptr.as_ref() } {
+            Some(r) => r,
+            None => return Err(null($name)),
+        }
+    };
+}
+
+/// An optional NUL-terminated string, checked as UTF-8.
+unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, NUL-terminated by the caller's contract.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    utf8(field, bytes).map(Some)
+}
+
+unsafe fn req_cstr<'a>(p: *const c_char, field: &str) -> Result<&'a str> {
+    // SAFETY: forwarded contract.
+    unsafe { opt_cstr(p, field) }?.ok_or_else(|| null(field))
+}
+
+/// An optional pointer+length string, checked as UTF-8.
+unsafe fn opt_str<'a>(s: &rarch_str, field: &str) -> Result<Option<&'a str>> {
+    if s.ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: `len` readable bytes at `ptr` by the caller's contract.
+    let bytes = unsafe { std::slice::from_raw_parts(s.ptr.cast::<u8>(), s.len) };
+    utf8(field, bytes).map(Some)
+}
+
+/// Makes an empty options object. Free it with `rarch_options_free`.
+///
+/// Returns NULL only if memory ran out (see `rarch_last_error`).
+#[no_mangle]
+pub extern "C" fn rarch_options_new() -> *mut rarch_options {
+    value(std::ptr::null_mut(), || {
+        Ok(Box::into_raw(Box::new(rarch_options {
+            inner: Options::new(),
+        })))
+    })
+}
+
+/// Sets one option; the value is checked now. Keys (environment variable and default in
+/// brackets; an unset key falls back to its environment variable, then to the default):
+/// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
+/// - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
+/// - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
+/// - `mode` (threaded): `threaded` (rarch_log enqueues) or `blocking` (rarch_log posts).
+/// - `buffer_dir` (./var/log): the disk buffer is `<buffer_dir>/<service>/buffer.jsonl`.
+/// - `timeout_ms` (2000): timeout of each phase of a request.
+/// - `queue_capacity` (16384): entries held in memory.
+/// - `connections` (2): parallel keep-alive connections (sender threads).
+/// - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
+/// - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
+/// - `max_retries` (5): in-memory retries before an entry goes to disk.
+/// - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
+/// - `on_full` (spill): `spill` (to disk, never blocks), `block` (up to block_timeout_ms) or `drop`.
+/// - `block_timeout_ms` (100): the wait of on_full=block.
+/// - `max_entry_bytes` (1048576): largest JSON entry accepted.
+/// - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
+/// - `buffer_max_total_bytes` (268435456): cap of a service's buffer files; oldest dropped.
+/// - `durable` (false): true writes each entry to the buffer file before rarch_log returns.
+/// - `ca_file` (none: system roots): PEM CA certificates to trust for https.
+/// - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
+///
+/// Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
+/// (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.
+/// Ownership: key and value are copied. Threading: one thread at a time per options object.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_options_set(
+    opts: *mut rarch_options,
+    key: *const c_char,
+    value: *const c_char,
+) -> rarch_status {
+    status(|| {
+        // SAFETY: NULL or a pointer from rarch_options_new.
+        let opts = match unsafe { opts.as_mut() } {
+            Some(o) => o,
+            None => return Err(null("opts")),
+        };
+        // SAFETY: NUL-terminated strings by contract.
+        let key = unsafe { req_cstr(key, "key") }?;
+        let value = unsafe { req_cstr(value, "value") }?;
+        opts.inner.set(key, value)
+    })
+}
+
+/// Frees an options object. NULL is fine. Loggers made with it keep their own copy.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_options_free(opts: *mut rarch_options) {
+    if opts.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a pointer from rarch_options_new, freed once.
+        drop(unsafe { Box::from_raw(opts) });
+    }));
+}
+
+/// Makes a logger for `service` (required; one path component: not empty, no `/` or `\`,
+/// no leading `.`, no control characters; such names are refused, not mapped).
+/// `logger_name` may be NULL or empty (then it is the service name). `opts` may be NULL
+/// (environment and defaults); it is copied, the caller still frees it.
+///
+/// Loggers with the same options share one pipeline (sender threads, connections, queue);
+/// it starts with the first and stops with the last `rarch_logger_free`. The disk buffer of
+/// the service is replayed in the background from the start.
+///
+/// Returns NULL on error: `rarch_last_error` says why (NULL service, invalid UTF-8, bad
+/// service name, bad option or environment variable, buffer directory unusable, ca_file
+/// unreadable). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_logger_new(
+    service: *const c_char,
+    logger_name: *const c_char,
+    opts: *const rarch_options,
+) -> *mut rarch_logger {
+    value(std::ptr::null_mut(), || {
+        // SAFETY: NUL-terminated strings and NULL-or-valid options by contract.
+        let service = unsafe { req_cstr(service, "service") }?;
+        let name = unsafe { opt_cstr(logger_name, "logger_name") }?;
+        let opts = unsafe { opts.as_ref() }.map(|o| &o.inner);
+        let inner = Logger::new(service, name, opts)?;
+        Ok(Box::into_raw(Box::new(rarch_logger { inner })))
+    })
+}
+
+fn log_fields(logger: &rarch_logger, level: c_int, f: &Fields<'_>) -> Result<()> {
+    let level = Level::from_i32(level)?;
+    logger.inner.log(level, f)
+}
+
+/// Logs one entry. `message` is required; every other string may be NULL for the protocol's
+/// default: user_id and tenant_id null, request_id a fresh UUID v4, context `{}`, the time of
+/// this call. `context_json` must be a JSON object; `client_log_datetime` RFC 3339.
+/// All strings must be UTF-8 and are copied; nothing is kept after the call.
+///
+/// Threaded mode (default): validates, enqueues, returns; it never waits on the network or
+/// the disk (with on_full=block, at most block_timeout_ms). Blocking mode: posts and returns
+/// the outcome.
+///
+/// Returns RARCH_OK (also for an entry below the level, counted as filtered),
+/// RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_LEVEL, RARCH_ERR_INVALID_UTF8,
+/// RARCH_ERR_INVALID_JSON, RARCH_ERR_INVALID_TIMESTAMP, RARCH_ERR_INVALID_ARGUMENT (too
+/// large), RARCH_ERR_QUEUE_FULL, RARCH_ERR_IO (durable mode), RARCH_ERR_TRANSPORT,
+/// RARCH_ERR_AUTH, RARCH_ERR_REJECTED (blocking mode) or RARCH_ERR_PANIC. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_log(
+    logger: *mut rarch_logger,
+    level: c_int,
+    message: *const c_char,
+    user_id: *const c_char,
+    tenant_id: *const c_char,
+    request_id: *const c_char,
+    context_json: *const c_char,
+    client_log_datetime: *const c_char,
+) -> rarch_status {
+    status(|| {
+        let logger = non_null!(logger, "logger");
+        // SAFETY: NUL-terminated strings (or NULL) by contract.
+        let f = unsafe {
+            Fields {
+                message: req_cstr(message, "message")?,
+                user_id: opt_cstr(user_id, "user_id")?,
+                tenant_id: opt_cstr(tenant_id, "tenant_id")?,
+                request_id: opt_cstr(request_id, "request_id")?,
+                context_json: opt_cstr(context_json, "context_json")?,
+                client_log_datetime: opt_cstr(client_log_datetime, "client_log_datetime")?,
+            }
+        };
+        log_fields(logger, level, &f)
+    })
+}
+
+/// The same as `rarch_log`, with pointer+length strings (no NUL needed, no copy by the
+/// caller): the call for bindings. `entry` and `entry->message.ptr` are required.
+/// Returns the statuses of `rarch_log`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_log_n(
+    logger: *mut rarch_logger,
+    level: c_int,
+    entry: *const rarch_entry,
+) -> rarch_status {
+    status(|| {
+        let logger = non_null!(logger, "logger");
+        let e = non_null!(entry, "entry");
+        // SAFETY: readable pointer+length strings by contract.
+        let f = unsafe {
+            Fields {
+                message: opt_str(&e.message, "message")?.ok_or_else(|| null("message"))?,
+                user_id: opt_str(&e.user_id, "user_id")?,
+                tenant_id: opt_str(&e.tenant_id, "tenant_id")?,
+                request_id: opt_str(&e.request_id, "request_id")?,
+                context_json: opt_str(&e.context_json, "context_json")?,
+                client_log_datetime: opt_str(&e.client_log_datetime, "client_log_datetime")?,
+            }
+        };
+        log_fields(logger, level, &f)
+    })
+}
+
+/// Waits up to `timeout_ms` until every entry logged before the call is delivered and the
+/// disk buffer is replayed. Logging goes on working during and after a flush.
+///
+/// Returns RARCH_OK, RARCH_ERR_TIMED_OUT (nothing is dropped; the message says what is
+/// pending and the last failure), RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_PANIC. Thread-safe;
+/// several threads may flush at once.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_flush(logger: *mut rarch_logger, timeout_ms: u32) -> rarch_status {
+    status(|| {
+        let logger = non_null!(logger, "logger");
+        logger
+            .inner
+            .flush(Duration::from_millis(u64::from(timeout_ms)))
+    })
+}
+
+/// Frees a logger. NULL is fine. The last logger of a pipeline stops it: it delivers what it
+/// can within `close_timeout_ms` (plus at most one request already in flight, bounded by
+/// `timeout_ms`) and writes what is left to the buffer file, replayed by the next start.
+/// Must be the last call on this logger; other loggers are unaffected.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_logger_free(logger: *mut rarch_logger) {
+    if logger.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: a pointer from rarch_logger_new, freed once.
+        drop(unsafe { Box::from_raw(logger) });
+    }));
+}
+
+/// Sets the logger's level; entries below it are dropped before any work. Returns RARCH_OK,
+/// RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_LEVEL. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_set_level(logger: *mut rarch_logger, level: c_int) -> rarch_status {
+    status(|| {
+        let logger = non_null!(logger, "logger");
+        logger.inner.set_level(Level::from_i32(level)?);
+        Ok(())
+    })
+}
+
+/// The logger's level. For NULL, RARCH_LEVEL_DEBUG (and a message in rarch_last_error).
+#[no_mangle]
+pub unsafe extern "C" fn rarch_get_level(logger: *const rarch_logger) -> rarch_level {
+    value(rarch_level::RARCH_LEVEL_DEBUG, || {
+        let logger = non_null!(logger, "logger");
+        Ok(match logger.inner.level() {
+            Level::Debug => rarch_level::RARCH_LEVEL_DEBUG,
+            Level::Info => rarch_level::RARCH_LEVEL_INFO,
+            Level::Warn => rarch_level::RARCH_LEVEL_WARN,
+            Level::Error => rarch_level::RARCH_LEVEL_ERROR,
+            Level::Fatal => rarch_level::RARCH_LEVEL_FATAL,
+        })
+    })
+}
+
+/// Copies the counters of the logger's pipeline into `out`; `out->size` must be set to
+/// `sizeof(rarch_statistics)` (at least `sizeof(size_t)`). Returns RARCH_OK,
+/// RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_ARGUMENT (size too small). Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_stats(
+    logger: *const rarch_logger,
+    out: *mut rarch_statistics,
+) -> rarch_status {
+    status(|| {
+        let logger = non_null!(logger, "logger");
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        // SAFETY: `out` points to at least `size` writable bytes, `size` being its first field.
+        let size = unsafe { std::ptr::read_unaligned(out.cast::<usize>()) };
+        if size < std::mem::size_of::<usize>() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "out->size must be set to sizeof(rarch_statistics)",
+            ));
+        }
+        let s = logger.inner.stats()?;
+        let full = rarch_statistics {
+            size: std::mem::size_of::<rarch_statistics>().min(size),
+            logged: s.logged,
+            filtered: s.filtered,
+            delivered: s.delivered,
+            failed_attempts: s.failed_attempts,
+            retried: s.retried,
+            buffered: s.buffered,
+            replayed: s.replayed,
+            rejected: s.rejected,
+            corrupt: s.corrupt,
+            auth_failures: s.auth_failures,
+            dropped_queue_full: s.dropped_queue_full,
+            dropped_buffer_cap: s.dropped_buffer_cap,
+            dropped_io: s.dropped_io,
+            queue_len: logger.inner.queue_len() as u64,
+        };
+        // SAFETY: copies `full.size` bytes, no more than either side holds.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (&full as *const rarch_statistics).cast::<u8>(),
+                out.cast::<u8>(),
+                full.size,
+            );
+        }
+        Ok(())
+    })
+}
+
+/// Copies this thread's last error message into `buf` (NUL-terminated, truncated to `len`),
+/// snprintf-style: returns the message's length without the NUL, so a caller can size `buf`.
+/// `buf` may be NULL when `len` is 0. Messages never contain the API key. Thread-safe (the
+/// message is per thread; successful calls do not clear it).
+#[no_mangle]
+pub unsafe extern "C" fn rarch_last_error(buf: *mut c_char, len: usize) -> usize {
+    catch_unwind(AssertUnwindSafe(|| {
+        LAST_ERROR.with(|l| {
+            let msg = l.borrow();
+            if !buf.is_null() && len > 0 {
+                let n = msg.len().min(len - 1);
+                // SAFETY: `buf` holds `len` writable bytes by contract; n < len.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+                    *buf.add(n) = 0;
+                }
+            }
+            msg.len()
+        })
+    }))
+    .unwrap_or(0)
+}
+
+/// A static, NUL-terminated description of a status (any int: unknown values get
+/// "unknown status"). Never free it.
+#[no_mangle]
+pub extern "C" fn rarch_status_str(status: c_int) -> *const c_char {
+    let s: &'static CStr = match status {
+        0 => c"ok",
+        1 => c"NULL argument",
+        2 => c"invalid argument",
+        3 => c"invalid level",
+        4 => c"invalid UTF-8",
+        5 => c"invalid JSON (context must be a JSON object)",
+        6 => c"invalid timestamp (RFC 3339 expected)",
+        7 => c"bad configuration",
+        8 => c"queue full",
+        9 => c"timed out",
+        10 => c"I/O error",
+        11 => c"transport error",
+        12 => c"authentication refused (401/403)",
+        13 => c"entry rejected by the server",
+        14 => c"closed",
+        15 => c"internal error (panic)",
+        _ => c"unknown status",
+    };
+    s.as_ptr()
+}
+
+/// The library version, e.g. "0.1.0" (static; never free it). Same as RARCH_VERSION.
+#[no_mangle]
+pub extern "C" fn rarch_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr().cast()
+}

@@ -1,0 +1,194 @@
+//! A logger: a service, a logger name and a level, over a shared [`Pipeline`].
+
+use crate::buffer::check_service_name;
+use crate::config::{Config, Mirror, Options};
+use crate::entry::{self, Fields};
+use crate::error::{Error, ErrorKind, Result};
+use crate::level::Level;
+use crate::pipeline::{self, Item, Pipeline};
+use crate::stats::{Stats, StatsSnapshot};
+use std::io::Write;
+use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct Logger {
+    service: Arc<str>,
+    name: Box<str>,
+    level: AtomicU8,
+    cfg: Config,
+    /// An `Arc<Pipeline>` turned into a raw pointer. Replaced (and the old one leaked) only in
+    /// a forked child, so a pointer read here stays valid while the logger lives.
+    pipeline: AtomicPtr<Pipeline>,
+}
+
+impl Logger {
+    /// Makes a logger. `logger_name` empty or `None` means the service name.
+    pub fn new(service: &str, logger_name: Option<&str>, opts: Option<&Options>) -> Result<Logger> {
+        check_service_name(service)?;
+        let cfg = Config::resolve(opts)?;
+        let service: Arc<str> = service.into();
+        let name = match logger_name {
+            Some(n) if !n.is_empty() => n,
+            _ => &service,
+        }
+        .into();
+        let p = pipeline::acquire(&cfg, &service)?;
+        Ok(Logger {
+            level: AtomicU8::new(cfg.level as u8),
+            service,
+            name,
+            cfg,
+            pipeline: AtomicPtr::new(Arc::into_raw(p) as *mut Pipeline),
+        })
+    }
+
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn level(&self) -> Level {
+        Level::ALL[self.level.load(Ordering::Relaxed) as usize % Level::ALL.len()]
+    }
+
+    pub fn set_level(&self, level: Level) {
+        self.level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// The pipeline of this process: after a fork, the child's own.
+    fn pipeline(&self) -> Result<&Pipeline> {
+        let p = self.pipeline.load(Ordering::Acquire);
+        // SAFETY: `p` came from Arc::into_raw and is released only in Drop.
+        let cur = unsafe { &*p };
+        if cur.generation() == crate::fork::generation() {
+            return Ok(cur);
+        }
+        let fresh = Arc::into_raw(pipeline::acquire(&self.cfg, &self.service)?) as *mut Pipeline;
+        match self
+            .pipeline
+            .compare_exchange(p, fresh, Ordering::AcqRel, Ordering::Acquire)
+        {
+            // The parent's pipeline is leaked in the child on purpose (see fork.rs).
+            // SAFETY: `fresh` is a live Arc we own.
+            Ok(_) => Ok(unsafe { &*fresh }),
+            Err(other) => {
+                // Another thread rebound first: give our pipeline back.
+                // SAFETY: `fresh` came from Arc::into_raw above and was never shared.
+                pipeline::release(unsafe { Arc::from_raw(fresh) });
+                // SAFETY: as for `p`.
+                Ok(unsafe { &*other })
+            }
+        }
+    }
+
+    /// Logs one entry. Below the logger's level it returns at once (counted as filtered).
+    pub fn log(&self, level: Level, f: &Fields<'_>) -> Result<()> {
+        let p = self.pipeline()?;
+        if level < self.level() {
+            Stats::add(&p.stats().filtered, 1);
+            return Ok(());
+        }
+        let approx = 320
+            + f.message.len()
+            + f.context_json.map_or(2, str::len)
+            + f.user_id.map_or(0, str::len)
+            + f.tenant_id.map_or(0, str::len)
+            + f.request_id.map_or(36, str::len)
+            + self.service.len()
+            + self.name.len();
+        let mut body = Vec::with_capacity(approx.min(self.cfg.max_entry_bytes + 64));
+        entry::build(
+            &mut body,
+            level,
+            &self.service,
+            &self.name,
+            f,
+            self.cfg.max_entry_bytes,
+        )?;
+        if self.cfg.mirror != Mirror::Off {
+            self.mirror(level, f);
+        }
+        p.submit(Item {
+            service: self.service.clone(),
+            body,
+        })
+    }
+
+    fn mirror(&self, level: Level, f: &Fields<'_>) {
+        let mut line = format!(
+            "[{}] {}/{}: {}",
+            level.as_str(),
+            self.service,
+            self.name,
+            f.message
+        );
+        for (k, v) in [
+            ("user_id", f.user_id),
+            ("tenant_id", f.tenant_id),
+            ("request_id", f.request_id),
+            ("context", f.context_json),
+            ("time", f.client_log_datetime),
+        ] {
+            if let Some(v) = v {
+                line += &format!(" {k}={v}");
+            }
+        }
+        line.retain(|c| c != '\n' && c != '\r');
+        line.push('\n');
+        let _ = match self.cfg.mirror {
+            Mirror::Stdout => std::io::stdout().lock().write_all(line.as_bytes()),
+            Mirror::Stderr => std::io::stderr().lock().write_all(line.as_bytes()),
+            Mirror::Off => Ok(()),
+        };
+    }
+
+    /// Waits until everything logged before the call is delivered, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.pipeline()?.flush(timeout)
+    }
+
+    /// The counters of this logger's pipeline.
+    pub fn stats(&self) -> Result<StatsSnapshot> {
+        let p = self.pipeline()?;
+        Ok(p.stats().snapshot())
+    }
+
+    /// Entries in memory now.
+    pub fn queue_len(&self) -> usize {
+        self.pipeline().map(|p| p.queue_len()).unwrap_or(0)
+    }
+
+    /// The last delivery failure of the pipeline, if any.
+    pub fn last_delivery_error(&self) -> String {
+        self.pipeline().map(|p| p.last_error()).unwrap_or_default()
+    }
+}
+
+impl Drop for Logger {
+    fn drop(&mut self) {
+        let p = self.pipeline.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: `p` came from Arc::into_raw; nobody uses the logger any more.
+            pipeline::release(unsafe { Arc::from_raw(p) });
+        }
+    }
+}
+
+impl std::fmt::Debug for Logger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Logger")
+            .field("service", &self.service)
+            .field("name", &self.name)
+            .field("level", &self.level())
+            .finish()
+    }
+}
+
+/// Makes an error for a closed or unusable logger.
+pub fn closed() -> Error {
+    Error::new(ErrorKind::Closed, "the logger is closed")
+}

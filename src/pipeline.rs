@@ -1,0 +1,802 @@
+//! The delivery pipeline shared by every logger with the same configuration: a bounded queue,
+//! worker threads that sign and POST, a spill thread that writes overflow to disk, and a
+//! replay thread that sends the disk buffer back once the server answers.
+//!
+//! Every entry taken in ends in exactly one counter of [`Stats`]: delivered, buffered (on
+//! disk), rejected (dead-lettered) or dropped with a reason.
+
+use crate::buffer::{self, DiskBuffer};
+use crate::config::{Config, Mirror, Mode, OnFull};
+use crate::error::{Error, ErrorKind, Result};
+use crate::jwt::Tokens;
+use crate::level::Level;
+use crate::stats::Stats;
+use crate::transport::{Outcome, Transport};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One entry on its way: its service (the JWT subject) and its JSON body.
+pub struct Item {
+    pub service: Arc<str>,
+    pub body: Vec<u8>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A condition to wait on with a deadline: a counter bumped by every `notify`.
+#[derive(Default)]
+struct Signal {
+    seq: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Signal {
+    fn notify(&self) {
+        *lock(&self.seq) += 1;
+        self.cond.notify_all();
+    }
+    /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
+    fn wait(&self, seen: u64, timeout: Duration) -> u64 {
+        let g = lock(&self.seq);
+        let (g, _) = self
+            .cond
+            .wait_timeout_while(g, timeout, |s| *s == seen)
+            .unwrap_or_else(|p| p.into_inner());
+        *g
+    }
+    fn current(&self) -> u64 {
+        *lock(&self.seq)
+    }
+}
+
+struct Shared {
+    cfg: Config,
+    tx: Sender<Item>,
+    rx: Receiver<Item>,
+    transport: Transport,
+    tokens: Tokens,
+    stats: Stats,
+    buffers: Mutex<HashMap<Arc<str>, Arc<DiskBuffer>>>,
+    overflow: Mutex<Vec<Item>>,
+    overflow_len: AtomicUsize,
+    /// Entries taken into memory (queue or overflow), and those of them that have ended.
+    accepted: AtomicU64,
+    settled: AtomicU64,
+    /// The server is failing: workers write to disk, the replay thread probes.
+    outage: AtomicBool,
+    closing: AtomicBool,
+    close_deadline: Mutex<Option<Instant>>,
+    /// Wakes flush waiters (entries settled) and sleeping workers (closing).
+    progress: Signal,
+    spill_wake: Signal,
+    replay_wake: Signal,
+    last_error: Mutex<String>,
+}
+
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    generation: u64,
+    key: Config,
+    refs: AtomicUsize,
+}
+
+type Registry = Mutex<HashMap<Config, Arc<Pipeline>>>;
+
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
+
+fn registry() -> &'static Registry {
+    let p = REGISTRY.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: registries are leaked boxes, never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(Registry::default()));
+    match REGISTRY.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: as above; `fresh` is now the registry.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; `existing` is a leaked registry.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
+/// Called in a forked child: the parent's registry (and its lock, which another thread of the
+/// parent may have held) is abandoned, not touched.
+pub(crate) fn reset_registry_in_child() {
+    REGISTRY.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+fn pipeline_key(cfg: &Config) -> Config {
+    let mut k = cfg.clone();
+    k.level = Level::Debug;
+    k.mirror = Mirror::Off;
+    k
+}
+
+/// Finds or makes the pipeline for `cfg` and registers `service` with it.
+pub fn acquire(cfg: &Config, service: &Arc<str>) -> Result<Arc<Pipeline>> {
+    crate::fork::install();
+    let key = pipeline_key(cfg);
+    let mut reg = lock(registry());
+    let p = match reg.get(&key) {
+        Some(p) => p.clone(),
+        None => {
+            let p = Pipeline::start(key.clone())?;
+            reg.insert(key, p.clone());
+            p
+        }
+    };
+    p.shared.buffer_for(service)?;
+    p.refs.fetch_add(1, Ordering::AcqRel);
+    Ok(p)
+}
+
+/// Gives back one reference; the last one stops the pipeline (delivering what it can within
+/// `close_timeout_ms`, writing the rest to disk).
+pub fn release(p: Arc<Pipeline>) {
+    if p.generation != crate::fork::generation() {
+        // The parent's pipeline in a forked child: its threads do not exist here. Leave it.
+        std::mem::forget(p);
+        return;
+    }
+    let last = {
+        let mut reg = lock(registry());
+        let last = p.refs.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last {
+            reg.remove(&p.key);
+        }
+        last
+    };
+    if last {
+        p.close();
+    }
+}
+
+impl Pipeline {
+    fn start(cfg: Config) -> Result<Arc<Pipeline>> {
+        let transport = Transport::new(&cfg)?;
+        let (tx, rx) = bounded(cfg.queue_capacity);
+        let shared = Arc::new(Shared {
+            tokens: Tokens::new(&cfg.api_key, cfg.token_lifetime),
+            transport,
+            tx,
+            rx,
+            stats: Stats::default(),
+            buffers: Mutex::default(),
+            overflow: Mutex::default(),
+            overflow_len: AtomicUsize::new(0),
+            accepted: AtomicU64::new(0),
+            settled: AtomicU64::new(0),
+            outage: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            close_deadline: Mutex::new(None),
+            progress: Signal::default(),
+            spill_wake: Signal::default(),
+            replay_wake: Signal::default(),
+            last_error: Mutex::default(),
+            cfg: cfg.clone(),
+        });
+        let mut threads = Vec::new();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))
+        };
+        if cfg.mode == Mode::Threaded && !cfg.durable {
+            for i in 0..cfg.connections {
+                let s = shared.clone();
+                threads.push(spawn(
+                    format!("rarch-send-{i}"),
+                    Box::new(move || s.worker()),
+                )?);
+            }
+            let s = shared.clone();
+            threads.push(spawn("rarch-spill".into(), Box::new(move || s.spiller()))?);
+        }
+        let s = shared.clone();
+        // The replay thread is not joined at close: it may be inside a request, and what it
+        // has claimed is safe on disk either way.
+        spawn("rarch-replay".into(), Box::new(move || s.replayer()))?;
+        Ok(Arc::new(Pipeline {
+            shared,
+            threads: Mutex::new(threads),
+            generation: crate::fork::generation(),
+            key: cfg,
+            refs: AtomicUsize::new(0),
+        }))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Entries in memory now (queue and overflow).
+    pub fn queue_len(&self) -> usize {
+        self.shared.rx.len() + self.shared.overflow_len.load(Ordering::Relaxed)
+    }
+
+    /// The last delivery failure, for a person.
+    pub fn last_error(&self) -> String {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// Takes one entry. Never waits on the network or the disk in threaded mode (but with
+    /// `on_full=block`, up to `block_timeout_ms` for room).
+    pub fn submit(&self, item: Item) -> Result<()> {
+        let s = &*self.shared;
+        Stats::add(&s.stats.logged, 1);
+        if s.cfg.mode == Mode::Blocking {
+            return s.send_now(item);
+        }
+        if s.cfg.durable {
+            let n = s.spill(vec![item]);
+            s.replay_wake.notify();
+            return if n == 1 {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "durable: cannot write the buffer file: {}",
+                        self.last_error()
+                    ),
+                ))
+            };
+        }
+        s.accepted.fetch_add(1, Ordering::AcqRel);
+        let item = match s.tx.try_send(item) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Full(item)) | Err(TrySendError::Disconnected(item)) => item,
+        };
+        match s.cfg.on_full {
+            OnFull::Spill => {
+                let mut ov = lock(&s.overflow);
+                if ov.len() < s.cfg.queue_capacity {
+                    ov.push(item);
+                    s.overflow_len.store(ov.len(), Ordering::Relaxed);
+                    drop(ov);
+                    s.spill_wake.notify();
+                    return Ok(());
+                }
+            }
+            OnFull::Block => {
+                if s.tx.send_timeout(item, s.cfg.block_timeout).is_ok() {
+                    return Ok(());
+                }
+            }
+            OnFull::Drop => {}
+        }
+        Stats::add(&s.stats.dropped_queue_full, 1);
+        s.settle(1);
+        Err(Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "queue full ({} entries in memory): entry dropped (on_full={:?})",
+                s.cfg.queue_capacity, s.cfg.on_full
+            ),
+        ))
+    }
+
+    /// Waits until every entry taken before the call is delivered (or has otherwise ended)
+    /// and the disk buffer is drained, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let s = &*self.shared;
+        let target = s.accepted.load(Ordering::Acquire);
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = s.progress.current();
+            let in_memory = target.saturating_sub(s.settled.load(Ordering::Acquire));
+            let on_disk = s.backlog();
+            if in_memory == 0 && !on_disk {
+                return Ok(());
+            }
+            if on_disk {
+                s.replay_wake.notify();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let mut msg = format!("flush timed out after {} ms:", timeout.as_millis());
+                if in_memory > 0 {
+                    msg += &format!(" {in_memory} entries not yet delivered;");
+                }
+                if on_disk {
+                    msg += " the disk buffer is not yet replayed;";
+                }
+                let last = self.last_error();
+                if !last.is_empty() {
+                    msg += &format!(" last failure: {last}");
+                }
+                return Err(Error::new(ErrorKind::TimedOut, msg));
+            }
+            s.progress
+                .wait(seen, (deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn close(&self) {
+        let s = &*self.shared;
+        *lock(&s.close_deadline) = Some(Instant::now() + s.cfg.close_timeout);
+        s.closing.store(true, Ordering::Release);
+        s.progress.notify();
+        s.spill_wake.notify();
+        s.replay_wake.notify();
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
+        // Whatever is still in memory goes to disk.
+        let mut rest: Vec<Item> = s.rx.try_iter().collect();
+        rest.append(&mut lock(&s.overflow));
+        s.spill(rest);
+    }
+}
+
+impl Shared {
+    fn settle(&self, n: u64) {
+        self.settled.fetch_add(n, Ordering::AcqRel);
+        self.progress.notify();
+    }
+
+    fn note_error(&self, msg: &str) {
+        *lock(&self.last_error) = msg.to_owned();
+    }
+
+    fn buffer_for(&self, service: &str) -> Result<Arc<DiskBuffer>> {
+        let mut b = lock(&self.buffers);
+        if let Some(d) = b.get(service) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(DiskBuffer::open(
+            &self.cfg.buffer_dir,
+            service,
+            self.cfg.buffer_max_file_bytes,
+            self.cfg.buffer_max_total_bytes,
+            self.cfg.durable,
+        )?);
+        b.insert(service.into(), d.clone());
+        drop(b);
+        self.replay_wake.notify();
+        Ok(d)
+    }
+
+    fn backlog(&self) -> bool {
+        lock(&self.buffers).values().any(|b| b.maybe_backlog())
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+            && lock(&self.close_deadline).is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.closing.load(Ordering::Acquire) {
+            *lock(&self.close_deadline)
+        } else {
+            None
+        }
+    }
+
+    /// Writes entries to their services' buffer files; returns how many are on disk.
+    fn spill(&self, items: Vec<Item>) -> u64 {
+        if items.is_empty() {
+            return 0;
+        }
+        let n = items.len() as u64;
+        let mut by_service: HashMap<Arc<str>, (Vec<u8>, u64)> = HashMap::new();
+        for it in items {
+            let e = by_service.entry(it.service).or_default();
+            e.0.extend_from_slice(&it.body);
+            e.0.push(b'\n');
+            e.1 += 1;
+        }
+        let mut written = 0;
+        for (service, (data, lines)) in by_service {
+            let r = self
+                .buffer_for(&service)
+                .map_err(|e| e.message)
+                .and_then(|b| {
+                    b.append(&data, lines)
+                        .map_err(|e| format!("{}: {e}", b.dir().display()))
+                });
+            match r {
+                Ok(a) => {
+                    written += lines;
+                    Stats::add(&self.stats.buffered, lines);
+                    Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                }
+                Err(e) => {
+                    Stats::add(&self.stats.dropped_io, lines);
+                    self.note_error(&format!("cannot write the buffer file: {e}"));
+                }
+            }
+        }
+        if !self.cfg.durable && self.cfg.mode == Mode::Threaded {
+            self.settle(n);
+        }
+        written
+    }
+
+    fn dead_letter(&self, service: &str, body: &[u8], status: u16, reason: &str) {
+        Stats::add(&self.stats.rejected, 1);
+        let entry: Box<serde_json::value::RawValue> =
+            match serde_json::from_slice::<Box<serde_json::value::RawValue>>(body) {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+        let rec = serde_json::json!({
+            "status": status,
+            "reason": reason,
+            "rejected_at": String::from_utf8_lossy(&{
+                let mut v = Vec::new();
+                crate::entry::now(&mut v, std::time::SystemTime::now());
+                v
+            }),
+            "entry": entry,
+        });
+        let line = rec.to_string();
+        if let Ok(b) = self.buffer_for(service) {
+            if let Err(e) = b.side(buffer::REJECTED, line.as_bytes()) {
+                self.note_error(&format!("cannot write the dead-letter file: {e}"));
+            }
+        }
+    }
+
+    fn bearer(&self, service: &str) -> Option<Arc<str>> {
+        match self.tokens.bearer(service) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.note_error(&e.message);
+                None
+            }
+        }
+    }
+
+    /// Full-jitter exponential backoff for the `attempt`-th retry (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let cap = self.cfg.backoff_max;
+        let base = self
+            .cfg
+            .backoff_initial
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
+            .min(cap);
+        let ms = base.as_millis().max(1) as u64;
+        Duration::from_millis(rand::random_range(0..=ms))
+    }
+
+    fn start_outage(&self) {
+        if !self.outage.swap(true, Ordering::AcqRel) {
+            self.replay_wake.notify();
+        }
+    }
+
+    fn worker(&self) {
+        loop {
+            let item = match self.rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(i) => i,
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.closing.load(Ordering::Acquire) {
+                        return;
+                    }
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            if self.outage.load(Ordering::Acquire) || self.past_deadline() {
+                // Take a batch straight to disk: the replay thread sends it once the server
+                // is back.
+                let mut batch = vec![item];
+                batch.extend(self.rx.try_iter().take(1023));
+                self.spill(batch);
+                continue;
+            }
+            self.deliver(item);
+        }
+    }
+
+    fn deliver(&self, item: Item) {
+        let mut attempt = 0u32;
+        loop {
+            if self.outage.load(Ordering::Acquire) || self.past_deadline() {
+                self.spill(vec![item]);
+                return;
+            }
+            let Some(bearer) = self.bearer(&item.service) else {
+                self.spill(vec![item]);
+                return;
+            };
+            match self.transport.post(&item.body, &bearer, self.deadline()) {
+                Outcome::Delivered => {
+                    Stats::add(&self.stats.delivered, 1);
+                    self.settle(1);
+                    return;
+                }
+                Outcome::Retry {
+                    reason,
+                    retry_after,
+                } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    self.note_error(&reason);
+                    if attempt >= self.cfg.max_retries {
+                        self.start_outage();
+                        self.spill(vec![item]);
+                        return;
+                    }
+                    attempt += 1;
+                    Stats::add(&self.stats.retried, 1);
+                    let mut wait = self.backoff(attempt);
+                    if let Some(ra) = retry_after {
+                        wait = wait.max(ra.min(self.cfg.backoff_max));
+                    }
+                    self.sleep(wait);
+                }
+                Outcome::Auth { reason, .. } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    Stats::add(&self.stats.auth_failures, 1);
+                    self.note_error(&format!("authentication refused: {reason}"));
+                    self.tokens.invalidate(&item.service);
+                    self.start_outage();
+                    self.spill(vec![item]);
+                    return;
+                }
+                Outcome::Rejected { status, reason } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    self.note_error(&format!("entry rejected: {reason}"));
+                    self.dead_letter(&item.service, &item.body, status, &reason);
+                    self.settle(1);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sleeps `d`, waking early when the pipeline closes.
+    fn sleep(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while !self.closing.load(Ordering::Acquire) {
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            let seen = self.progress.current();
+            self.progress.wait(seen, end - now);
+        }
+    }
+
+    /// Blocking mode: one POST on the caller's thread; what is not delivered goes to disk.
+    fn send_now(&self, item: Item) -> Result<()> {
+        let bearer = self
+            .tokens
+            .bearer(&item.service)
+            .map_err(|e| Error::new(ErrorKind::Config, e.message))?;
+        match self.transport.post(&item.body, &bearer, None) {
+            Outcome::Delivered => {
+                Stats::add(&self.stats.delivered, 1);
+                Ok(())
+            }
+            Outcome::Rejected { status, reason } => {
+                Stats::add(&self.stats.failed_attempts, 1);
+                self.dead_letter(&item.service, &item.body, status, &reason);
+                Err(Error::new(
+                    ErrorKind::Rejected,
+                    format!(
+                        "the server rejected the entry ({reason}); written to {}",
+                        buffer::REJECTED
+                    ),
+                ))
+            }
+            Outcome::Retry { reason, .. } | Outcome::Auth { reason, .. } => {
+                let auth = reason.starts_with("HTTP 401") || reason.starts_with("HTTP 403");
+                Stats::add(&self.stats.failed_attempts, 1);
+                if auth {
+                    Stats::add(&self.stats.auth_failures, 1);
+                    self.tokens.invalidate(&item.service);
+                }
+                let kept = self.spill(vec![item]) == 1;
+                self.replay_wake.notify();
+                let where_ = if kept {
+                    "kept in the buffer file for replay"
+                } else {
+                    "and the buffer file could not be written (counted as dropped_io)"
+                };
+                Err(Error::new(
+                    if auth {
+                        ErrorKind::Auth
+                    } else {
+                        ErrorKind::Transport
+                    },
+                    format!("not delivered ({reason}); {where_}"),
+                ))
+            }
+        }
+    }
+
+    fn spiller(&self) {
+        loop {
+            let seen = self.spill_wake.current();
+            let batch = std::mem::take(&mut *lock(&self.overflow));
+            self.overflow_len.store(0, Ordering::Relaxed);
+            if !batch.is_empty() {
+                self.spill(batch);
+                self.replay_wake.notify();
+                continue;
+            }
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            self.spill_wake.wait(seen, Duration::from_millis(200));
+        }
+    }
+
+    fn replayer(&self) {
+        let mut probe_attempt = 0u32;
+        let mut next_try = Instant::now();
+        loop {
+            let seen = self.replay_wake.current();
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            let outage = self.outage.load(Ordering::Acquire);
+            if Instant::now() >= next_try {
+                let ok = self.replay_all();
+                if ok {
+                    probe_attempt = 0;
+                    if outage {
+                        // Nothing failed this round: let the workers try again.
+                        self.outage.store(false, Ordering::Release);
+                    }
+                    next_try = Instant::now();
+                } else {
+                    probe_attempt = probe_attempt.saturating_add(1);
+                    next_try =
+                        Instant::now() + self.backoff(probe_attempt).max(self.cfg.backoff_initial);
+                }
+                self.progress.notify();
+            }
+            let wait = if self.outage.load(Ordering::Acquire) || probe_attempt > 0 {
+                next_try.saturating_duration_since(Instant::now())
+            } else {
+                Duration::from_millis(1000)
+            };
+            // While failing, only the backoff timer (or closing) wakes the probe.
+            if probe_attempt > 0 {
+                let end = Instant::now() + wait;
+                while Instant::now() < end && !self.closing.load(Ordering::Acquire) {
+                    let s = self.replay_wake.current();
+                    self.replay_wake.wait(s, end - Instant::now());
+                }
+            } else {
+                self.replay_wake.wait(seen, wait);
+            }
+        }
+    }
+
+    /// Replays every service's backlog. Returns false when the server failed (stop and back
+    /// off), true when everything that was on disk went out (or there was nothing).
+    fn replay_all(&self) -> bool {
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        for b in buffers {
+            while b.maybe_backlog() {
+                if self.closing.load(Ordering::Acquire) {
+                    return true;
+                }
+                match self.replay_one(&b) {
+                    Ok(true) => {}
+                    Ok(false) => return false,
+                    Err(e) => {
+                        self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                        return false;
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Claims and sends one file. Ok(false) when the server failed.
+    fn replay_one(&self, b: &DiskBuffer) -> std::io::Result<bool> {
+        let Some(mut claimed) = b.claim()? else {
+            return Ok(true);
+        };
+        let lines = match claimed.lines() {
+            Ok(l) => l,
+            Err(e) => {
+                b.mark_backlog();
+                return Err(e);
+            }
+        };
+        let mut sent = 0;
+        let mut failed = false;
+        for line in &lines {
+            if self.closing.load(Ordering::Acquire) {
+                failed = true;
+                break;
+            }
+            let service = match parse_line(line) {
+                Some(s) => s,
+                None => {
+                    Stats::add(&self.stats.corrupt, 1);
+                    let _ = b.side(buffer::CORRUPT, line);
+                    sent += 1;
+                    continue;
+                }
+            };
+            let Some(bearer) = self.bearer(&service) else {
+                failed = true;
+                break;
+            };
+            match self.transport.post(line, &bearer, self.deadline()) {
+                Outcome::Delivered => {
+                    Stats::add(&self.stats.delivered, 1);
+                    Stats::add(&self.stats.replayed, 1);
+                    if self.outage.swap(false, Ordering::AcqRel) {
+                        self.progress.notify();
+                    }
+                }
+                Outcome::Rejected { status, reason } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    self.dead_letter(&service, line, status, &reason);
+                }
+                Outcome::Retry { reason, .. } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    self.note_error(&reason);
+                    self.start_outage();
+                    failed = true;
+                    break;
+                }
+                Outcome::Auth { reason, .. } => {
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    Stats::add(&self.stats.auth_failures, 1);
+                    self.note_error(&format!("authentication refused: {reason}"));
+                    self.tokens.invalidate(&service);
+                    self.start_outage();
+                    failed = true;
+                    break;
+                }
+            }
+            sent += 1;
+        }
+        b.release(claimed, &lines[sent..])?;
+        if failed {
+            b.mark_backlog();
+        }
+        Ok(!failed)
+    }
+}
+
+/// The service of a buffer line, if the line is an entry object.
+fn parse_line(line: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        service: String,
+        #[allow(dead_code)]
+        level: String,
+        #[allow(dead_code)]
+        message: String,
+    }
+    let h: Head = serde_json::from_slice(line).ok()?;
+    (!h.service.is_empty()).then_some(h.service)
+}

@@ -1,0 +1,59 @@
+//! Counters of a pipeline. Every entry a logger accepts ends in exactly one of: delivered,
+//! buffered (on disk, later replayed), rejected (dead-lettered) or one of the dropped counters.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Live counters, updated with relaxed atomics.
+        #[derive(Debug, Default)]
+        pub struct Stats { $($(#[$doc])* pub $name: AtomicU64,)* }
+
+        /// A copy of the counters at one moment.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
+
+        impl Stats {
+            pub fn snapshot(&self) -> StatsSnapshot {
+                StatsSnapshot { $($name: self.$name.load(Relaxed),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Entries accepted by `log` (after the level filter).
+    logged,
+    /// Entries below the logger's level, dropped before any work.
+    filtered,
+    /// Entries the server accepted (2xx), fresh or replayed.
+    delivered,
+    /// Requests that did not deliver (network error, timeout, non-2xx).
+    failed_attempts,
+    /// In-memory retries.
+    retried,
+    /// Entries written to the buffer file.
+    buffered,
+    /// Entries delivered from the buffer file.
+    replayed,
+    /// Entries the server refused with a 4xx other than 401/403/408/429: dead-lettered.
+    rejected,
+    /// Buffer lines that did not parse: moved to buffer.corrupt.jsonl.
+    corrupt,
+    /// 401/403 answers: the key or token is wrong; the entries are kept.
+    auth_failures,
+    /// Dropped because the queue was full (on_full=drop or block, or the overflow was full).
+    dropped_queue_full,
+    /// Dropped from disk because the buffer reached buffer_max_total_bytes.
+    dropped_buffer_cap,
+    /// Dropped because the buffer file could not be written.
+    dropped_io,
+    /// Entries sent twice (a replay of a line whose first delivery was not confirmed).
+    duplicates_possible,
+}
+
+impl Stats {
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Relaxed);
+    }
+}

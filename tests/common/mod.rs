@@ -55,7 +55,9 @@ impl Receiver {
             .spawn()
             .expect("start the receiver");
         let addr = wait_until(Duration::from_secs(20), "the receiver to listen", || {
-            std::fs::read_to_string(&addr_file).ok().filter(|s| !s.is_empty())
+            std::fs::read_to_string(&addr_file)
+                .ok()
+                .filter(|s| !s.is_empty())
         });
         Receiver {
             child,

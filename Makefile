@@ -35,7 +35,9 @@ test-rust: build
 	$(CARGO) test --release -- --test-threads=4
 
 test-c: build
-	$(MAKE) -C tests/c
+	@case " $(MAKECMDGOALS) " in *" test "*) \
+	  echo "test-c: the C/C++ suite (tests/c_programs.rs) already ran in test-rust";; \
+	  *) $(CARGO) test --release --test c_programs;; esac
 
 # Each binding's tests are run by its own script (it installs its own dependencies).
 test-go: build
@@ -76,12 +78,14 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
 	  -e 's|@VERSION@|$(VERSION)|g' packaging/rarch-logging.pc.in \
 	  > $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
-	@for f in packaging/cmake/*.cmake; do [ -f "$$f" ] && sed -e 's|@VERSION@|$(VERSION)|g' "$$f" \
+	@for f in packaging/cmake/*.cmake; do [ -f "$$f" ] && sed -e 's|@VERSION@|$(VERSION)|g' \
+	  -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' "$$f" \
 	  > $(DESTDIR)$(LIBDIR)/cmake/rarch_logging/$$(basename $$f) || true; done
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/librarch_logging.so* $(DESTDIR)$(LIBDIR)/librarch_logging.a \
 	  $(DESTDIR)$(INCDIR)/rarch_logging.h $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
+	@for h in bindings/c/*.h bindings/c/*.hpp; do [ -f "$$h" ] && rm -f $(DESTDIR)$(INCDIR)/$$(basename $$h) || true; done
 	rm -rf $(DESTDIR)$(LIBDIR)/cmake/rarch_logging
 
 bench: build

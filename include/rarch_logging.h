@@ -231,8 +231,9 @@ extern "C" {
 struct rarch_options *rarch_options_new(void);
 
 /**
- * Sets one option; the value is checked now. Keys (environment variable and default in
- * brackets; an unset key falls back to its environment variable, then to the default):
+ * Sets one option; the value is checked now. Keys (environment variable, where there is
+ * one, and default in brackets; an unset key falls back to its environment variable, then
+ * to the default):
  * - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
  * - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
  * - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
@@ -293,7 +294,10 @@ struct rarch_logger *rarch_logger_new(const char *service,
  * the disk (with on_full=block, at most block_timeout_ms). Blocking mode: posts and returns
  * the outcome.
  *
- * Returns RARCH_OK (also for an entry below the level, counted as filtered),
+ * An entry below the logger's level is counted as filtered and returns RARCH_OK before any
+ * other check (its strings are not even read).
+ *
+ * Returns RARCH_OK,
  * RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_LEVEL, RARCH_ERR_INVALID_UTF8,
  * RARCH_ERR_INVALID_JSON, RARCH_ERR_INVALID_TIMESTAMP, RARCH_ERR_INVALID_ARGUMENT (too
  * large), RARCH_ERR_QUEUE_FULL, RARCH_ERR_IO (durable mode), RARCH_ERR_TRANSPORT,

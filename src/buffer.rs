@@ -107,6 +107,42 @@ fn utc_stamp() -> String {
     String::from_utf8_lossy(&v).replace(['-', ':'], "")
 }
 
+/// A unique name for a rotated segment that sorts by time.
+fn rotated_name() -> String {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!(
+        "{ROTATED}{}-{n:08}-{}.jsonl",
+        utc_stamp(),
+        std::process::id()
+    )
+}
+
+/// Splits whole lines into runs of at most `max` bytes (a longer line is a run of its own).
+fn chunks(data: &[u8], max: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut end = 0;
+    for (i, b) in data.iter().enumerate() {
+        if *b != b'\n' {
+            continue;
+        }
+        let line_end = i + 1;
+        if line_end - start > max && end > start {
+            out.push(&data[start..end]);
+            start = end;
+        }
+        end = line_end;
+    }
+    if end < data.len() {
+        end = data.len();
+    }
+    if end > start {
+        out.push(&data[start..end]);
+    }
+    out
+}
+
 fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
     loop {
         // SAFETY: flock on a descriptor we own.
@@ -210,8 +246,9 @@ impl DiskBuffer {
         r
     }
 
-    /// Appends whole lines (each must end with `\n`) in one write, rotating and enforcing the
-    /// total cap first.
+    /// Appends whole lines (each must end with `\n`), in writes of at most the rotation size
+    /// (a longer single line is written alone), rotating and enforcing the total cap first.
+    /// The cap applies per segment: the oldest segments go, never part of one.
     pub fn append(&self, data: &[u8], lines: u64) -> io::Result<Appended> {
         if data.is_empty() {
             return Ok(Appended::default());
@@ -230,26 +267,32 @@ impl DiskBuffer {
             if stale {
                 a.file = None;
             }
-            let size = current.as_ref().map(|m| m.len()).unwrap_or(0);
+            let mut size = current.as_ref().map(|m| m.len()).unwrap_or(0);
             let mut out = Appended {
                 lines,
                 dropped_for_cap: 0,
             };
-            if size > 0 && size + data.len() as u64 > self.max_file {
-                a.file = None;
-                let to = self.path(&format!("{ROTATED}{}.jsonl", utc_stamp()));
-                fs::rename(&active_path, to)?;
-                out.dropped_for_cap = self.enforce_cap(data.len() as u64)?;
-            } else if size + data.len() as u64 > self.max_file {
-                out.dropped_for_cap = self.enforce_cap(data.len() as u64)?;
+            for chunk in chunks(data, self.max_file as usize) {
+                let n = chunk.len() as u64;
+                if size > 0 && size + n > self.max_file {
+                    a.file = None;
+                    fs::rename(&active_path, self.path(&rotated_name()))?;
+                    size = 0;
+                }
+                if size + n > self.max_file || size == 0 {
+                    out.dropped_for_cap += self.enforce_cap(n)?;
+                }
+                if a.file.is_none() {
+                    a.file = Some(open_append(&active_path)?);
+                }
+                let f = a.file.as_mut().ok_or_else(|| io::Error::other("no file"))?;
+                f.write_all(chunk)?;
+                size += n;
             }
-            if a.file.is_none() {
-                a.file = Some(open_append(&active_path)?);
-            }
-            let f = a.file.as_mut().ok_or_else(|| io::Error::other("no file"))?;
-            f.write_all(data)?;
             if self.durable {
-                f.sync_data()?;
+                if let Some(f) = &a.file {
+                    f.sync_data()?;
+                }
             }
             Ok(out)
         });
@@ -276,13 +319,18 @@ impl DiskBuffer {
                 }
             }
         }
-        // The UTC stamp in both prefixes sorts by time within each kind; order by the stamp.
-        v.sort_by(|a, b| stamp_of(&a.0).cmp(stamp_of(&b.0)));
+        // Claimed files first (their lines are the oldest), then rotated segments; the UTC
+        // stamp in the name orders each kind by time.
+        v.sort_by(|a, b| {
+            (!a.0.starts_with(SENDING), stamp_of(&a.0))
+                .cmp(&(!b.0.starts_with(SENDING), stamp_of(&b.0)))
+        });
         Ok(v)
     }
 
-    /// Deletes the oldest rotated segments until `incoming` more bytes fit under the cap.
-    /// Returns the number of lines deleted. Called with the lock held.
+    /// Deletes the oldest segments (claimed files no live drain holds, then rotated ones) until
+    /// `incoming` more bytes fit under the cap. Returns the number of lines deleted. Called
+    /// with the lock held.
     fn enforce_cap(&self, incoming: u64) -> io::Result<u64> {
         let segs = self.segments()?;
         let active = fs::metadata(self.path(ACTIVE))
@@ -290,11 +338,22 @@ impl DiskBuffer {
             .unwrap_or(0);
         let mut total: u64 = segs.iter().map(|s| s.1).sum::<u64>() + active;
         let mut dropped = 0;
-        for (name, size, _) in segs.iter().filter(|s| s.0.starts_with(ROTATED)) {
+        for (name, size, _) in &segs {
             if total + incoming <= self.max_total {
                 break;
             }
             let p = self.path(name);
+            if name.starts_with(SENDING) {
+                let free = OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(&p)
+                    .map(|f| flock(&f, libc::LOCK_EX | libc::LOCK_NB).is_ok())
+                    .unwrap_or(false);
+                if !free {
+                    continue; // a drain is sending it right now
+                }
+            }
             dropped += count_lines(&p);
             fs::remove_file(&p)?;
             total -= size;
@@ -375,17 +434,32 @@ impl DiskBuffer {
         Ok(Claimed { path: to, file })
     }
 
-    /// Ends a replay: the lines not delivered go back to the buffer, then the file goes.
-    pub fn release(&self, claimed: Claimed, unsent: &[Vec<u8>]) -> io::Result<()> {
-        if !unsent.is_empty() {
+    /// Ends a replay. All lines sent: the file goes. None sent: the file stays as it is, to be
+    /// claimed again later. Some sent: the file is replaced (atomically) by the unsent lines.
+    /// The file keeps its place in the order of the backlog either way.
+    pub fn release(&self, claimed: Claimed, sent: usize, unsent: &[Vec<u8>]) -> io::Result<()> {
+        if unsent.is_empty() {
+            fs::remove_file(&claimed.path)?;
+        } else if sent > 0 {
             let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
             for l in unsent {
                 data.extend_from_slice(l);
                 data.push(b'\n');
             }
-            self.append(&data, unsent.len() as u64)?;
+            let tmp = claimed.path.with_extension("jsonl.tmp");
+            let _ = fs::remove_file(&tmp);
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
+            f.write_all(&data)?;
+            if self.durable {
+                f.sync_data()?;
+            }
+            fs::rename(&tmp, &claimed.path)?;
         }
-        fs::remove_file(&claimed.path)?;
         drop(claimed);
         Ok(())
     }
@@ -409,6 +483,15 @@ fn stamp_of(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_keep_lines_whole() {
+        let data = b"aaaa\nbb\ncccccccc\nd\n";
+        let c = chunks(data, 8);
+        assert_eq!(c, vec![&b"aaaa\nbb\n"[..], b"cccccccc\n", b"d\n"]);
+        assert_eq!(c.concat(), data);
+        assert_eq!(chunks(b"x\n", 100), vec![&b"x\n"[..]]);
+    }
 
     #[test]
     fn service_names() {

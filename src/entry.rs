@@ -62,7 +62,7 @@ pub fn build(
         Some(r) => string(out, r),
         None => {
             let mut buf = uuid::Uuid::encode_buffer();
-            let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            let id = uuid_v4().hyphenated().encode_lower(&mut buf);
             out.push(b'"');
             out.extend_from_slice(id.as_bytes());
             out.push(b'"');
@@ -92,6 +92,33 @@ pub fn build(
         ));
     }
     Ok(())
+}
+
+/// Runs `f` with a per-thread random generator seeded by the OS, and seeded again after a
+/// fork: a forked child must never repeat its parent's request ids.
+pub fn with_rng<T>(f: impl FnOnce(&mut rand::rngs::SmallRng) -> T) -> T {
+    use rand::{rngs::SmallRng, SeedableRng};
+    use std::cell::RefCell;
+    thread_local! {
+        static RNG: RefCell<Option<(u64, SmallRng)>> = const { RefCell::new(None) };
+    }
+    let generation = crate::fork::generation();
+    RNG.with(|r| {
+        let mut r = r.borrow_mut();
+        if !matches!(&*r, Some((g, _)) if *g == generation) {
+            *r = Some((generation, SmallRng::from_os_rng()));
+        }
+        match &mut *r {
+            Some((_, rng)) => f(rng),
+            None => f(&mut SmallRng::from_os_rng()),
+        }
+    })
+}
+
+/// A random (version 4) UUID.
+pub fn uuid_v4() -> uuid::Uuid {
+    use rand::Rng;
+    uuid::Builder::from_random_bytes(with_rng(|r| r.random())).into_uuid()
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
@@ -161,14 +188,33 @@ fn timestamp(out: &mut Vec<u8>, t: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as the Python client).
+/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as the Python client). The
+/// date and time of the current second are formatted once per second per thread.
 pub fn now(out: &mut Vec<u8>, at: SystemTime) {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
     let d = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
-    let t = OffsetDateTime::from_unix_timestamp(d.as_secs() as i64)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    write_utc(out, t, d.subsec_micros());
+    let secs = d.as_secs();
+    let (cached, mut prefix) = SECOND.get();
+    if cached != secs {
+        let t =
+            OffsetDateTime::from_unix_timestamp(secs as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let mut v = Vec::with_capacity(32);
+        write_utc(&mut v, t, 0);
+        prefix.copy_from_slice(&v[..19]);
+        SECOND.set((secs, prefix));
+    }
+    out.extend_from_slice(&prefix);
+    let mut micros = d.subsec_micros();
+    let mut frac = *b".000000Z";
+    for i in (1..7).rev() {
+        frac[i] = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out.extend_from_slice(&frac);
 }
 
 fn write_utc(out: &mut Vec<u8>, t: OffsetDateTime, micros: u32) {
@@ -270,6 +316,23 @@ mod tests {
             utf8("message", b"a\xffb").unwrap_err().kind,
             ErrorKind::InvalidUtf8
         );
+    }
+
+    #[test]
+    fn now_matches_the_calendar() {
+        for secs in [0u64, 951_782_400, 1_795_473_000, 4_102_444_799] {
+            let at =
+                SystemTime::UNIX_EPOCH + std::time::Duration::from_micros(secs * 1_000_000 + 7);
+            let mut out = Vec::new();
+            now(&mut out, at);
+            now(&mut out, at);
+            let s = String::from_utf8(out).unwrap();
+            let (a, b) = s.split_at(27);
+            assert_eq!(a, b);
+            let t = OffsetDateTime::parse(a, &Rfc3339).unwrap();
+            assert_eq!(t.unix_timestamp() as u64, secs);
+            assert!(a.ends_with(".000007Z"), "{a}");
+        }
     }
 
     #[test]

@@ -259,8 +259,9 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
     })
 }
 
-/// Sets one option; the value is checked now. Keys (environment variable and default in
-/// brackets; an unset key falls back to its environment variable, then to the default):
+/// Sets one option; the value is checked now. Keys (environment variable, where there is
+/// one, and default in brackets; an unset key falls back to its environment variable, then
+/// to the default):
 /// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
 /// - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
 /// - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
@@ -344,9 +345,16 @@ pub unsafe extern "C" fn rarch_logger_new(
     })
 }
 
-fn log_fields(logger: &rarch_logger, level: c_int, f: &Fields<'_>) -> Result<()> {
+/// Checks the level; `None` when the entry is below the logger's level (counted as
+/// filtered), so that no other work is done for it.
+fn level_to_log(logger: &rarch_logger, level: c_int) -> Result<Option<Level>> {
     let level = Level::from_i32(level)?;
-    logger.inner.log(level, f)
+    if logger.inner.enabled(level) {
+        Ok(Some(level))
+    } else {
+        logger.inner.count_filtered();
+        Ok(None)
+    }
 }
 
 /// Logs one entry. `message` is required; every other string may be NULL for the protocol's
@@ -358,7 +366,10 @@ fn log_fields(logger: &rarch_logger, level: c_int, f: &Fields<'_>) -> Result<()>
 /// the disk (with on_full=block, at most block_timeout_ms). Blocking mode: posts and returns
 /// the outcome.
 ///
-/// Returns RARCH_OK (also for an entry below the level, counted as filtered),
+/// An entry below the logger's level is counted as filtered and returns RARCH_OK before any
+/// other check (its strings are not even read).
+///
+/// Returns RARCH_OK,
 /// RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_LEVEL, RARCH_ERR_INVALID_UTF8,
 /// RARCH_ERR_INVALID_JSON, RARCH_ERR_INVALID_TIMESTAMP, RARCH_ERR_INVALID_ARGUMENT (too
 /// large), RARCH_ERR_QUEUE_FULL, RARCH_ERR_IO (durable mode), RARCH_ERR_TRANSPORT,
@@ -376,6 +387,9 @@ pub unsafe extern "C" fn rarch_log(
 ) -> rarch_status {
     status(|| {
         let logger = non_null!(logger, "logger");
+        let Some(level) = level_to_log(logger, level)? else {
+            return Ok(());
+        };
         // SAFETY: NUL-terminated strings (or NULL) by contract.
         let f = unsafe {
             Fields {
@@ -387,7 +401,7 @@ pub unsafe extern "C" fn rarch_log(
                 client_log_datetime: opt_cstr(client_log_datetime, "client_log_datetime")?,
             }
         };
-        log_fields(logger, level, &f)
+        logger.inner.log(level, &f)
     })
 }
 
@@ -403,6 +417,9 @@ pub unsafe extern "C" fn rarch_log_n(
     status(|| {
         let logger = non_null!(logger, "logger");
         let e = non_null!(entry, "entry");
+        let Some(level) = level_to_log(logger, level)? else {
+            return Ok(());
+        };
         // SAFETY: readable pointer+length strings by contract.
         let f = unsafe {
             Fields {
@@ -414,7 +431,7 @@ pub unsafe extern "C" fn rarch_log_n(
                 client_log_datetime: opt_str(&e.client_log_datetime, "client_log_datetime")?,
             }
         };
-        log_fields(logger, level, &f)
+        logger.inner.log(level, &f)
     })
 }
 

@@ -85,13 +85,27 @@ impl Logger {
         }
     }
 
+    /// Whether an entry at `level` would be sent. If not, call [`Logger::count_filtered`] and
+    /// skip all other work.
+    #[inline]
+    pub fn enabled(&self, level: Level) -> bool {
+        level as u8 >= self.level.load(Ordering::Relaxed)
+    }
+
+    /// Counts one entry dropped by the level filter.
+    pub fn count_filtered(&self) {
+        if let Ok(p) = self.pipeline() {
+            Stats::add(&p.stats().filtered, 1);
+        }
+    }
+
     /// Logs one entry. Below the logger's level it returns at once (counted as filtered).
     pub fn log(&self, level: Level, f: &Fields<'_>) -> Result<()> {
-        let p = self.pipeline()?;
-        if level < self.level() {
-            Stats::add(&p.stats().filtered, 1);
+        if !self.enabled(level) {
+            self.count_filtered();
             return Ok(());
         }
+        let p = self.pipeline()?;
         let approx = 320
             + f.message.len()
             + f.context_json.map_or(2, str::len)

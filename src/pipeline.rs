@@ -401,20 +401,27 @@ impl Shared {
     }
 
     /// Writes entries to their services' buffer files; returns how many are on disk.
+    ///
+    /// In threaded mode, entries whose file cannot be written stay in memory (the overflow,
+    /// which the spill thread retries) while there is room, and are dropped and counted
+    /// (`dropped_io`) after that, or when the pipeline is closing.
     fn spill(&self, items: Vec<Item>) -> u64 {
         if items.is_empty() {
             return 0;
         }
-        let n = items.len() as u64;
-        let mut by_service: HashMap<Arc<str>, (Vec<u8>, u64)> = HashMap::new();
+        let threaded = !self.cfg.durable && self.cfg.mode == Mode::Threaded;
+        let mut groups: HashMap<Arc<str>, Vec<Item>> = HashMap::new();
         for it in items {
-            let e = by_service.entry(it.service).or_default();
-            e.0.extend_from_slice(&it.body);
-            e.0.push(b'\n');
-            e.1 += 1;
+            groups.entry(it.service.clone()).or_default().push(it);
         }
-        let mut written = 0;
-        for (service, (data, lines)) in by_service {
+        let (mut written, mut dropped) = (0u64, 0u64);
+        for (service, group) in groups {
+            let lines = group.len() as u64;
+            let mut data = Vec::with_capacity(group.iter().map(|i| i.body.len() + 1).sum());
+            for it in &group {
+                data.extend_from_slice(&it.body);
+                data.push(b'\n');
+            }
             let r = self
                 .buffer_for(&service)
                 .map_err(|e| e.message)
@@ -429,15 +436,31 @@ impl Shared {
                     Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
                 }
                 Err(e) => {
-                    Stats::add(&self.stats.dropped_io, lines);
                     self.note_error(&format!("cannot write the buffer file: {e}"));
+                    let kept = if threaded && !self.closing.load(Ordering::Acquire) {
+                        self.keep_in_memory(group)
+                    } else {
+                        0
+                    };
+                    dropped += lines - kept;
                 }
             }
         }
-        if !self.cfg.durable && self.cfg.mode == Mode::Threaded {
-            self.settle(n);
+        Stats::add(&self.stats.dropped_io, dropped);
+        if threaded {
+            self.settle(written + dropped);
         }
         written
+    }
+
+    /// Puts entries back in the overflow for the spill thread to retry; returns how many fit.
+    fn keep_in_memory(&self, group: Vec<Item>) -> u64 {
+        let mut ov = lock(&self.overflow);
+        let room = self.cfg.queue_capacity.saturating_sub(ov.len());
+        let n = group.len().min(room);
+        ov.extend(group.into_iter().take(n));
+        self.overflow_len.store(ov.len(), Ordering::Relaxed);
+        n as u64
     }
 
     fn dead_letter(&self, service: &str, body: &[u8], status: u16, reason: &str) {
@@ -484,7 +507,9 @@ impl Shared {
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
             .min(cap);
         let ms = base.as_millis().max(1) as u64;
-        Duration::from_millis(rand::random_range(0..=ms))
+        Duration::from_millis(crate::entry::with_rng(|r| {
+            rand::Rng::random_range(r, 0..=ms)
+        }))
     }
 
     fn start_outage(&self) {
@@ -640,8 +665,14 @@ impl Shared {
             let batch = std::mem::take(&mut *lock(&self.overflow));
             self.overflow_len.store(0, Ordering::Relaxed);
             if !batch.is_empty() {
-                self.spill(batch);
+                let n = batch.len() as u64;
+                let written = self.spill(batch);
                 self.replay_wake.notify();
+                if written < n && self.overflow_len.load(Ordering::Relaxed) > 0 {
+                    // The disk failed: retry a little later, not in a hot loop.
+                    self.spill_wake
+                        .wait(self.spill_wake.current(), Duration::from_millis(250));
+                }
                 continue;
             }
             if self.closing.load(Ordering::Acquire) {
@@ -779,7 +810,7 @@ impl Shared {
             }
             sent += 1;
         }
-        b.release(claimed, &lines[sent..])?;
+        b.release(claimed, sent, &lines[sent..])?;
         if failed {
             b.mark_backlog();
         }

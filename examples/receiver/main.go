@@ -9,6 +9,8 @@
 // connections, malformed answers); POST /admin/key changes the key; POST /admin/reset clears.
 //
 //	receiver -addr 127.0.0.1:0 -key secret -addr-file /tmp/addr
+//
+// With -tls-cert and -tls-key it serves the same endpoints over https instead.
 package main
 
 import (
@@ -318,6 +320,8 @@ func main() {
 	out := flag.String("out", "", "append accepted entries to this JSONL file")
 	keep := flag.Bool("keep", true, "keep accepted entries in memory for GET /entries")
 	quiet := flag.Bool("quiet", false, "print nothing but errors")
+	tlsCert := flag.String("tls-cert", "", "serve https with this PEM certificate chain (needs -tls-key)")
+	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
 	flag.Parse()
 
 	s := &server{key: []byte(*key), keep: *keep, seen: map[string]int{}}
@@ -347,7 +351,11 @@ func main() {
 		}
 	}
 	if !*quiet {
-		fmt.Printf("receiver listening on http://%s/log\n", ln.Addr())
+		scheme := "http"
+		if *tlsCert != "" {
+			scheme = "https"
+		}
+		fmt.Printf("receiver listening on %s://%s/log\n", scheme, ln.Addr())
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
@@ -362,7 +370,16 @@ func main() {
 		s.mu.Unlock()
 		os.Exit(0)
 	}()
-	if err := srv.Serve(ln); err != nil {
+	if (*tlsCert == "") != (*tlsKey == "") {
+		log.Fatal("-tls-cert and -tls-key go together")
+	}
+	if *tlsCert != "" {
+		// The same handlers, over TLS: GET /stats, /entries and /admin/ are https too.
+		err = srv.ServeTLS(ln, *tlsCert, *tlsKey)
+	} else {
+		err = srv.Serve(ln)
+	}
+	if err != nil {
 		log.Fatal(err)
 	}
 }

@@ -1,0 +1,396 @@
+/*
+ * rbench: the C side of the rarch-logging benchmark suite (driven by bench/run.sh).
+ *
+ *   rbench caller     URL KEY BUFDIR THREADS COUNT RATE DURABLE LABEL
+ *   rbench throughput URL KEY BUFDIR CONNECTIONS COUNT ON_FULL
+ *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
+ *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
+ *   rbench blocking   URL KEY BUFDIR THREADS COUNT
+ *
+ * Every subcommand prints one line "RESULT bench=<name> key=value ..." on stdout (read by
+ * bench/report.py) and human notes on stderr. Times are CLOCK_MONOTONIC nanoseconds, nothing
+ * subtracted: the floor (an empty call into the library, rarch_get_level) and the cost of the
+ * clock itself are measured the same way, in the same threads, and reported beside it.
+ */
+#define _GNU_SOURCE
+#include "rarch_logging.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The "typical entry" of issue 8: a 64-byte message, a user, a tenant, a 200-byte nested
+ * context (compact JSON object). request_id and client_log_datetime are left to the library
+ * (a fresh UUID v4 and the time of the call), as most callers do. */
+static const char MESSAGE[] =
+    "payment authorised for order 8F3A-2291; gateway=stripe retries=0";
+static const char USER[] = "user-7c9e6679";
+static const char TENANT[] = "tenant-acme-eu";
+static const char CONTEXT[] =
+    "{\"order\":{\"id\":829145,\"items\":3,\"total\":{\"amount\":129.90,\"currency\":\"EUR\"}},"
+    "\"http\":{\"method\":\"POST\",\"path\":\"/api/v2/checkout\",\"status\":201},"
+    "\"client\":{\"ip\":\"10.1.2.3\",\"app\":\"web-74\"},\"flags\":[\"a\",\"b\"]}";
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void die(const char *what) {
+    char buf[512];
+    rarch_last_error(buf, sizeof buf);
+    fprintf(stderr, "rbench: %s: %s\n", what, buf);
+    exit(2);
+}
+
+static void set(rarch_options *o, const char *k, const char *v) {
+    if (rarch_options_set(o, k, v) != RARCH_OK) die(k);
+}
+
+static rarch_options *base_options(const char *url, const char *key, const char *bufdir) {
+    rarch_options *o = rarch_options_new();
+    if (!o) die("rarch_options_new");
+    set(o, "url", url);
+    set(o, "api_key", key);
+    set(o, "buffer_dir", bufdir);
+    return o;
+}
+
+static rarch_logger *new_logger(rarch_options *o) {
+    rarch_logger *l = rarch_logger_new("bench", "bench.main", o);
+    if (!l) die("rarch_logger_new");
+    return l;
+}
+
+static int log_typical(rarch_logger *l) {
+    return rarch_log(l, RARCH_LEVEL_INFO, MESSAGE, USER, TENANT, NULL, CONTEXT, NULL);
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts v and prints p50/p99/p99.9/max/mean with the given prefix. */
+static void print_pcts(const char *prefix, uint64_t *v, size_t n) {
+    qsort(v, n, sizeof *v, cmp_u64);
+    long double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += v[i];
+#define PCT(p) v[(size_t)((double)(n - 1) * (p))]
+    printf(" %s_p50=%llu %s_p99=%llu %s_p999=%llu %s_max=%llu %s_mean=%.0Lf", prefix,
+           (unsigned long long)PCT(0.50), prefix, (unsigned long long)PCT(0.99), prefix,
+           (unsigned long long)PCT(0.999), prefix, (unsigned long long)v[n - 1], prefix,
+           n ? sum / n : 0);
+#undef PCT
+}
+
+static void print_stats(rarch_logger *l, const char *prefix) {
+    rarch_statistics s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (rarch_stats(l, &s) != RARCH_OK) die("rarch_stats");
+    printf(" %slogged=%llu %sdelivered=%llu %sbuffered=%llu %sreplayed=%llu"
+           " %sdropped_queue_full=%llu %sdropped_buffer_cap=%llu %sdropped_io=%llu"
+           " %sfailed_attempts=%llu %squeue_len=%llu",
+           prefix, (unsigned long long)s.logged, prefix, (unsigned long long)s.delivered,
+           prefix, (unsigned long long)s.buffered, prefix, (unsigned long long)s.replayed,
+           prefix, (unsigned long long)s.dropped_queue_full, prefix,
+           (unsigned long long)s.dropped_buffer_cap, prefix, (unsigned long long)s.dropped_io,
+           prefix, (unsigned long long)s.failed_attempts, prefix,
+           (unsigned long long)s.queue_len);
+}
+
+static long status_kib(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* ---------------------------------------------------------------- caller cost */
+
+struct caller_arg {
+    rarch_logger *l;
+    size_t count;
+    double rate; /* entries/s per thread; 0 = back to back */
+    uint64_t *lat, *floor_, *clock_;
+    size_t errors;
+    int first_error;
+    pthread_barrier_t *bar;
+};
+
+#define BURST 100
+
+static void *caller_thread(void *p) {
+    struct caller_arg *a = p;
+    volatile int sink = 0;
+    pthread_barrier_wait(a->bar);
+    uint64_t start = now_ns();
+    for (size_t i = 0; i < a->count; i++) {
+        /* The clock alone, the floor, the call: all timed the same way, back to back. */
+        uint64_t t0 = now_ns();
+        uint64_t t1 = now_ns();
+        sink += rarch_get_level(a->l);
+        uint64_t t2 = now_ns();
+        int st = log_typical(a->l);
+        uint64_t t3 = now_ns();
+        a->clock_[i] = t1 - t0;
+        a->floor_[i] = t2 - t1;
+        a->lat[i] = t3 - t2;
+        if (st != RARCH_OK) {
+            if (!a->errors) a->first_error = st;
+            a->errors++;
+        }
+        if (a->rate > 0 && (i + 1) % BURST == 0) {
+            /* Paced in bursts: BURST calls back to back, then sleep until the schedule. */
+            uint64_t due = start + (uint64_t)((double)(i + 1) * 1e9 / a->rate);
+            struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+            }
+        }
+    }
+    (void)sink;
+    return NULL;
+}
+
+static int cmd_caller(int argc, char **argv) {
+    if (argc != 10) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    int threads = atoi(argv[5]);
+    size_t count = strtoull(argv[6], NULL, 10);
+    double rate = atof(argv[7]);
+    int durable = atoi(argv[8]);
+    const char *label = argv[9];
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "durable", durable ? "true" : "false");
+    set(o, "close_timeout_ms", "200");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+
+    size_t total = count * (size_t)threads;
+    uint64_t *lat = calloc(total, 8), *fl = calloc(total, 8), *ck = calloc(total, 8);
+    if (!lat || !fl || !ck) die("out of memory");
+    /* Warm-up: first-call costs (thread-local state, the clock page) are not what we measure. */
+    for (int i = 0; i < 200; i++) log_typical(l);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)threads);
+    pthread_t tid[64];
+    struct caller_arg args[64];
+    for (int t = 0; t < threads; t++) {
+        args[t] = (struct caller_arg){l, count, rate, lat + t * count, fl + t * count,
+                                      ck + t * count, 0, 0, &bar};
+        pthread_create(&tid[t], NULL, caller_thread, &args[t]);
+    }
+    uint64_t t0 = now_ns();
+    size_t errors = 0;
+    int first_error = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        if (args[t].errors && !errors) first_error = args[t].first_error;
+        errors += args[t].errors;
+    }
+    uint64_t wall = now_ns() - t0;
+    printf("RESULT bench=caller scenario=%s durable=%d threads=%d count=%zu rate=%.0f "
+           "wall_ms=%.1f errors=%zu first_error=%d",
+           label, durable, threads, total, rate, wall / 1e6, errors, first_error);
+    print_pcts("log", lat, total);
+    print_pcts("floor", fl, total);
+    print_pcts("clock", ck, total);
+    print_stats(l, "");
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- delivery throughput */
+
+static int cmd_throughput(int argc, char **argv) {
+    if (argc != 8) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4], *conns = argv[5];
+    size_t count = strtoull(argv[6], NULL, 10);
+    const char *on_full = argv[7];
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "connections", conns);
+    set(o, "on_full", on_full);
+    if (strcmp(on_full, "block") == 0) set(o, "block_timeout_ms", "10000");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    size_t errors = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < count; i++)
+        if (log_typical(l) != RARCH_OK) errors++;
+    uint64_t t1 = now_ns();
+    int st = rarch_flush(l, 300000);
+    uint64_t t2 = now_ns();
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench throughput: flush: %s\n", buf);
+    }
+    double secs = (t2 - t0) / 1e9;
+    printf("RESULT bench=throughput connections=%s on_full=%s count=%zu errors=%zu flush=%d "
+           "log_ms=%.1f total_ms=%.1f rate=%.0f",
+           conns, on_full, count, errors, st, (t1 - t0) / 1e6, (t2 - t0) / 1e6, count / secs);
+    print_stats(l, "");
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- memory while down */
+
+static int cmd_memory(int argc, char **argv) {
+    if (argc != 6) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    size_t count = strtoull(argv[5], NULL, 10);
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "close_timeout_ms", "200");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    long rss0 = status_kib("VmRSS");
+    size_t errors = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < count; i++)
+        if (log_typical(l) != RARCH_OK) errors++;
+    uint64_t t1 = now_ns();
+    long hwm_logged = status_kib("VmHWM");
+    printf("RESULT bench=memory count=%zu errors=%zu log_ms=%.1f rss_start_kib=%ld "
+           "hwm_after_log_kib=%ld",
+           count, errors, (t1 - t0) / 1e6, rss0, hwm_logged);
+    print_stats(l, "");
+    fflush(stdout);
+    uint64_t t2 = now_ns();
+    rarch_logger_free(l); /* writes what is still in memory to the buffer file */
+    uint64_t t3 = now_ns();
+    printf(" free_ms=%.1f hwm_end_kib=%ld rss_end_kib=%ld\n", (t3 - t2) / 1e6,
+           status_kib("VmHWM"), status_kib("VmRSS"));
+    return 0;
+}
+
+static int cmd_replay(int argc, char **argv) {
+    if (argc != 5) return -1;
+    rarch_options *o = base_options(argv[2], argv[3], argv[4]);
+    uint64_t t0 = now_ns();
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    int st = rarch_flush(l, 600000);
+    uint64_t t1 = now_ns();
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench replay: flush: %s\n", buf);
+    }
+    rarch_statistics s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    rarch_stats(l, &s);
+    double secs = (t1 - t0) / 1e9;
+    printf("RESULT bench=replay flush=%d replay_ms=%.1f rate=%.0f hwm_kib=%ld", st, secs * 1e3,
+           s.replayed / secs, status_kib("VmHWM"));
+    print_stats(l, "");
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- blocking mode */
+
+struct blocking_arg {
+    rarch_logger *l;
+    size_t count;
+    uint64_t *lat;
+    size_t errors;
+    int first_error;
+    pthread_barrier_t *bar;
+};
+
+static void *blocking_thread(void *p) {
+    struct blocking_arg *a = p;
+    pthread_barrier_wait(a->bar);
+    for (size_t i = 0; i < a->count; i++) {
+        uint64_t t0 = now_ns();
+        int st = log_typical(a->l);
+        a->lat[i] = now_ns() - t0;
+        if (st != RARCH_OK) {
+            if (!a->errors) a->first_error = st;
+            a->errors++;
+        }
+    }
+    return NULL;
+}
+
+static int cmd_blocking(int argc, char **argv) {
+    if (argc != 7) return -1;
+    int threads = atoi(argv[5]);
+    size_t count = strtoull(argv[6], NULL, 10);
+    rarch_options *o = base_options(argv[2], argv[3], argv[4]);
+    set(o, "mode", "blocking");
+    set(o, "connections", threads > 2 ? argv[5] : "2");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    for (int i = 0; i < 20; i++) log_typical(l); /* connect, sign the first token */
+    size_t total = count * (size_t)threads;
+    uint64_t *lat = calloc(total, 8);
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)threads);
+    pthread_t tid[64];
+    struct blocking_arg args[64];
+    for (int t = 0; t < threads; t++) {
+        args[t] = (struct blocking_arg){l, count, lat + t * count, 0, 0, &bar};
+        pthread_create(&tid[t], NULL, blocking_thread, &args[t]);
+    }
+    uint64_t t0 = now_ns();
+    size_t errors = 0;
+    int first_error = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        if (args[t].errors && !errors) first_error = args[t].first_error;
+        errors += args[t].errors;
+    }
+    double secs = (now_ns() - t0) / 1e9;
+    printf("RESULT bench=blocking threads=%d count=%zu errors=%zu first_error=%d rate=%.0f", threads,
+           total, errors, first_error, total / secs);
+    print_pcts("log", lat, total);
+    print_stats(l, "");
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (sizeof CONTEXT - 1 != 200 || sizeof MESSAGE - 1 != 64) {
+        fprintf(stderr, "rbench: typical entry sizes drifted (%zu, %zu)\n", sizeof MESSAGE - 1,
+                sizeof CONTEXT - 1);
+        return 2;
+    }
+    int r = -1;
+    if (argc >= 2) {
+        if (!strcmp(argv[1], "caller")) r = cmd_caller(argc, argv);
+        else if (!strcmp(argv[1], "throughput")) r = cmd_throughput(argc, argv);
+        else if (!strcmp(argv[1], "memory")) r = cmd_memory(argc, argv);
+        else if (!strcmp(argv[1], "replay")) r = cmd_replay(argc, argv);
+        else if (!strcmp(argv[1], "blocking")) r = cmd_blocking(argc, argv);
+    }
+    if (r < 0) {
+        fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");
+        return 2;
+    }
+    return r;
+}

@@ -1,0 +1,164 @@
+#!/bin/sh
+# The rarch-logging benchmark suite (issue 8). `make bench` runs it; `bench/run.sh --quick`
+# (or BENCH_QUICK=1 make bench) is a ~1 minute version with smaller counts. Loopback only, bounded counts and times.
+#
+# Everything is reported as ratios against baselines measured side by side in this run (wrk,
+# a Python-style sender, an empty library call), because the machine is shared and noisy.
+# Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
+set -eu
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
+for a in "$@"; do
+  case $a in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $a (use --quick)" >&2; exit 2 ;;
+  esac
+done
+
+# Per-thread call counts are paced at CALLER_RATE calls/s, so CALLER_N/CALLER_RATE seconds a run.
+if [ $QUICK = 1 ]; then
+  CALLER_N=2000; CALLER_RATE=2000; DURABLE_N=200
+  TP_N=20000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=2; PY_N=300; PY_S=4
+  MEM_N=50000; BLK_N=500
+else
+  CALLER_N=5000; CALLER_RATE=2000; DURABLE_N=500
+  TP_N=200000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=3; PY_N=1500; PY_S=8
+  MEM_N=1000000; BLK_N=2000
+fi
+TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
+
+say() { printf '== %s\n' "$*" >&2; }
+
+# --- tools ---------------------------------------------------------------------------------
+if ! command -v wrk >/dev/null 2>&1; then
+  say "installing wrk"
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+  else
+    sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq wrk >/dev/null
+  fi
+fi
+command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
+PY=${PYTHON:-python3}
+
+if [ -z "${MAKELEVEL:-}" ]; then
+  say "building (make lib receiver)"
+  make -s lib receiver >&2
+fi
+LIB=$ROOT/target/release
+mkdir -p target/bench
+CC=${CC:-cc}
+$CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/rbench.c -L"$LIB" -lrarch_logging \
+  -Wl,-rpath,"$LIB" -lpthread -o target/bench/rbench
+RB=$ROOT/target/bench/rbench
+
+# --- receivers -----------------------------------------------------------------------------
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-bench.XXXXXX")
+PIDS=""
+cleanup() {
+  for p in $PIDS; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+start_receiver() { # name -> sets $ADDR
+  rm -f "$WORK/$1.addr"
+  "$ROOT/examples/receiver/receiver" -key "$KEY" -addr-file "$WORK/$1.addr" -quiet -keep=false \
+    2>"$WORK/$1.log" &
+  PIDS="$PIDS $!"
+  i=0
+  while [ ! -s "$WORK/$1.addr" ]; do
+    i=$((i + 1)); [ $i -gt 200 ] && { echo "receiver $1 did not start" >&2; exit 1; }
+    sleep 0.05
+  done
+  ADDR=$(cat "$WORK/$1.addr")
+}
+start_receiver healthy; HEALTHY=$ADDR
+start_receiver slow; SLOW=$ADDR
+curl -sf -X POST -d '{"mode":"delay","delay_ms":2000,"rate":1}' "http://$SLOW/admin/fault" >/dev/null
+# "down": a loopback port where nothing listens (connection refused).
+DOWN_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+DOWN=127.0.0.1:$DOWN_PORT
+
+reset() { curl -sf -X POST "http://$HEALTHY/admin/reset" >/dev/null; }
+accepted() { # the receiver's view: accepted, distinct request ids, duplicates
+  curl -sf "http://$HEALTHY/stats" | $PY -c 'import json,sys; d=json.load(sys.stdin); print("receiver_accepted=%d receiver_distinct=%d receiver_duplicates=%d" % (d["accepted"], d["distinct"], d["duplicates"]))'
+}
+OUT=$WORK/results.txt
+: >"$OUT"
+# A fresh buffer_dir per run (mktemp: $(bufdir) runs in a subshell, so no counter).
+bufdir() { mktemp -d "$WORK/buf.XXXXXX"; }
+emit() { tee -a "$OUT" | sed 's/^/   /' >&2; }
+
+# --- machine -------------------------------------------------------------------------------
+{
+  echo "MACHINE nproc=$(nproc)"
+  echo "MACHINE cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+  echo "MACHINE kernel=$(uname -srm)"
+  echo "MACHINE load=$(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "MACHINE mode=$([ $QUICK = 1 ] && echo quick || echo full)"
+  echo "MACHINE version=$(git describe --always --dirty 2>/dev/null || echo unknown)"
+} >>"$OUT"
+T0=$(date +%s)
+
+# --- 1. caller cost --------------------------------------------------------------------------
+say "1. caller cost of rarch_log (paced: bursts of 100 calls, $CALLER_RATE calls/s per thread)"
+for durable in 0 1; do
+  N=$CALLER_N; [ $durable = 1 ] && N=$DURABLE_N
+  for scen in healthy down slow; do
+    case $scen in healthy) A=$HEALTHY ;; down) A=$DOWN ;; slow) A=$SLOW ;; esac
+    for th in 1 4; do
+      "$RB" caller "http://$A/log" "$KEY" "$(bufdir)" $th $N $CALLER_RATE $durable $scen | emit
+    done
+  done
+done
+reset
+
+# --- 2. delivery throughput --------------------------------------------------------------------
+say "2. delivery throughput ($TP_N entries) vs wrk (${WRK_S}s) and a Python-style sender"
+BODY=$WORK/body.json
+JWT=$($PY bench/pyclient_baseline.py wrk-setup "$KEY" "$BODY")
+run_wrk() { # connections
+  t=$1; [ "$t" -gt 2 ] && t=2
+  BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT wrk -t"$t" -c"$1" -d"${WRK_S}s" -s bench/wrk_post.lua \
+    "http://$HEALTHY/log" | grep '^RESULT' | sed "s/\$/ connections=$1/"
+}
+# wrk runs before and after the library's runs at each connection count; the mean is the limit.
+for c in 2 4; do
+  run_wrk $c | emit
+  for m in $TP_MODES; do
+    [ "${m%%:*}" = $c ] || continue
+    reset
+    line=$("$RB" throughput "http://$HEALTHY/log" "$KEY" "$(bufdir)" $c $TP_N "${m#*:}")
+    echo "$line $(accepted)" | emit
+  done
+  run_wrk $c | emit
+done
+reset
+$PY bench/pyclient_baseline.py send "http://$HEALTHY/log" "$KEY" $PY_N $PY_S | emit
+
+# --- 3. memory while down, then replay -----------------------------------------------------------
+say "3. memory: $MEM_N entries logged while the server is down, then replay"
+MEMBUF=$(bufdir)
+"$RB" memory "http://$DOWN/log" "$KEY" "$MEMBUF" $MEM_N | emit
+echo "RESULT bench=bufferfiles bytes=$(du -sb "$MEMBUF" | cut -f1) lines=$(cat "$MEMBUF"/bench/*.jsonl 2>/dev/null | wc -l)" | emit
+reset
+line=$("$RB" replay "http://$HEALTHY/log" "$KEY" "$MEMBUF")
+echo "$line $(accepted)" | emit
+rm -rf "$MEMBUF"
+
+# --- 4. blocking mode ------------------------------------------------------------------------
+say "4. blocking mode"
+for th in 1 4; do
+  reset
+  "$RB" blocking "http://$HEALTHY/log" "$KEY" "$(bufdir)" $th $BLK_N | emit
+done
+
+echo "MACHINE elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT"
+cp "$OUT" bench/results.txt
+$PY bench/report.py "$OUT" bench/results.md

@@ -1,0 +1,3 @@
+module rarch-logging/rarchlog
+
+go 1.26

@@ -1,0 +1,127 @@
+package rarchlog
+
+import (
+	"slices"
+	"strconv"
+)
+
+// Mode is the `mode` option.
+type Mode string
+
+const (
+	ModeThreaded Mode = "threaded" // Log enqueues and returns; sender threads deliver (default)
+	ModeBlocking Mode = "blocking" // Log posts on the calling thread and returns the outcome
+)
+
+// Mirror is the `mirror` option.
+type Mirror string
+
+const (
+	MirrorOff    Mirror = "off"
+	MirrorStdout Mirror = "stdout"
+	MirrorStderr Mirror = "stderr"
+)
+
+// OnFull is the `on_full` option: what Log does when the in-memory queue is full.
+type OnFull string
+
+const (
+	OnFullSpill OnFull = "spill" // write to the disk buffer, never block (default)
+	OnFullBlock OnFull = "block" // wait up to BlockTimeoutMs, then ErrQueueFull
+	OnFullDrop  OnFull = "drop"  // drop it and return ErrQueueFull
+)
+
+// Options are the keys of rarch_options_set, one field per key, in Go style. A field left at
+// its zero value (an empty string, a nil pointer) is not set, so the library takes it from its
+// environment variable (url, api_key, level) or its default, exactly as in C. Numbers and the
+// bool are pointers because 0 and false are meaningful values of some keys (max_retries = 0,
+// close_timeout_ms = 0): write `TimeoutMs: new(500)` (Go 1.26) or take the address of a
+// variable. Values are checked by the library when New runs; a bad one is an ErrConfig whose
+// message names the key.
+type Options struct {
+	URL                 string // url (RARCH_LOGGING_URL, http://localhost:8080/log)
+	APIKey              string // api_key (RARCH_LOGGING_API_KEY, empty): the HS256 secret
+	Level               Level  // level (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG)
+	Mode                Mode   // mode (threaded)
+	BufferDir           string // buffer_dir (./var/log): the buffer is <BufferDir>/<service>/buffer.jsonl
+	TimeoutMs           *int   // timeout_ms (2000): timeout of each phase of a request
+	QueueCapacity       *int   // queue_capacity (16384): entries held in memory
+	Connections         *int   // connections (2): parallel keep-alive connections
+	CloseTimeoutMs      *int   // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
+	Mirror              Mirror // mirror (off): also print each entry as one line
+	MaxRetries          *int   // max_retries (5): in-memory retries before an entry goes to disk
+	BackoffInitialMs    *int   // backoff_initial_ms (100)
+	BackoffMaxMs        *int   // backoff_max_ms (30000)
+	OnFull              OnFull // on_full (spill)
+	BlockTimeoutMs      *int   // block_timeout_ms (100): the wait of OnFullBlock
+	MaxEntryBytes       *int   // max_entry_bytes (1048576): largest JSON entry accepted
+	BufferMaxFileBytes  *int64 // buffer_max_file_bytes (5242880): rotation size of buffer.jsonl
+	BufferMaxTotalBytes *int64 // buffer_max_total_bytes (268435456): cap of a service's buffer files
+	Durable             *bool  // durable (false): each entry is on disk before Log returns
+	CAFile              string // ca_file (system roots): PEM CA certificates to trust for https
+	TokenLifetimeS      *int   // token_lifetime_s (3600): JWT lifetime
+
+	// Raw sets keys by their C name, for keys this version of the binding has no field for.
+	// An unknown key is an error (ErrConfig), never ignored. A key set both here and by a
+	// field is an error too.
+	Raw map[string]string
+}
+
+type kv struct{ key, value string }
+
+// pairs lists the keys the caller set, in the header's order, then Raw's.
+func (o *Options) pairs() []kv {
+	var out []kv
+	str := func(k, v string) {
+		if v != "" {
+			out = append(out, kv{k, v})
+		}
+	}
+	num := func(k string, v *int) {
+		if v != nil {
+			out = append(out, kv{k, strconv.Itoa(*v)})
+		}
+	}
+	num64 := func(k string, v *int64) {
+		if v != nil {
+			out = append(out, kv{k, strconv.FormatInt(*v, 10)})
+		}
+	}
+	str("url", o.URL)
+	str("api_key", o.APIKey)
+	if o.Level != 0 {
+		// An invalid Level is passed on as it prints, so the library reports it (ErrConfig).
+		out = append(out, kv{"level", o.Level.String()})
+	}
+	str("mode", string(o.Mode))
+	str("buffer_dir", o.BufferDir)
+	num("timeout_ms", o.TimeoutMs)
+	num("queue_capacity", o.QueueCapacity)
+	num("connections", o.Connections)
+	num("close_timeout_ms", o.CloseTimeoutMs)
+	str("mirror", string(o.Mirror))
+	num("max_retries", o.MaxRetries)
+	num("backoff_initial_ms", o.BackoffInitialMs)
+	num("backoff_max_ms", o.BackoffMaxMs)
+	str("on_full", string(o.OnFull))
+	num("block_timeout_ms", o.BlockTimeoutMs)
+	num("max_entry_bytes", o.MaxEntryBytes)
+	num64("buffer_max_file_bytes", o.BufferMaxFileBytes)
+	num64("buffer_max_total_bytes", o.BufferMaxTotalBytes)
+	if o.Durable != nil {
+		out = append(out, kv{"durable", strconv.FormatBool(*o.Durable)})
+	}
+	str("ca_file", o.CAFile)
+	num("token_lifetime_s", o.TokenLifetimeS)
+	if len(o.Raw) > 0 {
+		keys := make([]string, 0, len(o.Raw))
+		for k := range o.Raw {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		for _, k := range keys {
+			out = append(out, kv{k, o.Raw[k]})
+		}
+	}
+	return out
+}

@@ -1,0 +1,264 @@
+// Type definitions for rarch-logging (Node.js binding of librarch_logging). Hand-written.
+// Works for both `require('rarch-logging')` and `import { createLogger } from 'rarch-logging'`.
+
+/** A level name. Input also accepts any case, `'WARNING'`, and the numbers 0 (DEBUG) to 4 (FATAL). */
+export type LevelName = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
+export type LevelInput =
+  | LevelName
+  | 'debug' | 'info' | 'warn' | 'warning' | 'error' | 'fatal' | 'WARNING'
+  | 0 | 1 | 2 | 3 | 4;
+
+/** The levels by name, lowest first (the values of the C enum rarch_level). */
+export declare const Level: Readonly<{ DEBUG: 0; INFO: 1; WARN: 2; ERROR: 3; FATAL: 4 }>;
+
+/** The statuses of the C API by name (the values of the C enum rarch_status). */
+export declare const Status: Readonly<{
+  RARCH_OK: 0;
+  RARCH_ERR_NULL_ARGUMENT: 1;
+  RARCH_ERR_INVALID_ARGUMENT: 2;
+  RARCH_ERR_INVALID_LEVEL: 3;
+  RARCH_ERR_INVALID_UTF8: 4;
+  RARCH_ERR_INVALID_JSON: 5;
+  RARCH_ERR_INVALID_TIMESTAMP: 6;
+  RARCH_ERR_CONFIG: 7;
+  RARCH_ERR_QUEUE_FULL: 8;
+  RARCH_ERR_TIMED_OUT: 9;
+  RARCH_ERR_IO: 10;
+  RARCH_ERR_TRANSPORT: 11;
+  RARCH_ERR_AUTH: 12;
+  RARCH_ERR_REJECTED: 13;
+  RARCH_ERR_CLOSED: 14;
+  RARCH_ERR_PANIC: 15;
+}>;
+
+/** A status name, e.g. `'RARCH_ERR_INVALID_JSON'`. */
+export type StatusName = keyof typeof Status;
+
+/**
+ * Every error thrown or rejected by this package. `code` is the status name of the C API
+ * (e.g. `'RARCH_ERR_INVALID_JSON'`) and `message` the library's `rarch_last_error` message,
+ * read on the thread of the failing call. One code is the binding's own:
+ * `'RARCH_ERR_LIBRARY_NOT_FOUND'` (the library could not be loaded; `tried` lists every path
+ * with the reason).
+ */
+export declare class RarchError extends Error {
+  readonly name: 'RarchError';
+  /** The status name, e.g. `'RARCH_ERR_CONFIG'`. */
+  readonly code: StatusName | 'RARCH_ERR_LIBRARY_NOT_FOUND';
+  /** The numeric status (see {@link Status}); undefined for `RARCH_ERR_LIBRARY_NOT_FOUND`. */
+  readonly status: number | undefined;
+  /** For `RARCH_ERR_LIBRARY_NOT_FOUND`: each path tried, with why it failed. */
+  readonly tried?: string[];
+}
+
+/**
+ * The options of the C API (`rarch_options_set`), in camelCase. A key left unset (or set to
+ * `undefined`/`null`) is not passed to the library, which then uses its environment variable
+ * (for `url`, `apiKey` and `level`) or its default. Values are checked by the library when the
+ * logger is made: a bad value throws a {@link RarchError} with code `'RARCH_ERR_CONFIG'`
+ * naming the key. Numbers and booleans are passed as their decimal / `true`/`false` text.
+ */
+export interface LoggerOptions {
+  /** `url` (env RARCH_LOGGING_URL, default `http://localhost:8080/log`): the endpoint, http or https. */
+  url?: string;
+  /** `api_key` (env RARCH_LOGGING_API_KEY, default empty): the HS256 secret. Never printed or written. */
+  apiKey?: string;
+  /** `level` (env RARCH_LOGGING_DEFAULT_LEVEL, default DEBUG): entries below it are dropped. */
+  level?: LevelInput;
+  /** `mode` (default `threaded`): `threaded` (a log call enqueues) or `blocking` (a log call posts
+   * and blocks the event loop for the round trip; its outcome is thrown). */
+  mode?: 'threaded' | 'blocking';
+  /** `buffer_dir` (default `./var/log`): the disk buffer is `<bufferDir>/<service>/buffer.jsonl`. */
+  bufferDir?: string;
+  /** `timeout_ms` (default 2000): timeout of each phase of a request. */
+  timeoutMs?: number;
+  /** `queue_capacity` (default 16384): entries held in memory. */
+  queueCapacity?: number;
+  /** `connections` (default 2): parallel keep-alive connections (sender threads). */
+  connections?: number;
+  /** `close_timeout_ms` (default 5000): how long closing delivers before writing the rest to disk. */
+  closeTimeoutMs?: number;
+  /** `mirror` (default `off`): also print each entry as one line on stdout or stderr. */
+  mirror?: 'off' | 'stdout' | 'stderr';
+  /** `max_retries` (default 5): in-memory retries before an entry goes to disk. */
+  maxRetries?: number;
+  /** `backoff_initial_ms` (default 100): first full-jitter backoff. */
+  backoffInitialMs?: number;
+  /** `backoff_max_ms` (default 30000): largest backoff. */
+  backoffMaxMs?: number;
+  /** `on_full` (default `spill`): `spill` (to disk, never blocks), `block` (up to blockTimeoutMs) or `drop`. */
+  onFull?: 'spill' | 'block' | 'drop';
+  /** `block_timeout_ms` (default 100): the wait of onFull `block`. */
+  blockTimeoutMs?: number;
+  /** `max_entry_bytes` (default 1048576): largest JSON entry accepted. */
+  maxEntryBytes?: number;
+  /** `buffer_max_file_bytes` (default 5242880): rotation size of buffer.jsonl. */
+  bufferMaxFileBytes?: number;
+  /** `buffer_max_total_bytes` (default 268435456): cap of a service's buffer files; oldest dropped. */
+  bufferMaxTotalBytes?: number;
+  /** `durable` (default false): true writes each entry to the buffer file before the log call returns. */
+  durable?: boolean;
+  /** `ca_file` (default: system roots): PEM CA certificates to trust for https. */
+  caFile?: string;
+  /** `token_lifetime_s` (default 3600): JWT lifetime; tokens are re-signed at half of it. */
+  tokenLifetimeS?: number;
+}
+
+/** What {@link createLogger} takes: the service, an optional logger name, and the options. */
+export interface CreateLoggerOptions extends LoggerOptions {
+  /** The service (required): one path component, not empty, no `/` or `\`, no leading `.`. */
+  service: string;
+  /** The logger name sent as `logger_name`; defaults to the service. */
+  loggerName?: string;
+}
+
+/** The optional fields of an entry. Absent fields get the protocol's defaults. */
+export interface LogFields {
+  /** `user_id` (default null). */
+  userId?: string | null;
+  /** `tenant_id` (default null). */
+  tenantId?: string | null;
+  /** `request_id` (default: a fresh UUID v4). */
+  requestId?: string | null;
+  /** `context`: a JSON-serializable object (default `{}`), or a string that already holds a
+   * JSON object. Anything else throws `RARCH_ERR_INVALID_JSON`. */
+  context?: Record<string, unknown> | string | null;
+  /** `client_log_datetime` (default: the time of the call): a Date, or an RFC 3339 string
+   * (other offsets are converted to UTC). An invalid Date throws `RARCH_ERR_INVALID_TIMESTAMP`. */
+  time?: Date | string | null;
+}
+
+/** The counters of a logger's pipeline (shared by every logger made with the same options). */
+export interface LoggerStats {
+  /** Entries taken (after the level filter). */
+  logged: number;
+  /** Entries below the logger's level. */
+  filtered: number;
+  /** Entries the server accepted (fresh and replayed). */
+  delivered: number;
+  /** Requests that did not deliver. */
+  failedAttempts: number;
+  /** In-memory retries. */
+  retried: number;
+  /** Entries written to the buffer file. */
+  buffered: number;
+  /** Entries delivered from the buffer file. */
+  replayed: number;
+  /** Entries refused by the server (4xx), written to buffer.rejected.jsonl. */
+  rejected: number;
+  /** Buffer lines that did not parse, moved to buffer.corrupt.jsonl. */
+  corrupt: number;
+  /** 401/403 answers (wrong key or token); the entries are kept. */
+  authFailures: number;
+  /** Dropped: the queue was full. */
+  droppedQueueFull: number;
+  /** Dropped: the buffer reached bufferMaxTotalBytes (oldest segment deleted). */
+  droppedBufferCap: number;
+  /** Dropped: the buffer file could not be written. */
+  droppedIo: number;
+  /** Entries in memory now. */
+  queueLen: number;
+}
+
+/**
+ * A logger. Made by {@link createLogger}; its native handle is private. Every method of a
+ * closed logger throws (or rejects with) a {@link RarchError} with code `'RARCH_ERR_CLOSED'`;
+ * none can crash the process.
+ *
+ * In the default threaded mode a log call validates the entry, enqueues it and returns; it
+ * throws on invalid input (`RARCH_ERR_INVALID_JSON`, `RARCH_ERR_INVALID_TIMESTAMP`,
+ * `RARCH_ERR_INVALID_ARGUMENT` for an entry above maxEntryBytes, ...) or `RARCH_ERR_QUEUE_FULL`
+ * (onFull `block`/`drop`). In blocking mode it also throws `RARCH_ERR_TRANSPORT`,
+ * `RARCH_ERR_AUTH` or `RARCH_ERR_REJECTED`.
+ *
+ * Loggers still open when the process exits normally (end of the event loop, `process.exit()`,
+ * an uncaught exception) are closed by an `'exit'` handler: what is queued is delivered within
+ * closeTimeoutMs and the rest written to the disk buffer. Signals that kill the process
+ * (SIGTERM, SIGINT without a handler) skip 'exit': handle them and call {@link closeAll}.
+ */
+export declare class Logger {
+  private constructor();
+  /** The service name. */
+  readonly service: string;
+  /** The logger name (the service name when none was given). */
+  readonly loggerName: string;
+  /** True once close() or closeSync() was called. */
+  readonly closed: boolean;
+  /**
+   * The level. Reading gives the name; setting accepts a name (any case) or 0..4 and throws
+   * `RARCH_ERR_INVALID_LEVEL` for anything else. Entries below it are dropped before any work.
+   */
+  get level(): LevelName;
+  set level(level: LevelInput);
+
+  /** Logs at DEBUG. */
+  debug(message: string, fields?: LogFields): void;
+  /** Logs at INFO. */
+  info(message: string, fields?: LogFields): void;
+  /** Logs at WARN. */
+  warn(message: string, fields?: LogFields): void;
+  /** Logs at ERROR. */
+  error(message: string, fields?: LogFields): void;
+  /** Logs at FATAL. */
+  fatal(message: string, fields?: LogFields): void;
+  /** Logs at a level given as a name or a number. */
+  log(level: LevelInput, message: string, fields?: LogFields): void;
+
+  /**
+   * Waits until every entry logged before the call is delivered and the disk buffer is
+   * replayed, up to `timeoutMs` (default 5000). Runs on a worker thread: the event loop keeps
+   * running. Rejects with `RARCH_ERR_TIMED_OUT` (nothing is dropped; the message says what is
+   * pending and the last delivery failure).
+   */
+  flush(timeoutMs?: number): Promise<void>;
+
+  /** The pipeline's counters (`rarch_stats`). */
+  stats(): LoggerStats;
+
+  /**
+   * Closes the logger (`rarch_logger_free` on a worker thread): the last logger of a pipeline
+   * delivers what it can within closeTimeoutMs and writes the rest to the disk buffer, replayed
+   * by the next start. Idempotent; resolves when done.
+   */
+  close(): Promise<void>;
+
+  /** Like {@link close}, on the calling thread (blocks up to closeTimeoutMs). */
+  closeSync(): void;
+}
+
+/**
+ * Makes a logger for `service`. Options not given come from the environment, as in C.
+ * Throws {@link RarchError}: `'RARCH_ERR_CONFIG'` for an unknown option key (checked here) or a
+ * bad option value, bad service name, unusable buffer directory, ... (the C constructor returns
+ * no status, so its failures are reported as `'RARCH_ERR_CONFIG'` with the library's message),
+ * `'RARCH_ERR_LIBRARY_NOT_FOUND'` when librarch_logging cannot be loaded.
+ *
+ * @example
+ * const log = createLogger({ service: 'checkout', level: 'INFO', bufferDir: '/var/lib/checkout' });
+ * log.info('order placed', { userId: 'u1', context: { orderId: 42 } });
+ */
+export declare function createLogger(options: CreateLoggerOptions): Logger;
+
+/** Closes every open logger (what happens at process exit); resolves when all are closed. */
+export declare function closeAll(): Promise<void>;
+
+/** The loaded library's version, e.g. `'0.1.0'` (loads the library if needed). */
+export declare function version(): string;
+
+/**
+ * The path of the loaded library (loads it if needed). It is looked for in `$RARCH_LOGGING_LIB`,
+ * then the repository's build (`target/release`), then an installed copy.
+ */
+export declare function libraryPath(): string;
+
+declare const rarch: {
+  createLogger: typeof createLogger;
+  closeAll: typeof closeAll;
+  version: typeof version;
+  libraryPath: typeof libraryPath;
+  RarchError: typeof RarchError;
+  Level: typeof Level;
+  Status: typeof Status;
+  Logger: typeof Logger;
+};
+export default rarch;

@@ -1,0 +1,150 @@
+'use strict';
+// The FFI layer: finds and loads librarch_logging, declares its functions with koffi.
+// Internal: the public API is in ../index.js. bench.js uses it to measure the raw calls.
+
+const fs = require('node:fs');
+const path = require('node:path');
+const koffi = require('koffi');
+const { RarchError } = require('./errors.js');
+
+const LIB_ENV = 'RARCH_LOGGING_LIB';
+
+function libFileNames() {
+  switch (process.platform) {
+    case 'darwin': return ['librarch_logging.dylib', 'librarch_logging.0.dylib'];
+    case 'win32': return ['rarch_logging.dll'];
+    default: return ['librarch_logging.so', 'librarch_logging.so.0'];
+  }
+}
+
+// Where the library is looked for, in order: $RARCH_LOGGING_LIB, the repo's build
+// (target/release, two levels above this package), then an installed copy (the dynamic
+// loader's own search by bare name, then the usual install prefixes).
+function candidates() {
+  const out = [];
+  const env = process.env[LIB_ENV];
+  if (env) out.push({ how: `$${LIB_ENV}`, file: env });
+  const names = libFileNames();
+  const repo = path.resolve(__dirname, '..', '..', '..', 'target', 'release');
+  out.push({ how: 'repo build', file: path.join(repo, names[0]) });
+  for (const n of names.slice().reverse()) out.push({ how: 'installed (loader search)', file: n });
+  const dirs = process.platform === 'darwin'
+    ? ['/usr/local/lib', '/opt/homebrew/lib']
+    : ['/usr/local/lib', '/usr/lib', '/usr/lib64'];
+  for (const dir of dirs) {
+    for (const n of names) out.push({ how: 'installed', file: path.join(dir, n) });
+  }
+  return out;
+}
+
+// Opaque handles: koffi 3 represents pointers as BigInt values; they never leave index.js.
+koffi.opaque('rarch_logger');
+koffi.opaque('rarch_options');
+// The structs of the header, with the platform's C layout.
+const rarch_str = koffi.struct('rarch_str', { ptr: 'const char *', len: 'size_t' });
+const rarch_entry = koffi.struct('rarch_entry', {
+  message: rarch_str,
+  user_id: rarch_str,
+  tenant_id: rarch_str,
+  request_id: rarch_str,
+  context_json: rarch_str,
+  client_log_datetime: rarch_str,
+});
+const rarch_statistics = koffi.struct('rarch_statistics', {
+  size: 'size_t',
+  logged: 'uint64_t',
+  filtered: 'uint64_t',
+  delivered: 'uint64_t',
+  failed_attempts: 'uint64_t',
+  retried: 'uint64_t',
+  buffered: 'uint64_t',
+  replayed: 'uint64_t',
+  rejected: 'uint64_t',
+  corrupt: 'uint64_t',
+  auth_failures: 'uint64_t',
+  dropped_queue_full: 'uint64_t',
+  dropped_buffer_cap: 'uint64_t',
+  dropped_io: 'uint64_t',
+  queue_len: 'uint64_t',
+});
+
+
+let native = null;
+
+class LibraryNotFoundError extends RarchError {
+  constructor(message, tried) {
+    super('RARCH_ERR_LIBRARY_NOT_FOUND', message, undefined);
+    this.tried = tried;
+  }
+}
+
+function load() {
+  if (native) return native;
+  const tried = [];
+  for (const c of candidates()) {
+    // Absolute paths that do not exist are reported as such, without asking the loader.
+    if (path.isAbsolute(c.file) && !fs.existsSync(c.file)) {
+      tried.push(`${c.file} (${c.how}): not found`);
+      continue;
+    }
+    let lib;
+    try {
+      lib = koffi.load(c.file);
+    } catch (e) {
+      tried.push(`${c.file} (${c.how}): ${e.message}`);
+      continue;
+    }
+    try {
+      native = declare(lib, c.file);
+    } catch (e) {
+      tried.push(`${c.file} (${c.how}): loaded but unusable: ${e.message}`);
+      continue;
+    }
+    return native;
+  }
+  throw new LibraryNotFoundError(
+    'rarch-logging: cannot load librarch_logging. Tried, in order:\n  ' + tried.join('\n  ') +
+      `\nSet ${LIB_ENV} to the library's path, run \`make lib\` in the repository, or install it ` +
+      '(`make install`).',
+    tried);
+}
+
+function declare(lib, file) {
+  const n = {
+    file,
+    koffi,
+    types: { rarch_str, rarch_entry, rarch_statistics },
+    version: lib.func('const char *rarch_version(void)'),
+    status_str: lib.func('const char *rarch_status_str(int status)'),
+    // buf is a Node Buffer: koffi passes its memory directly.
+    last_error: lib.func('size_t rarch_last_error(void *buf, size_t len)'),
+    options_new: lib.func('rarch_options *rarch_options_new(void)'),
+    options_set: lib.func('int rarch_options_set(rarch_options *opts, const char *key, const char *value)'),
+    options_free: lib.func('void rarch_options_free(rarch_options *opts)'),
+    logger_new: lib.func('rarch_logger *rarch_logger_new(const char *service, const char *logger_name, const rarch_options *opts)'),
+    logger_free: lib.func('void rarch_logger_free(rarch_logger *logger)'),
+    // The hot path: the entry is a Buffer laid out as rarch_entry (filled by index.js) and
+    // passed by address, so koffi converts nothing but the handle and the level.
+    log_n_raw: lib.func('int rarch_log_n(rarch_logger *logger, int level, const void *entry)'),
+    // The same function with koffi marshalling a JS object into a rarch_entry (bench only).
+    log_n_struct: lib.func('int rarch_log_n(rarch_logger *logger, int level, const rarch_entry *entry)'),
+    // NUL-terminated strings converted by koffi (bench only: measured, slower).
+    log: lib.func('int rarch_log(rarch_logger *logger, int level, const char *message, const char *user_id, const char *tenant_id, const char *request_id, const char *context_json, const char *client_log_datetime)'),
+    flush: lib.func('int rarch_flush(rarch_logger *logger, uint32_t timeout_ms)'),
+    set_level: lib.func('int rarch_set_level(rarch_logger *logger, int level)'),
+    get_level: lib.func('int rarch_get_level(const rarch_logger *logger)'),
+    stats: lib.func('int rarch_stats(const rarch_logger *logger, _Inout_ rarch_statistics *out)'),
+    statsSize: koffi.sizeof(rarch_statistics),
+    entrySize: koffi.sizeof(rarch_entry),
+  };
+  const v = n.version();
+  if (typeof v !== 'string' || !/^0\./.test(v)) {
+    throw new Error(`library version ${v} is not 0.x, which this binding was written for`);
+  }
+  if (n.entrySize !== 6 * 2 * 8 && koffi.sizeof('size_t') === 8) {
+    throw new Error(`unexpected sizeof(rarch_entry) ${n.entrySize}`);
+  }
+  return n;
+}
+
+module.exports = { load, candidates, LibraryNotFoundError };

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Tests of the Python binding (run from the repository root by `make test-python`, after the
+# library and the receiver are built): makes a venv in bindings/python/.venv, installs the
+# package (./bindings/python) with pytest and python-dotenv from PyPI, and runs pytest from a
+# temporary directory so that the installed package, not the source tree, is what is tested.
+set -eu
+
+ROOT=$(pwd)
+PYDIR="$ROOT/bindings/python"
+VENV="$PYDIR/.venv"
+PYTHON=${PYTHON:-python3}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check pytest python-dotenv
+# Reinstall every time: the bundled library must be the one just built.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
+    --no-deps "$PYDIR"
+
+: "${RARCH_RECEIVER:=$ROOT/examples/receiver/receiver}"
+export RARCH_RECEIVER
+export RARCH_PYTHON_SOURCE="$PYDIR"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-python-tests.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT INT TERM
+cd "$WORK"
+"$VENV/bin/python" -m pytest -p no:cacheprovider -q "$PYDIR/tests" "$@"

@@ -1,0 +1,32 @@
+# Version check of the rarch_logging CMake package: compatible when the major version is the
+# same (the soname's) and the installed version is not older than the one asked for. While the
+# major version is 0, the minor version must match too (0.x minors may break the API).
+set(PACKAGE_VERSION "@VERSION@")
+set(PACKAGE_VERSION_COMPATIBLE FALSE)
+set(PACKAGE_VERSION_EXACT FALSE)
+if(PACKAGE_FIND_VERSION VERSION_EQUAL PACKAGE_VERSION)
+  set(PACKAGE_VERSION_EXACT TRUE)
+endif()
+string(REGEX MATCH "^([0-9]+)\\.([0-9]+)" _rarch_mm "${PACKAGE_VERSION}")
+set(_rarch_major "${CMAKE_MATCH_1}")
+set(_rarch_minor "${CMAKE_MATCH_2}")
+if(NOT PACKAGE_FIND_VERSION)
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+elseif(PACKAGE_FIND_VERSION VERSION_GREATER PACKAGE_VERSION)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+elseif(NOT PACKAGE_FIND_VERSION_MAJOR STREQUAL _rarch_major)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+elseif(_rarch_major STREQUAL "0" AND PACKAGE_FIND_VERSION_COUNT GREATER 1
+       AND NOT PACKAGE_FIND_VERSION_MINOR STREQUAL _rarch_minor)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+else()
+  set(PACKAGE_VERSION_COMPATIBLE TRUE)
+endif()
+# 64-bit library: refuse a 32-bit consumer.
+if(CMAKE_SIZEOF_VOID_P AND NOT CMAKE_SIZEOF_VOID_P EQUAL 8)
+  set(PACKAGE_VERSION_COMPATIBLE FALSE)
+  set(PACKAGE_VERSION_UNSUITABLE TRUE)
+endif()
+unset(_rarch_mm)
+unset(_rarch_major)
+unset(_rarch_minor)

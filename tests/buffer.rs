@@ -1,0 +1,248 @@
+//! The disk buffer under pressure: rotation and the cap, two processes of one service draining
+//! at once, and fork().
+
+mod common;
+
+use common::*;
+use rarch_logging::entry::Fields;
+use rarch_logging::{Level, Logger, Options};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(60);
+const ROLE: &str = "RARCH_TEST_ROLE";
+
+fn opts(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
+    let mut o = Options::new();
+    o.set("url", url).unwrap();
+    o.set("api_key", key).unwrap();
+    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
+    o.set("backoff_initial_ms", "10").unwrap();
+    o.set("backoff_max_ms", "200").unwrap();
+    o.set("max_retries", "2").unwrap();
+    for (k, v) in extra {
+        o.set(k, v).unwrap();
+    }
+    o
+}
+
+fn log(lg: &Logger, m: &str) {
+    lg.log(
+        Level::Info,
+        &Fields {
+            message: m,
+            context_json: Some(r#"{"padding":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+}
+
+/// Runs this test binary again in a child role (see `child_roles`).
+fn child(role: &str, envs: &[(&str, String)]) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["child_roles", "--exact", "--nocapture", "--test-threads=1"])
+        .env(ROLE, role);
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Not a test on its own: the body of the child processes the tests below start.
+#[test]
+fn child_roles() {
+    let Ok(role) = std::env::var(ROLE) else {
+        return;
+    };
+    let env = |k: &str| std::env::var(k).unwrap();
+    let dir = std::path::PathBuf::from(env("DIR"));
+    match role.as_str() {
+        "drain" => {
+            let lg = Logger::new(
+                "svc-two",
+                None,
+                Some(&opts(&env("URL"), "k-two", &dir, &[])),
+            )
+            .unwrap();
+            for i in 0..1000 {
+                log(&lg, &format!("{}-{i}", env("TAG")));
+            }
+            lg.flush(T).unwrap();
+        }
+        "fork" => fork_role(&env("URL"), &dir),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn rotation_and_the_cap_count_every_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = dead_addr();
+    let url = format!("http://{addr}/log");
+    let lg = Logger::new(
+        "svc-cap",
+        None,
+        Some(&opts(
+            &url,
+            "k-cap",
+            dir.path(),
+            &[
+                ("buffer_max_file_bytes", "4096"),
+                ("buffer_max_total_bytes", "16384"),
+                ("connections", "1"),
+            ],
+        )),
+    )
+    .unwrap();
+    for i in 0..300 {
+        log(&lg, &format!("m{i}"));
+    }
+    wait_until(T, "all entries settled on disk", || {
+        let s = lg.stats().unwrap();
+        (s.buffered == 300).then_some(())
+    });
+    let s = lg.stats().unwrap();
+    assert!(s.dropped_buffer_cap > 0, "the cap never applied: {s:?}");
+    let svc = dir.path().join("svc-cap");
+    let files: Vec<_> = std::fs::read_dir(&svc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        files.iter().any(|f| f.starts_with("buffer.rotated-")),
+        "{files:?}"
+    );
+    let total: u64 = std::fs::read_dir(&svc)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with("buffer.")
+                && e.file_name().to_string_lossy().ends_with(".jsonl")
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(total <= 16384 + 4096, "buffer is {total} bytes");
+    let r = Receiver::start_at("k-cap", &addr);
+    lg.flush(T).unwrap();
+    let s = lg.stats().unwrap();
+    // Every entry is delivered or counted as dropped by the cap; none twice.
+    assert_eq!(r.stat("distinct") + s.dropped_buffer_cap, 300);
+    assert_eq!(r.stat("duplicates"), 0);
+}
+
+#[test]
+fn two_processes_of_one_service_drain_without_loss_or_duplicates() {
+    let r = Receiver::start("k-two");
+    let dir = tempfile::tempdir().unwrap();
+    // A backlog both processes will try to claim at start.
+    let svc = dir.path().join("svc-two");
+    std::fs::create_dir_all(&svc).unwrap();
+    let mut backlog = String::new();
+    for i in 0..3000 {
+        backlog += &format!(
+            "{{\"level\":\"INFO\",\"service\":\"svc-two\",\"logger_name\":\"svc-two\",\"message\":\"old-{i}\",\"user_id\":null,\"tenant_id\":null,\"request_id\":\"old-{i}\",\"context\":{{}},\"client_log_datetime\":\"2026-11-23T22:30:00Z\"}}\n"
+        );
+    }
+    std::fs::write(svc.join("buffer.jsonl"), backlog).unwrap();
+    // Failures make both processes write to and drain the same buffer at the same time.
+    r.fault(r#"{"mode":"status","status":503,"rate":0.3}"#);
+    let envs = |tag: &str| {
+        vec![
+            ("URL", r.url()),
+            ("DIR", dir.path().to_str().unwrap().to_owned()),
+            ("TAG", tag.to_owned()),
+        ]
+    };
+    let mut a = child("drain", &envs("a")).spawn().unwrap();
+    let mut b = child("drain", &envs("b")).spawn().unwrap();
+    wait_until(T, "some injected faults", || {
+        (r.stat("faults") > 50).then_some(())
+    });
+    r.fault(r#"{"mode":"none"}"#);
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    // Anything a child left on disk is sent by the next logger of the service.
+    let lg = Logger::new(
+        "svc-two",
+        None,
+        Some(&opts(&r.url(), "k-two", dir.path(), &[])),
+    )
+    .unwrap();
+    lg.flush(T).unwrap();
+    assert_eq!(r.stat("distinct"), 3000 + 2000);
+    assert_eq!(r.stat("duplicates"), 0);
+    assert_eq!(lg.stats().unwrap().corrupt, 0, "a torn or interleaved line");
+}
+
+fn fork_role(url: &str, dir: &Path) {
+    let lg = Logger::new(
+        "svc-fork",
+        None,
+        Some(&opts(url, "k-fork", dir, &[("connections", "1")])),
+    )
+    .unwrap();
+    // The server is slow: most parent entries are still queued when the process forks.
+    for i in 0..40 {
+        log(&lg, &format!("parent-{i}"));
+    }
+    // SAFETY: the child only logs through the library and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut ok = true;
+        for i in 0..10 {
+            ok &= lg
+                .log(
+                    Level::Info,
+                    &Fields {
+                        message: &format!("child-{i}"),
+                        ..Default::default()
+                    },
+                )
+                .is_ok();
+        }
+        ok &= lg.flush(T).is_ok();
+        drop(lg);
+        // SAFETY: leaving the child without running the parent's atexit handlers.
+        unsafe { libc::_exit(if ok { 0 } else { 3 }) };
+    }
+    // The parent logs on too: its request ids must not repeat the child's.
+    for i in 0..10 {
+        log(&lg, &format!("parent-after-{i}"));
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed: {status}"
+    );
+    lg.flush(T).unwrap();
+}
+
+#[test]
+fn a_forked_child_logs_on_its_own_and_never_resends_the_parents_entries() {
+    let r = Receiver::start("k-fork");
+    r.fault(r#"{"mode":"delay","delay_ms":50,"rate":1}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let st = child(
+        "fork",
+        &[
+            ("URL", r.url()),
+            ("DIR", dir.path().to_str().unwrap().to_owned()),
+        ],
+    )
+    .status()
+    .unwrap();
+    assert!(st.success());
+    let e = r.entries();
+    let children = e
+        .iter()
+        .filter(|x| x["message"].as_str().unwrap().starts_with("child-"))
+        .count();
+    assert_eq!(children, 10);
+    assert_eq!(r.stat("distinct"), 60);
+    assert_eq!(r.stat("duplicates"), 0);
+}

@@ -69,8 +69,8 @@ typedef enum rarch_status {
    */
   RARCH_ERR_CONFIG = 7,
   /**
-   * The queue is full and the entry was not taken (`on_full` = `block` or `drop`, or the
-   * overflow is full too); it is counted in `dropped_queue_full`.
+   * The queue is full and the entry was not taken (`on_full` = `block` or `drop`; never
+   * with the default `spill`); it is counted in `dropped_queue_full`.
    */
   RARCH_ERR_QUEUE_FULL = 8,
   /**
@@ -160,7 +160,8 @@ typedef struct rarch_entry {
 typedef struct rarch_statistics {
   size_t size;
   /**
-   * Entries taken by rarch_log (after the level filter).
+   * Entries taken by rarch_log (after the level filter; not those refused with
+   * RARCH_ERR_QUEUE_FULL).
    */
   uint64_t logged;
   /**
@@ -246,7 +247,9 @@ struct rarch_options *rarch_options_new(void);
  * - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
  * - `max_retries` (5): in-memory retries before an entry goes to disk.
  * - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
- * - `on_full` (spill): `spill` (to disk, never blocks), `block` (up to block_timeout_ms) or `drop`.
+ * - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
+ *   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up
+ *   to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at once).
  * - `block_timeout_ms` (100): the wait of on_full=block.
  * - `max_entry_bytes` (1048576): largest JSON entry accepted.
  * - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
@@ -283,6 +286,18 @@ void rarch_options_free(struct rarch_options *opts);
 struct rarch_logger *rarch_logger_new(const char *service,
                                       const char *logger_name,
                                       const struct rarch_options *opts);
+
+/**
+ * The same as `rarch_logger_new`, returning a status: on RARCH_OK `*out` is the new logger;
+ * otherwise `*out` is NULL and the status says why (RARCH_ERR_NULL_ARGUMENT,
+ * RARCH_ERR_INVALID_UTF8, RARCH_ERR_INVALID_ARGUMENT for a bad service name, RARCH_ERR_CONFIG,
+ * RARCH_ERR_IO for an unusable buffer directory, RARCH_ERR_PANIC). `out` must not be NULL.
+ * Thread-safe.
+ */
+enum rarch_status rarch_logger_open(const char *service,
+                                    const char *logger_name,
+                                    const struct rarch_options *opts,
+                                    struct rarch_logger **out);
 
 /**
  * Logs one entry. `message` is required; every other string may be NULL for the protocol's

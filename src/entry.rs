@@ -155,7 +155,7 @@ fn context(c: &str) -> Result<Context<'_>> {
             "context_json: must be a JSON object ({...})",
         ));
     }
-    if text.contains(['\n', '\r']) {
+    if text.bytes().any(|b| b == b'\n' || b == b'\r') {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
             Error::new(
                 ErrorKind::InvalidJson,

@@ -52,8 +52,8 @@ pub enum rarch_status {
     RARCH_ERR_INVALID_TIMESTAMP = 6,
     /// An unknown option key or a bad option value (also from an environment variable).
     RARCH_ERR_CONFIG = 7,
-    /// The queue is full and the entry was not taken (`on_full` = `block` or `drop`, or the
-    /// overflow is full too); it is counted in `dropped_queue_full`.
+    /// The queue is full and the entry was not taken (`on_full` = `block` or `drop`; never
+    /// with the default `spill`); it is counted in `dropped_queue_full`.
     RARCH_ERR_QUEUE_FULL = 8,
     /// `rarch_flush` did not see everything delivered in time. Nothing was dropped.
     RARCH_ERR_TIMED_OUT = 9,
@@ -101,7 +101,8 @@ pub struct rarch_entry {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct rarch_statistics {
     pub size: usize,
-    /// Entries taken by rarch_log (after the level filter).
+    /// Entries taken by rarch_log (after the level filter; not those refused with
+    /// RARCH_ERR_QUEUE_FULL).
     pub logged: u64,
     /// Entries below the logger's level.
     pub filtered: u64,
@@ -274,7 +275,9 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
 /// - `max_retries` (5): in-memory retries before an entry goes to disk.
 /// - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
-/// - `on_full` (spill): `spill` (to disk, never blocks), `block` (up to block_timeout_ms) or `drop`.
+/// - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
+///   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up
+///   to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at once).
 /// - `block_timeout_ms` (100): the wait of on_full=block.
 /// - `max_entry_bytes` (1048576): largest JSON entry accepted.
 /// - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
@@ -335,13 +338,39 @@ pub unsafe extern "C" fn rarch_logger_new(
     logger_name: *const c_char,
     opts: *const rarch_options,
 ) -> *mut rarch_logger {
-    value(std::ptr::null_mut(), || {
+    let mut out = std::ptr::null_mut();
+    // SAFETY: forwarded contract; `out` is a local.
+    unsafe { rarch_logger_open(service, logger_name, opts, &mut out) };
+    out
+}
+
+/// The same as `rarch_logger_new`, returning a status: on RARCH_OK `*out` is the new logger;
+/// otherwise `*out` is NULL and the status says why (RARCH_ERR_NULL_ARGUMENT,
+/// RARCH_ERR_INVALID_UTF8, RARCH_ERR_INVALID_ARGUMENT for a bad service name, RARCH_ERR_CONFIG,
+/// RARCH_ERR_IO for an unusable buffer directory, RARCH_ERR_PANIC). `out` must not be NULL.
+/// Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_logger_open(
+    service: *const c_char,
+    logger_name: *const c_char,
+    opts: *const rarch_options,
+    out: *mut *mut rarch_logger,
+) -> rarch_status {
+    if out.is_null() {
+        set_error(&null("out"));
+        return rarch_status::RARCH_ERR_NULL_ARGUMENT;
+    }
+    // SAFETY: `out` is a valid pointer to write to, by contract.
+    unsafe { *out = std::ptr::null_mut() };
+    status(|| {
         // SAFETY: NUL-terminated strings and NULL-or-valid options by contract.
         let service = unsafe { req_cstr(service, "service") }?;
         let name = unsafe { opt_cstr(logger_name, "logger_name") }?;
         let opts = unsafe { opts.as_ref() }.map(|o| &o.inner);
         let inner = Logger::new(service, name, opts)?;
-        Ok(Box::into_raw(Box::new(rarch_logger { inner })))
+        // SAFETY: as above.
+        unsafe { *out = Box::into_raw(Box::new(rarch_logger { inner })) };
+        Ok(())
     })
 }
 

@@ -249,11 +249,12 @@ impl Pipeline {
     /// `on_full=block`, up to `block_timeout_ms` for room).
     pub fn submit(&self, item: Item) -> Result<()> {
         let s = &*self.shared;
-        Stats::add(&s.stats.logged, 1);
         if s.cfg.mode == Mode::Blocking {
+            Stats::add(&s.stats.logged, 1);
             return s.send_now(item);
         }
         if s.cfg.durable {
+            Stats::add(&s.stats.logged, 1);
             let n = s.spill(vec![item]);
             s.replay_wake.notify();
             return if n == 1 {
@@ -270,7 +271,10 @@ impl Pipeline {
         }
         s.accepted.fetch_add(1, Ordering::AcqRel);
         let item = match s.tx.try_send(item) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                Stats::add(&s.stats.logged, 1);
+                return Ok(());
+            }
             Err(TrySendError::Full(item)) | Err(TrySendError::Disconnected(item)) => item,
         };
         match s.cfg.on_full {
@@ -278,14 +282,38 @@ impl Pipeline {
                 let mut ov = lock(&s.overflow);
                 if ov.len() < s.cfg.queue_capacity {
                     ov.push(item);
-                    s.overflow_len.store(ov.len(), Ordering::Relaxed);
+                    let n = ov.len();
+                    s.overflow_len.store(n, Ordering::Relaxed);
                     drop(ov);
-                    s.spill_wake.notify();
+                    Stats::add(&s.stats.logged, 1);
+                    if n == 1 || n % 1024 == 0 {
+                        s.spill_wake.notify();
+                    }
                     return Ok(());
                 }
+                // Memory is full and the spill thread is behind: this caller writes the
+                // overflow (and its entry) to disk itself rather than lose anything.
+                let mut batch = std::mem::take(&mut *ov);
+                s.overflow_len.store(0, Ordering::Relaxed);
+                drop(ov);
+                batch.push(item);
+                let n = batch.len() as u64;
+                if s.spill(batch) == n {
+                    Stats::add(&s.stats.logged, 1);
+                    return Ok(());
+                }
+                Stats::add(&s.stats.logged, 1);
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "queue full and the buffer file cannot be written ({}); entries were dropped (counted as dropped_io)",
+                        self.last_error()
+                    ),
+                ));
             }
             OnFull::Block => {
                 if s.tx.send_timeout(item, s.cfg.block_timeout).is_ok() {
+                    Stats::add(&s.stats.logged, 1);
                     return Ok(());
                 }
             }
@@ -747,7 +775,8 @@ impl Shared {
         true
     }
 
-    /// Claims and sends one file. Ok(false) when the server failed.
+    /// Claims and sends one file, over as many connections as the pipeline has (a small file,
+    /// such as an outage probe, over one). Ok(false) when the server failed.
     fn replay_one(&self, b: &DiskBuffer) -> std::io::Result<bool> {
         let Some(mut claimed) = b.claim()? else {
             return Ok(true);
@@ -759,62 +788,92 @@ impl Shared {
                 return Err(e);
             }
         };
-        let mut sent = 0;
-        let mut failed = false;
-        for line in &lines {
-            if self.closing.load(Ordering::Acquire) {
-                failed = true;
-                break;
-            }
-            let service = match parse_line(line) {
-                Some(s) => s,
+        // Lines that are not entries go to the corrupt file now; the rest are sent.
+        let mut todo: Vec<(usize, String)> = Vec::with_capacity(lines.len());
+        for (i, line) in lines.iter().enumerate() {
+            match parse_line(line) {
+                Some(service) => todo.push((i, service)),
                 None => {
                     Stats::add(&self.stats.corrupt, 1);
                     let _ = b.side(buffer::CORRUPT, line);
-                    sent += 1;
-                    continue;
-                }
-            };
-            let Some(bearer) = self.bearer(&service) else {
-                failed = true;
-                break;
-            };
-            match self.transport.post(line, &bearer, self.deadline()) {
-                Outcome::Delivered => {
-                    Stats::add(&self.stats.delivered, 1);
-                    Stats::add(&self.stats.replayed, 1);
-                    if self.outage.swap(false, Ordering::AcqRel) {
-                        self.progress.notify();
-                    }
-                }
-                Outcome::Rejected { status, reason } => {
-                    Stats::add(&self.stats.failed_attempts, 1);
-                    self.dead_letter(&service, line, status, &reason);
-                }
-                Outcome::Retry { reason, .. } => {
-                    Stats::add(&self.stats.failed_attempts, 1);
-                    self.note_error(&reason);
-                    self.start_outage();
-                    failed = true;
-                    break;
-                }
-                Outcome::Auth { reason, .. } => {
-                    Stats::add(&self.stats.failed_attempts, 1);
-                    Stats::add(&self.stats.auth_failures, 1);
-                    self.note_error(&format!("authentication refused: {reason}"));
-                    self.tokens.invalidate(&service);
-                    self.start_outage();
-                    failed = true;
-                    break;
                 }
             }
-            sent += 1;
         }
-        b.release(claimed, sent, &lines[sent..])?;
+        let stop = AtomicBool::new(false);
+        let send_stripe = |stripe: &[(usize, String)]| -> Vec<usize> {
+            for (n, (i, service)) in stripe.iter().enumerate() {
+                if stop.load(Ordering::Acquire)
+                    || self.closing.load(Ordering::Acquire)
+                    || !self.replay_line(service, &lines[*i])
+                {
+                    stop.store(true, Ordering::Release);
+                    return stripe[n..].iter().map(|(i, _)| *i).collect();
+                }
+            }
+            Vec::new()
+        };
+        let k = self.cfg.connections.max(1);
+        let unsent_idx: Vec<usize> = if k == 1 || todo.len() < 64 {
+            send_stripe(&todo)
+        } else {
+            let per = todo.len().div_ceil(k);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = todo
+                    .chunks(per)
+                    .map(|stripe| scope.spawn(|| send_stripe(stripe)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let failed = !unsent_idx.is_empty();
+        let mut unsent_idx = unsent_idx;
+        unsent_idx.sort_unstable();
+        let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
+        let sent = lines.len() - unsent.len();
+        b.release(claimed, sent, &unsent)?;
         if failed {
             b.mark_backlog();
         }
         Ok(!failed)
+    }
+
+    /// Sends one buffer line. False when the server failed (the line stays on disk).
+    fn replay_line(&self, service: &str, line: &[u8]) -> bool {
+        let Some(bearer) = self.bearer(service) else {
+            return false;
+        };
+        match self.transport.post(line, &bearer, self.deadline()) {
+            Outcome::Delivered => {
+                Stats::add(&self.stats.delivered, 1);
+                Stats::add(&self.stats.replayed, 1);
+                if self.outage.swap(false, Ordering::AcqRel) {
+                    self.progress.notify();
+                }
+                true
+            }
+            Outcome::Rejected { status, reason } => {
+                Stats::add(&self.stats.failed_attempts, 1);
+                self.dead_letter(service, line, status, &reason);
+                true
+            }
+            Outcome::Retry { reason, .. } => {
+                Stats::add(&self.stats.failed_attempts, 1);
+                self.note_error(&reason);
+                self.start_outage();
+                false
+            }
+            Outcome::Auth { reason, .. } => {
+                Stats::add(&self.stats.failed_attempts, 1);
+                Stats::add(&self.stats.auth_failures, 1);
+                self.note_error(&format!("authentication refused: {reason}"));
+                self.tokens.invalidate(service);
+                self.start_outage();
+                false
+            }
+        }
     }
 }
 

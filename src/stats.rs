@@ -22,7 +22,7 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Entries accepted by `log` (after the level filter).
+    /// Entries taken by `log` (after the level filter; not those refused with QUEUE_FULL).
     logged,
     /// Entries below the logger's level, dropped before any work.
     filtered,

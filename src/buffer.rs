@@ -289,11 +289,6 @@ impl DiskBuffer {
                 f.write_all(chunk)?;
                 size += n;
             }
-            if self.durable {
-                if let Some(f) = &a.file {
-                    f.sync_data()?;
-                }
-            }
             Ok(out)
         });
         if r.is_ok() {

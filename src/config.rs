@@ -418,7 +418,7 @@ mod tests {
         let c = Config::default();
         assert_eq!(c.url, "http://localhost:8080/log");
         assert_eq!(c.timeout, Duration::from_millis(2000));
-        assert_eq!(c.queue_capacity, 16384);
+        assert_eq!(c.queue_capacity, 8192);
     }
 
     #[test]

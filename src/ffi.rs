@@ -269,7 +269,7 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `mode` (threaded): `threaded` (rarch_log enqueues) or `blocking` (rarch_log posts).
 /// - `buffer_dir` (./var/log): the disk buffer is `<buffer_dir>/<service>/buffer.jsonl`.
 /// - `timeout_ms` (2000): timeout of each phase of a request.
-/// - `queue_capacity` (16384): entries held in memory.
+/// - `queue_capacity` (8192): entries held in memory (and as many in the spill overflow).
 /// - `connections` (2): parallel keep-alive connections (sender threads).
 /// - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
 /// - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
@@ -282,7 +282,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `max_entry_bytes` (1048576): largest JSON entry accepted.
 /// - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
 /// - `buffer_max_total_bytes` (268435456): cap of a service's buffer files; oldest dropped.
-/// - `durable` (false): true writes each entry to the buffer file before rarch_log returns.
+/// - `durable` (false): true writes each entry to the buffer file before rarch_log returns
+///   (a write, no fsync: it survives a crash or kill -9 of the process, not a power loss).
 /// - `ca_file` (none: system roots): PEM CA certificates to trust for https.
 /// - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
 ///

@@ -77,6 +77,9 @@ struct Shared {
     spill_wake: Signal,
     replay_wake: Signal,
     last_error: Mutex<String>,
+    /// Until when (ms since `born`) the disk is taken as failing after a failed write.
+    disk_failing_until: AtomicU64,
+    born: Instant,
 }
 
 pub struct Pipeline {
@@ -190,6 +193,8 @@ impl Pipeline {
             spill_wake: Signal::default(),
             replay_wake: Signal::default(),
             last_error: Mutex::default(),
+            disk_failing_until: AtomicU64::new(0),
+            born: Instant::now(),
             cfg: cfg.clone(),
         });
         let mut threads = Vec::new();
@@ -292,7 +297,21 @@ impl Pipeline {
                     return Ok(());
                 }
                 // Memory is full and the spill thread is behind: this caller writes the
-                // overflow (and its entry) to disk itself rather than lose anything.
+                // overflow (and its entry) to disk itself rather than lose anything, unless
+                // the disk has just failed (then the entry is dropped and counted at once).
+                if s.disk_failing() {
+                    drop(ov);
+                    Stats::add(&s.stats.logged, 1);
+                    Stats::add(&s.stats.dropped_io, 1);
+                    s.settle(1);
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
+                            self.last_error()
+                        ),
+                    ));
+                }
                 let mut batch = std::mem::take(&mut *ov);
                 s.overflow_len.store(0, Ordering::Relaxed);
                 drop(ov);
@@ -389,6 +408,15 @@ impl Shared {
         self.progress.notify();
     }
 
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Whether a buffer write failed in the last 250 ms.
+    fn disk_failing(&self) -> bool {
+        self.now_ms() < self.disk_failing_until.load(Ordering::Relaxed)
+    }
+
     fn note_error(&self, msg: &str) {
         *lock(&self.last_error) = msg.to_owned();
     }
@@ -465,6 +493,8 @@ impl Shared {
                 }
                 Err(e) => {
                     self.note_error(&format!("cannot write the buffer file: {e}"));
+                    self.disk_failing_until
+                        .store(self.now_ms() + 250, Ordering::Relaxed);
                     let kept = if threaded && !self.closing.load(Ordering::Acquire) {
                         self.keep_in_memory(group)
                     } else {
@@ -546,18 +576,33 @@ impl Shared {
         }
     }
 
+    /// A sender thread. While entries keep coming it polls the queue every millisecond and
+    /// takes what has accumulated, so a caller never pays for waking it; after a quiet spell
+    /// it blocks on the queue (the next caller's send wakes it once).
     fn worker(&self) {
+        const POLL: Duration = Duration::from_millis(1);
+        const QUIET: Duration = Duration::from_millis(200);
+        let mut idle_since: Option<Instant> = None;
         loop {
-            let item = match self.rx.recv_timeout(Duration::from_millis(50)) {
+            let item = match self.rx.try_recv() {
                 Ok(i) => i,
-                Err(RecvTimeoutError::Timeout) => {
+                Err(_) => {
                     if self.closing.load(Ordering::Acquire) {
                         return;
                     }
-                    continue;
+                    let since = *idle_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < QUIET {
+                        std::thread::sleep(POLL);
+                        continue;
+                    }
+                    match self.rx.recv_timeout(Duration::from_millis(100)) {
+                        Ok(i) => i,
+                        Err(RecvTimeoutError::Timeout) => continue,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
             };
+            idle_since = None;
             if self.outage.load(Ordering::Acquire) || self.past_deadline() {
                 // Take a batch straight to disk: the replay thread sends it once the server
                 // is back.

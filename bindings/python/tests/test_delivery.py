@@ -103,10 +103,17 @@ print(tl.stop(timeout=0.3))
 """
     p = run_python(code, work, dead)
     assert p.returncode == 0, p.stderr
-    buf = os.path.join(work, "var", "log", service, "buffer.jsonl")
+    d = os.path.join(work, "var", "log", service)
+    buf = os.path.join(d, "buffer.jsonl")
     wait_for(lambda: os.path.exists(buf), 5, "the buffer file")
-    assert stat.S_IMODE(os.stat(buf).st_mode) == 0o600
-    lines = [json.loads(l) for l in open(buf, encoding="utf-8") if l.strip()]
+    # The entries are in buffer.jsonl, or in a file an outage probe claimed
+    # (buffer.sending-*.jsonl), which the next start replays.
+    lines = []
+    for name in sorted(os.listdir(d)):
+        if name.startswith(("buffer.jsonl", "buffer.sending-", "buffer.rotated-")):
+            path = os.path.join(d, name)
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+            lines += [json.loads(l) for l in open(path, encoding="utf-8") if l.strip()]
     assert sorted(l["message"] for l in lines) == [f"offline {i}" for i in range(5)]
     assert env.entries(service) == []
     # Next start, server up: the buffer is replayed.

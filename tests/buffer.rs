@@ -14,17 +14,9 @@ const T: Duration = Duration::from_secs(60);
 const ROLE: &str = "RARCH_TEST_ROLE";
 
 fn opts(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
-    let mut o = Options::new();
-    o.set("url", url).unwrap();
-    o.set("api_key", key).unwrap();
-    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
-    o.set("backoff_initial_ms", "10").unwrap();
-    o.set("backoff_max_ms", "200").unwrap();
-    o.set("max_retries", "2").unwrap();
-    for (k, v) in extra {
-        o.set(k, v).unwrap();
-    }
-    o
+    let mut all = vec![("max_retries", "2")];
+    all.extend_from_slice(extra);
+    options(url, key, dir, &all)
 }
 
 fn log(lg: &Logger, m: &str) {

@@ -12,17 +12,7 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(30);
 
 fn opts(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
-    let mut o = Options::new();
-    o.set("url", url).unwrap();
-    o.set("api_key", key).unwrap();
-    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
-    o.set("backoff_initial_ms", "10").unwrap();
-    o.set("backoff_max_ms", "200").unwrap();
-    o.set("close_timeout_ms", "2000").unwrap();
-    for (k, v) in extra {
-        o.set(k, v).unwrap();
-    }
-    o
+    options(url, key, dir, extra)
 }
 
 fn msg(m: &str) -> Fields<'_> {

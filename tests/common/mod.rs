@@ -154,6 +154,22 @@ pub fn dead_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// Options for a logger that talks to `url` with `key` and buffers under `dir`, with short
+/// backoffs for tests; `extra` is set last.
+pub fn options(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> rarch_logging::Options {
+    let mut o = rarch_logging::Options::new();
+    o.set("url", url).unwrap();
+    o.set("api_key", key).unwrap();
+    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
+    o.set("backoff_initial_ms", "10").unwrap();
+    o.set("backoff_max_ms", "200").unwrap();
+    o.set("close_timeout_ms", "2000").unwrap();
+    for (k, v) in extra {
+        o.set(k, v).unwrap();
+    }
+    o
+}
+
 pub fn read_lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)
         .unwrap_or_default()

@@ -15,7 +15,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::path::Path;
 use std::ptr::null;
 
-const CASES_LOG: u32 = 1500;
+const CASES_LOG: u32 = 3000;
 const CASES_OPTIONS: u32 = 600;
 const CASES_SERVICE: u32 = 200;
 const CASES_LOGGER_OPTIONS: u32 = 40;
@@ -257,11 +257,41 @@ fn must_accept(k: &LogCase) -> Option<bool> {
     if let Some(ctx) = seen(&k.context) {
         match serde_json::from_slice::<serde_json::Value>(&ctx) {
             Ok(serde_json::Value::Object(_)) => {}
-            Err(e) if e.to_string().contains("recursion limit") => return None,
+            // Open: what JSON's grammar allows but serde_json's Value refuses (nesting past 128
+            // levels, numbers past f64, lone surrogate escapes).
+            Err(_) if serde_json::from_slice::<&serde_json::value::RawValue>(&ctx).is_ok() => {
+                return None
+            }
             _ => return Some(false),
         }
     }
     Some(true)
+}
+
+/// The lines of every buffer file of a service directory (active, rotated, claimed), once the
+/// replay thread of a freed logger has put back what it had claimed.
+fn buffer_text(svc: &Path) -> String {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(svc)
+            .map(|rd| rd.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    while std::time::Instant::now() < end
+        && files()
+            .iter()
+            .any(|p| p.to_string_lossy().contains("buffer.sending-"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut text = String::new();
+    for p in files() {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".jsonl") && !name.contains("rejected") && !name.contains("corrupt") {
+            text += &std::fs::read_to_string(&p).unwrap();
+        }
+    }
+    text
 }
 
 #[derive(Clone, Copy)]
@@ -398,13 +428,12 @@ fn rarch_log_never_crashes_and_accepts_only_valid_entries() {
     // SAFETY: last call on the logger: it writes what it holds to the buffer file.
     unsafe { rarch_logger_free(l.0) };
     // Everything accepted is a well-formed entry line, exactly once.
-    let text =
-        std::fs::read_to_string(dir.path().join("svc-fuzz-log/buffer.jsonl")).unwrap_or_default();
+    let text = buffer_text(&dir.path().join("svc-fuzz-log"));
     let mut lines = 0;
     for line in text.lines() {
-        let v: serde_json::Value =
+        // Raw values: the context may be nested deeper than serde_json's Value allows.
+        let o: std::collections::HashMap<String, Box<serde_json::value::RawValue>> =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let o = v.as_object().unwrap();
         for f in [
             "level",
             "service",
@@ -418,7 +447,7 @@ fn rarch_log_never_crashes_and_accepts_only_valid_entries() {
         ] {
             assert!(o.contains_key(f), "{f} missing in {line}");
         }
-        assert!(o["context"].is_object());
+        assert!(o["context"].get().starts_with('{'));
         lines += 1;
     }
     assert_eq!(lines, ok, "accepted entries and buffer lines differ");
@@ -761,7 +790,10 @@ fn every_function_takes_null_and_bad_arguments() {
     let n = null();
     // SAFETY: the documented NULL and range cases of every function.
     unsafe {
-        assert_eq!(rarch_options_set(std::ptr::null_mut(), n, n), RARCH_ERR_NULL_ARGUMENT);
+        assert_eq!(
+            rarch_options_set(std::ptr::null_mut(), n, n),
+            RARCH_ERR_NULL_ARGUMENT
+        );
         let p = last_error();
         assert!(rarch_logger_new(n, n, std::ptr::null()).is_null());
         assert!(last_error() != p && last_error().contains("service"));
@@ -902,5 +934,60 @@ fn bad_environment_variables_are_reported() {
             "{var}={val}:\n{text}"
         );
         assert!(!text.contains(KEY));
+    }
+}
+
+mod common;
+
+/// A context nested deeper than serde_json's default limit (128), written on one line, is
+/// accepted by rarch_log; written over several lines, the same object is refused. What is
+/// accepted must also survive the disk buffer: replayed and delivered, not moved aside as corrupt.
+#[test]
+#[ignore = "core bug: a context nested deeper than 128 levels is accepted on one line but refused (RARCH_ERR_INVALID_JSON) when the same object is written over several lines"]
+fn deep_context_is_judged_the_same_on_one_line_and_over_several() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = common::dead_addr();
+    let url = format!("http://{addr}/log");
+    let one_line = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+    let pretty = format!("{}1{}", "{\n\"a\":".repeat(200), "}".repeat(200));
+    let (o, p) = (c(&one_line), c(&pretty));
+    let n = null();
+    // SAFETY: plain calls of the C API with valid arguments.
+    unsafe {
+        let opts = rarch_options_new();
+        for (k, v) in [
+            ("url", url.as_str()),
+            ("api_key", KEY),
+            ("buffer_dir", dir.path().to_str().unwrap()),
+            ("max_retries", "0"),
+            ("backoff_initial_ms", "10"),
+            ("backoff_max_ms", "100"),
+        ] {
+            assert_eq!(
+                rarch_options_set(opts, c(k).as_ptr(), c(v).as_ptr()),
+                RARCH_OK
+            );
+        }
+        let l = rarch_logger_new(c"svc-deep".as_ptr(), n, opts);
+        rarch_options_free(opts);
+        let a = rarch_log(l, 1, c"one line".as_ptr(), n, n, n, o.as_ptr(), n);
+        let b = rarch_log(l, 1, c"pretty".as_ptr(), n, n, n, p.as_ptr(), n);
+        let same = a == b;
+        if a == RARCH_OK {
+            let r = common::Receiver::start_at(KEY, &addr);
+            assert_eq!(rarch_flush(l, 30_000), RARCH_OK, "{}", last_error());
+            let s = stats(Lg(l));
+            let want = if b == RARCH_OK { 2 } else { 1 };
+            assert_eq!(
+                (s.corrupt, r.stat("distinct")),
+                (0, want),
+                "accepted but not replayed: {s:?}"
+            );
+        }
+        rarch_logger_free(l);
+        assert!(
+            same,
+            "the same object judged differently by its layout: {a:?} / {b:?}"
+        );
     }
 }

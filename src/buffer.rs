@@ -60,11 +60,14 @@ pub fn check_service_name(service: &str) -> Result<()> {
 }
 
 /// Outcome of an append, for the stats.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct Appended {
+    /// Lines written: all of them, unless `error` says why the rest were not.
     pub lines: u64,
     /// Lines deleted from the oldest segments to stay under the total cap.
     pub dropped_for_cap: u64,
+    /// Why the lines after the first `lines` were not written (nothing of them is on disk).
+    pub error: Option<io::Error>,
 }
 
 struct Active {
@@ -156,6 +159,19 @@ fn flock(f: &File, op: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Makes the service directory (0700), refusing a symlink or a non-directory in its place.
+fn make_dir(dir: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => Err(io::Error::other("is a symlink: refused")),
+        Ok(m) if !m.is_dir() => Err(io::Error::other("exists and is not a directory")),
+        Ok(_) => Ok(()),
+        Err(_) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir),
+    }
+}
+
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .append(true)
@@ -189,23 +205,7 @@ impl DiskBuffer {
                 format!("buffer directory {}: {e}", dir.display()),
             )
         };
-        match fs::symlink_metadata(&dir) {
-            Ok(m) if m.file_type().is_symlink() => {
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!("buffer directory {} is a symlink: refused", dir.display()),
-                ))
-            }
-            Ok(m) if !m.is_dir() => {
-                return Err(io_err(io::Error::other("exists and is not a directory")))
-            }
-            Ok(_) => {}
-            Err(_) => fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io_err)?,
-        }
+        make_dir(&dir).map_err(io_err)?;
         let b = DiskBuffer {
             dir,
             max_file,
@@ -228,6 +228,18 @@ impl DiskBuffer {
     /// Runs `f` holding the in-process mutex and the cross-process flock.
     fn locked<T>(&self, f: impl FnOnce(&mut Active) -> io::Result<T>) -> io::Result<T> {
         let mut guard = self.active.lock().unwrap_or_else(|p| p.into_inner());
+        // The directory may have been deleted (or replaced) while we run: make it again, as
+        // at start, and drop descriptors that point into the old one.
+        let dir_ok = fs::symlink_metadata(&self.dir).is_ok_and(|m| m.is_dir());
+        let lock_gone = guard
+            .as_ref()
+            .is_some_and(|a| a.lock.metadata().map(|m| m.nlink() == 0).unwrap_or(true));
+        if !dir_ok || lock_gone {
+            *guard = None;
+            if !dir_ok {
+                make_dir(&self.dir)?;
+            }
+        }
         if guard.is_none() {
             let lock = OpenOptions::new()
                 .read(true)
@@ -268,33 +280,57 @@ impl DiskBuffer {
                 a.file = None;
             }
             let mut size = current.as_ref().map(|m| m.len()).unwrap_or(0);
-            let mut out = Appended {
-                lines,
-                dropped_for_cap: 0,
-            };
+            let mut out = Appended::default();
             for chunk in chunks(data, self.max_file as usize) {
-                let n = chunk.len() as u64;
-                if size > 0 && size + n > self.max_file {
-                    a.file = None;
-                    fs::rename(&active_path, self.path(&rotated_name()))?;
-                    size = 0;
+                let chunk_lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+                if let Err(e) = self.write_chunk(a, chunk, &mut size, &mut out) {
+                    out.error = Some(e);
+                    return Ok(out);
                 }
-                if size + n > self.max_file || size == 0 {
-                    out.dropped_for_cap += self.enforce_cap(n)?;
-                }
-                if a.file.is_none() {
-                    a.file = Some(open_append(&active_path)?);
-                }
-                let f = a.file.as_mut().ok_or_else(|| io::Error::other("no file"))?;
-                f.write_all(chunk)?;
-                size += n;
+                out.lines += chunk_lines;
             }
             Ok(out)
         });
-        if r.is_ok() {
+        if r.as_ref().is_ok_and(|a| a.lines > 0) {
             self.maybe_backlog.store(true, Ordering::Release);
         }
+        debug_assert!(r
+            .as_ref()
+            .map_or(true, |a| a.error.is_some() || a.lines == lines));
         r
+    }
+
+    /// Writes one chunk of whole lines, rotating and capping first. On failure nothing of the
+    /// chunk stays in the file (a short write is cut back), so no line is torn or doubled.
+    fn write_chunk(
+        &self,
+        a: &mut Active,
+        chunk: &[u8],
+        size: &mut u64,
+        out: &mut Appended,
+    ) -> io::Result<()> {
+        let active_path = self.path(ACTIVE);
+        let n = chunk.len() as u64;
+        if *size > 0 && *size + n > self.max_file {
+            a.file = None;
+            fs::rename(&active_path, self.path(&rotated_name()))?;
+            *size = 0;
+        }
+        if *size + n > self.max_file || *size == 0 {
+            out.dropped_for_cap += self.enforce_cap(n)?;
+        }
+        if a.file.is_none() {
+            a.file = Some(open_append(&active_path)?);
+        }
+        let f = a.file.as_mut().ok_or_else(|| io::Error::other("no file"))?;
+        let before = f.metadata()?.len();
+        if let Err(e) = f.write_all(chunk) {
+            let _ = f.set_len(before);
+            a.file = None;
+            return Err(e);
+        }
+        *size = before + n;
+        Ok(())
     }
 
     /// Segments of the backlog, oldest first: (name, size, mtime).

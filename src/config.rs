@@ -72,7 +72,7 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
     (
         "queue_capacity",
         None,
-        "16384",
+        "8192",
         "entries held in memory before on_full applies",
     ),
     (
@@ -140,7 +140,7 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "durable",
         None,
         "false",
-        "true: an accepted entry is on disk before rarch_log returns",
+        "true: an accepted entry is written to the buffer file (no fsync) before rarch_log returns",
     ),
     (
         "ca_file",

@@ -72,10 +72,7 @@ pub fn build(
     match context {
         None => out.extend_from_slice(b"{}"),
         Some(Context::Raw(raw)) => out.extend_from_slice(raw.as_bytes()),
-        Some(Context::Compact(v)) => {
-            // Writing a Value into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, &v);
-        }
+        Some(Context::Compact(v)) => out.extend_from_slice(&v),
     }
     out.extend_from_slice(b",\"client_log_datetime\":\"");
     match f.client_log_datetime {
@@ -136,9 +133,9 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 enum Context<'a> {
     /// Valid, single-line JSON object text: embedded as it is.
     Raw(&'a str),
-    /// A valid object written over several lines: re-serialized on one line, since a buffer
-    /// line must be one line.
-    Compact(serde_json::Value),
+    /// A valid object written over several lines: the same text without the whitespace
+    /// outside strings, since a buffer line must be one line.
+    Compact(Vec<u8>),
 }
 
 fn context(c: &str) -> Result<Context<'_>> {
@@ -156,15 +153,33 @@ fn context(c: &str) -> Result<Context<'_>> {
         ));
     }
     if text.bytes().any(|b| b == b'\n' || b == b'\r') {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Error::new(
-                ErrorKind::InvalidJson,
-                format!("context_json: invalid JSON: {e}"),
-            )
-        })?;
-        return Ok(Context::Compact(v));
+        return Ok(Context::Compact(minify(text)));
     }
     Ok(Context::Raw(text))
+}
+
+/// Drops the whitespace outside strings of valid JSON text (numbers, escapes and depth stay
+/// exactly as written).
+fn minify(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
+            continue;
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// Checks a caller's timestamp (RFC 3339). A UTC one is kept as written; one with another offset
@@ -333,6 +348,31 @@ mod tests {
             assert_eq!(t.unix_timestamp() as u64, secs);
             assert!(a.ends_with(".000007Z"), "{a}");
         }
+    }
+
+    #[test]
+    fn multi_line_contexts_keep_their_text() {
+        // 1e400 is kept as written (serde_json::Value would refuse it).
+        let mut out = Vec::new();
+        build(
+            &mut out,
+            Level::Info,
+            "s",
+            "s",
+            &Fields {
+                message: "m",
+                context_json: Some("{\n \"a b\" : \"x\\\" \\n y\",\r\n \"n\": 1e400 }"),
+                ..Default::default()
+            },
+            1 << 20,
+        )
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.contains('\n'));
+        assert!(
+            text.contains(r#""context":{"a b":"x\" \n y","n":1e400}"#),
+            "{text}"
+        );
     }
 
     #[test]

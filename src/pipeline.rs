@@ -484,24 +484,31 @@ impl Shared {
                 .and_then(|b| {
                     b.append(&data, lines)
                         .map_err(|e| format!("{}: {e}", b.dir().display()))
+                        .map(|a| (a, b))
                 });
-            match r {
-                Ok(a) => {
-                    written += lines;
-                    Stats::add(&self.stats.buffered, lines);
+            let (done, failure) = match r {
+                Ok((a, b)) => {
                     Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                    let why = a.error.map(|e| format!("{}: {e}", b.dir().display()));
+                    (a.lines, why)
                 }
-                Err(e) => {
-                    self.note_error(&format!("cannot write the buffer file: {e}"));
-                    self.disk_failing_until
-                        .store(self.now_ms() + 250, Ordering::Relaxed);
-                    let kept = if threaded && !self.closing.load(Ordering::Acquire) {
-                        self.keep_in_memory(group)
-                    } else {
-                        0
-                    };
-                    dropped += lines - kept;
-                }
+                Err(e) => (0, Some(e)),
+            };
+            written += done;
+            Stats::add(&self.stats.buffered, done);
+            if let Some(e) = failure {
+                self.note_error(&format!("cannot write the buffer file: {e}"));
+                self.disk_failing_until
+                    .store(self.now_ms() + 250, Ordering::Relaxed);
+                // The lines after the first `done` are not on disk.
+                let rest: Vec<Item> = group.into_iter().skip(done as usize).collect();
+                let n_rest = rest.len() as u64;
+                let kept = if threaded && !self.closing.load(Ordering::Acquire) {
+                    self.keep_in_memory(rest)
+                } else {
+                    0
+                };
+                dropped += n_rest - kept;
             }
         }
         Stats::add(&self.stats.dropped_io, dropped);

@@ -943,7 +943,6 @@ mod common;
 /// accepted by rarch_log; written over several lines, the same object is refused. What is
 /// accepted must also survive the disk buffer: replayed and delivered, not moved aside as corrupt.
 #[test]
-#[ignore = "core bug: a context nested deeper than 128 levels is accepted on one line but refused (RARCH_ERR_INVALID_JSON) when the same object is written over several lines"]
 fn deep_context_is_judged_the_same_on_one_line_and_over_several() {
     let dir = tempfile::tempdir().unwrap();
     let addr = common::dead_addr();

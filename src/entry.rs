@@ -3,7 +3,6 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::level::Level;
-use serde_json::value::RawValue;
 use std::io::Write;
 use std::time::SystemTime;
 use time::format_description::well_known::Rfc3339;
@@ -139,19 +138,16 @@ enum Context<'a> {
 }
 
 fn context(c: &str) -> Result<Context<'_>> {
-    let raw: &RawValue = serde_json::from_str(c).map_err(|e| {
+    crate::json::check_object(c.as_bytes()).map_err(|e| {
         Error::new(
             ErrorKind::InvalidJson,
-            format!("context_json: invalid JSON: {e}"),
+            format!(
+                "context_json: not a JSON object: {} at byte {}",
+                e.what, e.offset
+            ),
         )
     })?;
-    let text = raw.get();
-    if !text.starts_with('{') {
-        return Err(Error::new(
-            ErrorKind::InvalidJson,
-            "context_json: must be a JSON object ({...})",
-        ));
-    }
+    let text = c.trim_matches([' ', '\t', '\n', '\r']);
     if text.bytes().any(|b| b == b'\n' || b == b'\r') {
         return Ok(Context::Compact(minify(text)));
     }

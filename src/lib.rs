@@ -11,6 +11,7 @@ pub mod entry;
 pub mod error;
 pub mod ffi;
 pub mod fork;
+pub mod json;
 pub mod jwt;
 pub mod level;
 pub mod logger;

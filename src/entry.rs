@@ -117,9 +117,37 @@ pub fn uuid_v4() -> uuid::Uuid {
     uuid::Builder::from_random_bytes(with_rng(|r| r.random())).into_uuid()
 }
 
+/// Writes `s` as a JSON string: runs of plain bytes are copied whole; `"`, `\` and control
+/// characters are escaped as serde_json does.
 fn string(out: &mut Vec<u8>, s: &str) {
-    // Serializing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut rest = s.as_bytes();
+    out.reserve(rest.len() + 2);
+    out.push(b'"');
+    while let Some(i) = crate::json::first_special(rest) {
+        out.extend_from_slice(&rest[..i]);
+        let b = rest[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x0C => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]),
+        }
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+    out.push(b'"');
 }
 
 fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
@@ -138,7 +166,7 @@ enum Context<'a> {
 }
 
 fn context(c: &str) -> Result<Context<'_>> {
-    crate::json::check_object(c.as_bytes()).map_err(|e| {
+    let multi_line = crate::json::check_object(c.as_bytes()).map_err(|e| {
         Error::new(
             ErrorKind::InvalidJson,
             format!(
@@ -147,8 +175,8 @@ fn context(c: &str) -> Result<Context<'_>> {
             ),
         )
     })?;
-    let text = c.trim_matches([' ', '\t', '\n', '\r']);
-    if text.bytes().any(|b| b == b'\n' || b == b'\r') {
+    let (text, newline) = (c.trim_matches([' ', '\t', '\n', '\r']), multi_line);
+    if newline {
         return Ok(Context::Compact(minify(text)));
     }
     Ok(Context::Raw(text))
@@ -369,6 +397,20 @@ mod tests {
             text.contains(r#""context":{"a b":"x\" \n y","n":1e400}"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn strings_are_escaped_as_serde_json_does() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all += "ü ✓ 😀 \u{2028}\"\\ end";
+        for s in [all.as_str(), "", "plain", "\"", "a\\b", "x\u{7f}y"] {
+            let mut out = Vec::new();
+            string(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(s).unwrap()
+            );
+        }
     }
 
     #[test]

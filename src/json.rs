@@ -13,9 +13,14 @@ pub struct Invalid {
 
 const MAX_DEPTH: usize = 128;
 
-/// Checks that `s` is one JSON object, with nothing but whitespace around it.
-pub fn check_object(s: &[u8]) -> Result<(), Invalid> {
-    let mut p = Parser { s, i: 0 };
+/// Checks that `s` is one JSON object, with nothing but whitespace around it. Returns whether
+/// the text has a line break (which valid JSON can only have as whitespace between tokens).
+pub fn check_object(s: &[u8]) -> Result<bool, Invalid> {
+    let mut p = Parser {
+        s,
+        i: 0,
+        newline: false,
+    };
     p.ws();
     if p.peek() != Some(b'{') {
         return Err(p.err("expected a JSON object ({...})"));
@@ -25,12 +30,40 @@ pub fn check_object(s: &[u8]) -> Result<(), Invalid> {
     if p.i != s.len() {
         return Err(p.err("trailing characters after the object"));
     }
-    Ok(())
+    Ok(p.newline)
+}
+
+/// The position of the first byte of `s` that a JSON string cannot hold as it is: `"`, `\`
+/// or a control character. Eight bytes at a time.
+#[inline]
+pub fn first_special(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[i..i + 8]);
+        let v = u64::from_le_bytes(w);
+        let quote = v ^ (LO * u64::from(b'"'));
+        let slash = v ^ (LO * u64::from(b'\\'));
+        let hit = (quote.wrapping_sub(LO) & !quote)
+            | (slash.wrapping_sub(LO) & !slash)
+            | (v.wrapping_sub(LO * 0x20) & !v);
+        if hit & HI != 0 {
+            break;
+        }
+        i += 8;
+    }
+    s[i..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|n| i + n)
 }
 
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    newline: bool,
 }
 
 impl Parser<'_> {
@@ -48,7 +81,12 @@ impl Parser<'_> {
 
     #[inline]
     fn ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+        while let Some(b) = self.peek() {
+            match b {
+                b' ' | b'\t' => {}
+                b'\n' | b'\r' => self.newline = true,
+                _ => return,
+            }
             self.i += 1;
         }
     }
@@ -151,11 +189,8 @@ impl Parser<'_> {
         self.i += 1; // the opening quote
         loop {
             // Skip the plain run quickly.
-            let rest = &self.s[self.i..];
-            let n = rest
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
-                .ok_or_else(|| self.err("unterminated string"))?;
+            let n =
+                first_special(&self.s[self.i..]).ok_or_else(|| self.err("unterminated string"))?;
             self.i += n;
             match self.s[self.i] {
                 b'"' => {
@@ -242,6 +277,28 @@ mod tests {
         serde_json::from_str::<&serde_json::value::RawValue>(s)
             .map(|r| r.get().starts_with('{'))
             .unwrap_or(false)
+    }
+
+    #[test]
+    fn first_special_finds_every_kind_at_every_offset() {
+        for len in 0..40 {
+            assert_eq!(first_special(&vec![b'a'; len]), None);
+            assert_eq!(first_special(&vec![0xC3; len]), None);
+            for at in 0..len {
+                for special in [b'"', b'\\', 0, 0x1F, b'\n'] {
+                    let mut v = vec![b'~'; len];
+                    v[at] = special;
+                    assert_eq!(first_special(&v), Some(at), "{len} {at} {special}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn line_breaks_are_reported() {
+        assert_eq!(check_object(b"{\"a\":1}"), Ok(false));
+        assert_eq!(check_object(b"{\n\"a\":1}"), Ok(true));
+        assert_eq!(check_object(b"{\"a\":\"\\n\"}\r"), Ok(true));
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub enum Outcome {
 
 pub struct Transport {
     agent: Agent,
-    url: String,
+    url: ureq::http::Uri,
 }
 
 const MAX_REASON: u64 = 4096;
@@ -66,20 +66,28 @@ impl Transport {
             .timeout_recv_response(t)
             .timeout_recv_body(t)
             .max_redirects(0)
+            // Entries are small and answers tiny: 128 KiB buffers per connection only cost
+            // copies. Larger bodies still go through, in pieces.
+            .input_buffer_size(16 * 1024)
+            .output_buffer_size(16 * 1024)
             .max_idle_connections(cfg.connections + 2)
             .max_idle_connections_per_host(cfg.connections + 2)
             .user_agent(concat!("rarch-logging/", env!("CARGO_PKG_VERSION")))
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
+        let url = cfg
+            .url
+            .parse::<ureq::http::Uri>()
+            .map_err(|e| Error::new(ErrorKind::Config, format!("url: {e}")))?;
         Ok(Transport {
             agent: Agent::new_with_config(config),
-            url: cfg.url.clone(),
+            url,
         })
     }
 
     /// Posts one JSON body. With a `deadline`, no phase of the request waits past it.
     pub fn post(&self, body: &[u8], bearer: &str, deadline: Option<Instant>) -> Outcome {
-        let mut req = self.agent.post(&self.url);
+        let mut req = self.agent.post(self.url.clone());
         if let Some(d) = deadline {
             let left = Some(
                 d.saturating_duration_since(Instant::now())
@@ -113,13 +121,17 @@ impl Transport {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        // Read the body so the connection goes back to the pool.
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(MAX_REASON)
-            .read_to_string()
-            .unwrap_or_default();
+        // Read the body so the connection goes back to the pool; keep it only as a reason.
+        let text = if (200..300).contains(&status) {
+            let _ = std::io::copy(&mut resp.body_mut().as_reader(), &mut std::io::sink());
+            String::new()
+        } else {
+            resp.body_mut()
+                .with_config()
+                .limit(MAX_REASON)
+                .read_to_string()
+                .unwrap_or_default()
+        };
         let reason = || {
             let t = text.trim();
             if t.is_empty() {

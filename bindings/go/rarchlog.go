@@ -45,11 +45,12 @@ static rg_result rg_options_set(rarch_options *o, const char *k, const char *v) 
 	return rg_done(rarch_options_set(o, k, v));
 }
 
-typedef struct { rarch_logger *logger; char *err; } rg_logger_result;
+typedef struct { rarch_logger *logger; int status; char *err; } rg_logger_result;
 
 static rg_logger_result rg_logger_new(const char *service, const char *name, const rarch_options *o) {
-	rg_logger_result r = { rarch_logger_new(service, name, o), NULL };
-	if (r.logger == NULL) r.err = rg_last_error();
+	rg_logger_result r = { NULL, 0, NULL };
+	r.status = (int)rarch_logger_open(service, name, o, &r.logger);
+	if (r.status != RARCH_OK) r.err = rg_last_error();
 	return r;
 }
 
@@ -180,7 +181,7 @@ func New(service, loggerName string, opts Options) (*Logger, error) {
 	lr := C.rg_logger_new(cs, cn, or.opts)
 	if lr.logger == nil {
 		msg := takeErr(lr.err)
-		return nil, &Error{Status: statusOfNewError(msg), Op: "New", Msg: msg}
+		return nil, &Error{Status: Status(lr.status), Op: "New", Msg: msg}
 	}
 	if loggerName == "" {
 		loggerName = service
@@ -188,28 +189,6 @@ func New(service, loggerName string, opts Options) (*Logger, error) {
 	l := &Logger{ptr: lr.logger, service: service, name: loggerName}
 	l.level.Store(int32(levelFromC(int(C.rarch_get_level(lr.logger)))))
 	return l, nil
-}
-
-// statusOfNewError classifies a rarch_logger_new failure: that function returns NULL, not a
-// status, so the status is inferred from the message (the C API has no status here).
-func statusOfNewError(msg string) Status {
-	switch {
-	case strings.HasPrefix(msg, "service name"):
-		return ErrInvalidArgument.(Status)
-	case strings.Contains(msg, "buffer directory"), strings.Contains(msg, "cannot start a thread"):
-		return ErrIO.(Status)
-	case strings.Contains(msg, "UTF-8"):
-		return ErrInvalidUTF8.(Status)
-	case strings.Contains(msg, "environment variable"), strings.Contains(msg, "option"),
-		strings.Contains(msg, "ca_file"), strings.Contains(msg, "backoff"):
-		return ErrConfig.(Status)
-	case strings.Contains(msg, "NULL"), strings.Contains(msg, "null"):
-		return ErrNullArgument.(Status)
-	case strings.Contains(msg, "panic"):
-		return ErrPanic.(Status)
-	default:
-		return ErrInvalidArgument.(Status)
-	}
 }
 
 // Service is the service name the logger was made with.

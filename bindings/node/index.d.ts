@@ -229,8 +229,8 @@ export declare class Logger {
 /**
  * Makes a logger for `service`. Options not given come from the environment, as in C.
  * Throws {@link RarchError}: `'RARCH_ERR_CONFIG'` for an unknown option key (checked here) or a
- * bad option value, bad service name, unusable buffer directory, ... (the C constructor returns
- * no status, so its failures are reported as `'RARCH_ERR_CONFIG'` with the library's message),
+ * bad option value, `'RARCH_ERR_INVALID_ARGUMENT'` for a bad service name, `'RARCH_ERR_IO'` for
+ * an unusable buffer directory (the library's own status and message),
  * `'RARCH_ERR_LIBRARY_NOT_FOUND'` when librarch_logging cannot be loaded.
  *
  * @example

@@ -511,8 +511,10 @@ function createLogger(options) {
       const st = n.options_set(opts, OPTION_KEYS[name], optionValue(name, v));
       if (st !== 0) throw statusError(n, st, `option ${name}`);
     }
-    handle = n.logger_new(service, loggerName || null, opts);
-    if (!handle) throw statusError(n, Status.RARCH_ERR_CONFIG, 'rarch_logger_new');
+    const out = [null];
+    const st = n.logger_open(service, loggerName || null, opts, out);
+    if (st !== 0 || !out[0]) throw statusError(n, st || Status.RARCH_ERR_PANIC, 'rarch_logger_open');
+    handle = out[0];
   } finally {
     n.options_free(opts);
   }

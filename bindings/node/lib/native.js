@@ -122,6 +122,8 @@ function declare(lib, file) {
     options_set: lib.func('int rarch_options_set(rarch_options *opts, const char *key, const char *value)'),
     options_free: lib.func('void rarch_options_free(rarch_options *opts)'),
     logger_new: lib.func('rarch_logger *rarch_logger_new(const char *service, const char *logger_name, const rarch_options *opts)'),
+    // The same, returning a status (the logger comes back through `out`).
+    logger_open: lib.func('int rarch_logger_open(const char *service, const char *logger_name, const rarch_options *opts, _Out_ rarch_logger **out)'),
     logger_free: lib.func('void rarch_logger_free(rarch_logger *logger)'),
     // The hot path: the entry is a Buffer laid out as rarch_entry (filled by index.js) and
     // passed by address, so koffi converts nothing but the handle and the level.

@@ -88,6 +88,8 @@ pub struct DiskBuffer {
 pub struct Claimed {
     pub path: PathBuf,
     file: File,
+    /// The name the file had before the claim (`None` for an adopted claimed file).
+    origin: Option<PathBuf>,
 }
 
 impl Claimed {
@@ -431,7 +433,11 @@ impl DiskBuffer {
                         let _ = fs::remove_file(&p);
                         continue;
                     }
-                    return Ok(Some(Claimed { path: p, file: f }));
+                    return Ok(Some(Claimed {
+                        path: p,
+                        file: f,
+                        origin: None,
+                    }));
                 }
                 return self.claim_by_rename(&p).map(Some);
             }
@@ -462,16 +468,23 @@ impl DiskBuffer {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&to)?;
         flock(&file, libc::LOCK_EX)?;
-        Ok(Claimed { path: to, file })
+        Ok(Claimed {
+            path: to,
+            file,
+            origin: Some(from.to_path_buf()),
+        })
     }
 
-    /// Ends a replay. All lines sent: the file goes. None sent: the file stays as it is, to be
-    /// claimed again later. Some sent: the file is replaced (atomically) by the unsent lines.
-    /// The file keeps its place in the order of the backlog either way.
+    /// Ends a replay. All lines sent: the file goes. Otherwise the unsent lines go back where
+    /// they came from (atomically replacing the file when some were sent), ahead of anything
+    /// appended since: a failed attempt (such as an outage probe) leaves the buffer as it was,
+    /// in the files the Python client reads too.
     pub fn release(&self, claimed: Claimed, sent: usize, unsent: &[Vec<u8>]) -> io::Result<()> {
         if unsent.is_empty() {
             fs::remove_file(&claimed.path)?;
-        } else if sent > 0 {
+            return Ok(());
+        }
+        if sent > 0 {
             let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
             for l in unsent {
                 data.extend_from_slice(l);
@@ -490,6 +503,25 @@ impl DiskBuffer {
                 f.sync_data()?;
             }
             fs::rename(&tmp, &claimed.path)?;
+        }
+        if let Some(origin) = &claimed.origin {
+            let active = self.path(ACTIVE);
+            self.locked(|a| {
+                if *origin == active {
+                    // Lines appended since the claim go after the unsent ones.
+                    if let Ok(newer) = fs::read(&active) {
+                        if !newer.is_empty() {
+                            let mut f = OpenOptions::new()
+                                .append(true)
+                                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                                .open(&claimed.path)?;
+                            f.write_all(&newer)?;
+                        }
+                    }
+                    a.file = None;
+                }
+                fs::rename(&claimed.path, origin)
+            })?;
         }
         drop(claimed);
         Ok(())

@@ -114,7 +114,7 @@ impl Logger {
             + f.request_id.map_or(36, str::len)
             + self.service.len()
             + self.name.len();
-        let mut body = Vec::with_capacity(approx.min(self.cfg.max_entry_bytes + 64));
+        let mut body = p.body_buffer(approx.min(self.cfg.max_entry_bytes + 64));
         entry::build(
             &mut body,
             level,

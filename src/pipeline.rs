@@ -58,7 +58,7 @@ impl Signal {
 /// Entry buffers kept for reuse, so that in a steady state the caller's path allocates nothing
 /// (a buffer freed by a sender thread and allocated again by a caller costs allocator locks
 /// and page faults, seen at the 99th percentile).
-const POOL: usize = 4096;
+const POOL: usize = 1024;
 const POOL_MAX_CAPACITY: usize = 16 * 1024;
 
 struct Shared {

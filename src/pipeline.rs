@@ -227,9 +227,9 @@ impl Pipeline {
             threads.push(spawn("rarch-spill".into(), Box::new(move || s.spiller()))?);
         }
         let s = shared.clone();
-        // The replay thread is not joined at close: it may be inside a request, and what it
-        // has claimed is safe on disk either way.
-        spawn("rarch-replay".into(), Box::new(move || s.replayer()))?;
+        // Joined at close like the others: once rarch_logger_free returns, no thread of the
+        // pipeline touches the buffer directory (its requests are bounded by the close deadline).
+        threads.push(spawn("rarch-replay".into(), Box::new(move || s.replayer()))?);
         Ok(Arc::new(Pipeline {
             shared,
             threads: Mutex::new(threads),

@@ -229,7 +229,10 @@ impl Pipeline {
         let s = shared.clone();
         // Joined at close like the others: once rarch_logger_free returns, no thread of the
         // pipeline touches the buffer directory (its requests are bounded by the close deadline).
-        threads.push(spawn("rarch-replay".into(), Box::new(move || s.replayer()))?);
+        threads.push(spawn(
+            "rarch-replay".into(),
+            Box::new(move || s.replayer()),
+        )?);
         Ok(Arc::new(Pipeline {
             shared,
             threads: Mutex::new(threads),

@@ -15,13 +15,6 @@ fn opts(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
     options(url, key, dir, extra)
 }
 
-fn msg(m: &str) -> Fields<'_> {
-    Fields {
-        message: m,
-        ..Default::default()
-    }
-}
-
 #[test]
 fn every_field_round_trips() {
     let r = Receiver::start("k-round");

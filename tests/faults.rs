@@ -28,25 +28,9 @@ const KEY: &str = "faults-API-KEY-5c1e9a7b3d-never-printed";
 const ROLE: &str = "FAULTS_CHILD_ROLE";
 
 fn opts(url: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
-    let mut o = Options::new();
-    o.set("url", url).unwrap();
-    o.set("api_key", KEY).unwrap();
-    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
-    o.set("timeout_ms", "1000").unwrap();
-    o.set("backoff_initial_ms", "10").unwrap();
-    o.set("backoff_max_ms", "200").unwrap();
-    o.set("close_timeout_ms", "2000").unwrap();
-    for (k, v) in extra {
-        o.set(k, v).unwrap();
-    }
-    o
-}
-
-fn msg(m: &str) -> Fields<'_> {
-    Fields {
-        message: m,
-        ..Default::default()
-    }
+    let mut all = vec![("timeout_ms", "1000")];
+    all.extend_from_slice(extra);
+    common::options(url, KEY, dir, &all)
 }
 
 fn with_id<'a>(m: &'a str, id: &'a str) -> Fields<'a> {

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use rarch_logging::entry::Fields;
 use rarch_logging::{ErrorKind, Level, Logger, Options};
 use std::collections::HashSet;
 use std::io::{Read, Write};
@@ -22,25 +21,9 @@ const T: Duration = Duration::from_secs(30);
 const KEY: &str = "security-API-KEY-4d2f8b61a0-never-printed";
 
 fn opts(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
-    let mut o = Options::new();
-    o.set("url", url).unwrap();
-    o.set("api_key", key).unwrap();
-    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
-    o.set("timeout_ms", "1000").unwrap();
-    o.set("backoff_initial_ms", "10").unwrap();
-    o.set("backoff_max_ms", "200").unwrap();
-    o.set("close_timeout_ms", "500").unwrap();
-    for (k, v) in extra {
-        o.set(k, v).unwrap();
-    }
-    o
-}
-
-fn msg(m: &str) -> Fields<'_> {
-    Fields {
-        message: m,
-        ..Default::default()
-    }
+    let mut all = vec![("timeout_ms", "1000"), ("close_timeout_ms", "500")];
+    all.extend_from_slice(extra);
+    common::options(url, key, dir, &all)
 }
 
 fn files_under(p: &Path) -> Vec<PathBuf> {

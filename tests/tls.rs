@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{receiver_bin, wait_until};
-use rarch_logging::entry::Fields;
+use common::{msg, receiver_bin, wait_until};
 use rarch_logging::{ErrorKind, Level, Logger, Options};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
@@ -157,13 +156,6 @@ fn opts(url: &str, dir: &Path, ca_file: Option<&Path>) -> Options {
         o.set("ca_file", ca.to_str().unwrap()).unwrap();
     }
     o
-}
-
-fn msg(m: &str) -> Fields<'_> {
-    Fields {
-        message: m,
-        ..Default::default()
-    }
 }
 
 #[test]

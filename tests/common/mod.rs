@@ -170,6 +170,14 @@ pub fn options(url: &str, key: &str, dir: &Path, extra: &[(&str, &str)]) -> rarc
     o
 }
 
+/// An entry with only a message.
+pub fn msg(m: &str) -> rarch_logging::entry::Fields<'_> {
+    rarch_logging::entry::Fields {
+        message: m,
+        ..Default::default()
+    }
+}
+
 pub fn read_lines(p: &Path) -> Vec<Value> {
     std::fs::read_to_string(p)
         .unwrap_or_default()

@@ -12,6 +12,7 @@ static void check(rarch_status s, const char *what) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); /* keep our lines in order with the library's mirror */
     printf("rarch-logging %s\n", rarch_version());
     rarch_options *opts = rarch_options_new();
     check(rarch_options_set(opts, "mirror", "stdout"), "mirror");

@@ -476,19 +476,31 @@ impl DiskBuffer {
     }
 
     /// Ends a replay. All lines sent: the file goes. Otherwise the unsent lines go back where
-    /// they came from (atomically replacing the file when some were sent), ahead of anything
-    /// appended since: a failed attempt (such as an outage probe) leaves the buffer as it was,
-    /// in the files the Python client reads too.
-    pub fn release(&self, claimed: Claimed, sent: usize, unsent: &[Vec<u8>]) -> io::Result<()> {
+    /// they came from, ahead of anything appended since: a failed attempt (such as an outage
+    /// probe) leaves the buffer as it was, in the files the Python client reads too. An adopted
+    /// claimed file keeps only its unsent lines. All of it happens under the buffer lock, so no
+    /// other drain can claim these lines half-way.
+    pub fn release(&self, claimed: Claimed, _sent: usize, unsent: &[Vec<u8>]) -> io::Result<()> {
         if unsent.is_empty() {
-            fs::remove_file(&claimed.path)?;
-            return Ok(());
+            return fs::remove_file(&claimed.path);
         }
-        if sent > 0 {
-            let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
-            for l in unsent {
-                data.extend_from_slice(l);
-                data.push(b'\n');
+        let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
+        for l in unsent {
+            data.extend_from_slice(l);
+            data.push(b'\n');
+        }
+        let active = self.path(ACTIVE);
+        self.locked(|a| {
+            let target = claimed
+                .origin
+                .clone()
+                .unwrap_or_else(|| claimed.path.clone());
+            if target == active {
+                // Lines appended since the claim go after the unsent ones.
+                if let Ok(newer) = fs::read(&active) {
+                    data.extend_from_slice(&newer);
+                }
+                a.file = None;
             }
             let tmp = claimed.path.with_extension("jsonl.tmp");
             let _ = fs::remove_file(&tmp);
@@ -502,27 +514,12 @@ impl DiskBuffer {
             if self.durable {
                 f.sync_data()?;
             }
-            fs::rename(&tmp, &claimed.path)?;
-        }
-        if let Some(origin) = &claimed.origin {
-            let active = self.path(ACTIVE);
-            self.locked(|a| {
-                if *origin == active {
-                    // Lines appended since the claim go after the unsent ones.
-                    if let Ok(newer) = fs::read(&active) {
-                        if !newer.is_empty() {
-                            let mut f = OpenOptions::new()
-                                .append(true)
-                                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                                .open(&claimed.path)?;
-                            f.write_all(&newer)?;
-                        }
-                    }
-                    a.file = None;
-                }
-                fs::rename(&claimed.path, origin)
-            })?;
-        }
+            fs::rename(&tmp, &target)?;
+            if target != claimed.path {
+                fs::remove_file(&claimed.path)?;
+            }
+            Ok(())
+        })?;
         drop(claimed);
         Ok(())
     }

@@ -480,7 +480,7 @@ impl DiskBuffer {
     /// probe) leaves the buffer as it was, in the files the Python client reads too. An adopted
     /// claimed file keeps only its unsent lines. All of it happens under the buffer lock, so no
     /// other drain can claim these lines half-way.
-    pub fn release(&self, claimed: Claimed, _sent: usize, unsent: &[Vec<u8>]) -> io::Result<()> {
+    pub fn release(&self, claimed: Claimed, unsent: &[Vec<u8>]) -> io::Result<()> {
         if unsent.is_empty() {
             return fs::remove_file(&claimed.path);
         }

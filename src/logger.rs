@@ -3,7 +3,7 @@
 use crate::buffer::check_service_name;
 use crate::config::{Config, Mirror, Options};
 use crate::entry::{self, Fields};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::Result;
 use crate::level::Level;
 use crate::pipeline::{self, Item, Pipeline};
 use crate::stats::{Stats, StatsSnapshot};
@@ -200,9 +200,4 @@ impl std::fmt::Debug for Logger {
             .field("level", &self.level())
             .finish()
     }
-}
-
-/// Makes an error for a closed or unusable logger.
-pub fn closed() -> Error {
-    Error::new(ErrorKind::Closed, "the logger is closed")
 }

@@ -923,8 +923,7 @@ impl Shared {
         let mut unsent_idx = unsent_idx;
         unsent_idx.sort_unstable();
         let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
-        let sent = lines.len() - unsent.len();
-        b.release(claimed, sent, &unsent)?;
+        b.release(claimed, &unsent)?;
         if failed {
             b.mark_backlog();
         }

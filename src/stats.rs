@@ -48,8 +48,6 @@ counters! {
     dropped_buffer_cap,
     /// Dropped because the buffer file could not be written.
     dropped_io,
-    /// Entries sent twice (a replay of a line whose first delivery was not confirmed).
-    duplicates_possible,
 }
 
 impl Stats {

@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{msg, receiver_bin, wait_until};
+use common::{msg, options, wait_until, Receiver};
 use rarch_logging::{ErrorKind, Level, Logger, Options};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
@@ -70,35 +70,23 @@ impl Pki {
 
 /// The receiver over https with one of the Pki's leaves.
 struct TlsReceiver {
-    child: Child,
-    addr: String,
+    inner: Receiver,
     agent: ureq::Agent,
-    _dir: tempfile::TempDir,
 }
 
 impl TlsReceiver {
     fn start(pki: &Pki, leaf: &str) -> TlsReceiver {
-        let dir = tempfile::tempdir().unwrap();
-        let addr_file = dir.path().join("addr");
-        let child = Command::new(receiver_bin())
-            .arg("-key")
-            .arg(KEY)
-            .arg("-addr-file")
-            .arg(&addr_file)
-            .arg("-quiet")
-            .arg("-tls-cert")
-            .arg(pki.path(&format!("{leaf}.pem")))
-            .arg("-tls-key")
-            .arg(pki.path(&format!("{leaf}.key")))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the receiver");
-        let addr = wait_until(Duration::from_secs(20), "the receiver to listen", || {
-            std::fs::read_to_string(&addr_file)
-                .ok()
-                .filter(|s| !s.is_empty())
-        });
+        let cert = pki.path(&format!("{leaf}.pem"));
+        let key = pki.path(&format!("{leaf}.key"));
+        let inner = Receiver::start_with(
+            KEY,
+            &[
+                "-tls-cert",
+                cert.to_str().unwrap(),
+                "-tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
         // The test reads the stats without checking the certificate (it only reads counters).
         let agent = ureq::Agent::config_builder()
             .tls_config(
@@ -108,23 +96,18 @@ impl TlsReceiver {
             )
             .build()
             .new_agent();
-        TlsReceiver {
-            child,
-            addr,
-            agent,
-            _dir: dir,
-        }
+        TlsReceiver { inner, agent }
     }
 
     fn url(&self, host: &str) -> String {
-        let port = self.addr.rsplit(':').next().unwrap();
+        let port = self.inner.addr.rsplit(':').next().unwrap();
         format!("https://{host}:{port}/log")
     }
 
     fn stat(&self, name: &str) -> u64 {
         let body = self
             .agent
-            .get(format!("https://{}/stats", self.addr))
+            .get(format!("https://{}/stats", self.inner.addr))
             .call()
             .unwrap()
             .body_mut()
@@ -136,26 +119,12 @@ impl TlsReceiver {
     }
 }
 
-impl Drop for TlsReceiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn opts(url: &str, dir: &Path, ca_file: Option<&Path>) -> Options {
-    let mut o = Options::new();
-    o.set("url", url).unwrap();
-    o.set("api_key", KEY).unwrap();
-    o.set("buffer_dir", dir.to_str().unwrap()).unwrap();
-    o.set("max_retries", "0").unwrap();
-    o.set("backoff_initial_ms", "10").unwrap();
-    o.set("backoff_max_ms", "200").unwrap();
-    o.set("close_timeout_ms", "500").unwrap();
+    let mut extra = vec![("max_retries", "0"), ("close_timeout_ms", "500")];
     if let Some(ca) = ca_file {
-        o.set("ca_file", ca.to_str().unwrap()).unwrap();
+        extra.push(("ca_file", ca.to_str().unwrap()));
     }
-    o
+    options(url, KEY, dir, &extra)
 }
 
 #[test]

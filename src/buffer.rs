@@ -9,10 +9,13 @@
 //!   a drain holds an `flock` on it, so one left by a dead process is picked up again;
 //! - `buffer.rejected.jsonl`: entries the server refused (4xx), with status and reason;
 //! - `buffer.corrupt.jsonl`: lines that did not parse;
+//! - `buffer.journal-<pid>-<nonce>-<seq>.bin`: the crash journal of `durable=true` (see
+//!   [`crate::journal`]); `buffer.journal-left-...` is one left for recovery;
 //! - `buffer.lock`: the lock file that makes appends, rotation and claims exclusive between
 //!   processes.
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{self, Journal};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -80,6 +83,7 @@ pub struct DiskBuffer {
     max_file: u64,
     max_total: u64,
     durable: bool,
+    journal: Option<Journal>,
     active: Mutex<Option<Active>>,
     maybe_backlog: AtomicBool,
 }
@@ -209,6 +213,7 @@ impl DiskBuffer {
         };
         make_dir(&dir).map_err(io_err)?;
         let b = DiskBuffer {
+            journal: durable.then(|| Journal::new(&dir)),
             dir,
             max_file,
             max_total,
@@ -267,38 +272,79 @@ impl DiskBuffer {
         if data.is_empty() {
             return Ok(Appended::default());
         }
-        let active_path = self.path(ACTIVE);
-        let r = self.locked(|a| {
-            // Another process may have claimed (renamed) the file we hold: reopen if so.
-            let current = fs::symlink_metadata(&active_path).ok();
-            let stale = match (&a.file, &current) {
-                (Some(f), Some(m)) => {
-                    let fm = f.metadata()?;
-                    fm.ino() != m.ino() || fm.dev() != m.dev()
-                }
-                _ => true,
-            };
-            if stale {
-                a.file = None;
-            }
-            let mut size = current.as_ref().map(|m| m.len()).unwrap_or(0);
-            let mut out = Appended::default();
-            for chunk in chunks(data, self.max_file as usize) {
-                let chunk_lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
-                if let Err(e) = self.write_chunk(a, chunk, &mut size, &mut out) {
-                    out.error = Some(e);
-                    return Ok(out);
-                }
-                out.lines += chunk_lines;
-            }
-            Ok(out)
-        });
+        let r = self.locked(|a| self.append_locked(a, data));
         if r.as_ref().is_ok_and(|a| a.lines > 0) {
             self.maybe_backlog.store(true, Ordering::Release);
         }
         debug_assert!(r
             .as_ref()
             .map_or(true, |a| a.error.is_some() || a.lines == lines));
+        r
+    }
+
+    /// [`DiskBuffer::append`] with the lock held.
+    fn append_locked(&self, a: &mut Active, data: &[u8]) -> io::Result<Appended> {
+        let active_path = self.path(ACTIVE);
+        // Another process may have claimed (renamed) the file we hold: reopen if so.
+        let current = fs::symlink_metadata(&active_path).ok();
+        let stale = match (&a.file, &current) {
+            (Some(f), Some(m)) => {
+                let fm = f.metadata()?;
+                fm.ino() != m.ino() || fm.dev() != m.dev()
+            }
+            _ => true,
+        };
+        if stale {
+            a.file = None;
+        }
+        let mut size = current.as_ref().map(|m| m.len()).unwrap_or(0);
+        let mut out = Appended::default();
+        for chunk in chunks(data, self.max_file as usize) {
+            let chunk_lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
+            if let Err(e) = self.write_chunk(a, chunk, &mut size, &mut out) {
+                out.error = Some(e);
+                return Ok(out);
+            }
+            out.lines += chunk_lines;
+        }
+        Ok(out)
+    }
+
+    /// The journal of durable mode, if this buffer has one.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Moves the unsettled records of orphaned journal segments (left by a process that died,
+    /// this service's only) into `buffer.jsonl`, then deletes the segments. Returns what was
+    /// appended, summed.
+    pub fn recover_journals(&self) -> io::Result<Appended> {
+        let r = self.locked(|a| {
+            let mut total = Appended::default();
+            for o in journal::orphans(&self.dir)? {
+                let mut data = Vec::new();
+                for rec in journal::records(&o.data) {
+                    // A body is one line; anything else is not ours and is left out.
+                    if rec.contains(&b'\n') {
+                        continue;
+                    }
+                    data.extend_from_slice(rec);
+                    data.push(b'\n');
+                }
+                let got = self.append_locked(a, &data)?;
+                total.lines += got.lines;
+                total.dropped_for_cap += got.dropped_for_cap;
+                if got.error.is_some() {
+                    total.error = got.error;
+                    break;
+                }
+                fs::remove_file(&o.path)?;
+            }
+            Ok(total)
+        });
+        if r.as_ref().is_ok_and(|a| a.lines > 0) {
+            self.maybe_backlog.store(true, Ordering::Release);
+        }
         r
     }
 

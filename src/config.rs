@@ -140,7 +140,7 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "durable",
         None,
         "false",
-        "true: an accepted entry is written to the buffer file (no fsync) before rarch_log returns",
+        "true: an accepted entry is copied into a crash journal (memory-mapped, no fsync) before rarch_log returns",
     ),
     (
         "ca_file",

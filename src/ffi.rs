@@ -282,8 +282,9 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `max_entry_bytes` (1048576): largest JSON entry accepted.
 /// - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
 /// - `buffer_max_total_bytes` (268435456): cap of a service's buffer files; oldest dropped.
-/// - `durable` (false): true writes each entry to the buffer file before rarch_log returns
-///   (a write, no fsync: it survives a crash or kill -9 of the process, not a power loss).
+/// - `durable` (false): true copies each entry into a crash journal (a shared memory-mapped
+///   file in the buffer directory) before rarch_log returns: it survives a crash or kill -9 of
+///   the process (the next logger of the service recovers it), not a power loss (no fsync).
 /// - `ca_file` (none: system roots): PEM CA certificates to trust for https.
 /// - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
 ///

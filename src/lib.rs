@@ -1,9 +1,11 @@
 //! rarch-logging: a native client for the rarch logging API.
 //!
-//! The core (everything but [`ffi`]) is plain Rust with no `unsafe` and no C types: a
-//! [`Logger`] turns calls into JSON entries, a shared [`pipeline`] delivers them over HTTP with
-//! a cached JWT, and the [`buffer`] keeps on disk what cannot be delivered. [`ffi`] is the thin
-//! C ABI on top, the only place that deals with raw pointers.
+//! The core (everything but [`ffi`]) is plain Rust with no C types: a [`Logger`] turns calls
+//! into JSON entries, a shared [`pipeline`] delivers them over HTTP with a cached JWT, the
+//! [`buffer`] keeps on disk what cannot be delivered, and the [`journal`] keeps what
+//! `durable=true` accepted safe from a crash. [`ffi`] is the thin C ABI on top, the only place
+//! that deals with pointers from C. Outside it, `unsafe` is confined to system calls (`flock`,
+//! `fcntl`, `mmap`, `pthread_atfork`) and the journal's mapped memory, each with its reason.
 
 pub mod buffer;
 pub mod config;
@@ -11,6 +13,7 @@ pub mod entry;
 pub mod error;
 pub mod ffi;
 pub mod fork;
+pub mod journal;
 pub mod json;
 pub mod jwt;
 pub mod level;

@@ -126,10 +126,7 @@ impl Logger {
         if self.cfg.mirror != Mirror::Off {
             self.mirror(level, f);
         }
-        p.submit(Item {
-            service: self.service.clone(),
-            body,
-        })
+        p.submit(Item::new(self.service.clone(), body))
     }
 
     fn mirror(&self, level: Level, f: &Fields<'_>) {

@@ -8,6 +8,7 @@
 use crate::buffer::{self, DiskBuffer};
 use crate::config::{Config, Mirror, Mode, OnFull};
 use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{Journal, Ticket};
 use crate::jwt::Tokens;
 use crate::level::Level;
 use crate::stats::Stats;
@@ -23,6 +24,18 @@ use std::time::{Duration, Instant};
 pub struct Item {
     pub service: Arc<str>,
     pub body: Vec<u8>,
+    /// Its record in the crash journal (`durable=true`), settled when the entry is safe.
+    pub ticket: Option<Ticket>,
+}
+
+impl Item {
+    pub fn new(service: Arc<str>, body: Vec<u8>) -> Item {
+        Item {
+            service,
+            body,
+            ticket: None,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,8 +100,12 @@ struct Shared {
     last_error: Mutex<String>,
     /// Until when (ms since `born`) the disk is taken as failing after a failed write.
     disk_failing_until: AtomicU64,
+    /// When (ms since `born`) the replay thread next looks for orphaned journals.
+    next_recovery: AtomicU64,
     born: Instant,
 }
+
+const RECOVERY_EVERY_MS: u64 = 10_000;
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -205,6 +222,7 @@ impl Pipeline {
             replay_wake: Signal::default(),
             last_error: Mutex::default(),
             disk_failing_until: AtomicU64::new(0),
+            next_recovery: AtomicU64::new(RECOVERY_EVERY_MS),
             born: Instant::now(),
             cfg: cfg.clone(),
         });
@@ -215,7 +233,7 @@ impl Pipeline {
                 .spawn(f)
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))
         };
-        if cfg.mode == Mode::Threaded && !cfg.durable {
+        if cfg.mode == Mode::Threaded {
             for i in 0..cfg.connections {
                 let s = shared.clone();
                 threads.push(spawn(
@@ -284,21 +302,27 @@ impl Pipeline {
             Stats::add(&s.stats.logged, 1);
             return s.send_now(item);
         }
+        let mut item = item;
         if s.cfg.durable {
-            Stats::add(&s.stats.logged, 1);
-            let n = s.spill(vec![item]);
-            s.replay_wake.notify();
-            return if n == 1 {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "durable: cannot write the buffer file: {}",
-                        self.last_error()
-                    ),
-                ))
-            };
+            if let Err(why) = s.journal(&mut item) {
+                // No journal for this entry (too large, or no segment could be made): it is
+                // written to the buffer file before the call returns.
+                s.accepted.fetch_add(1, Ordering::AcqRel);
+                Stats::add(&s.stats.logged, 1);
+                let n = s.spill_with(vec![item], false);
+                s.replay_wake.notify();
+                return if n == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "durable: {why}, and the buffer file cannot be written: {}",
+                            self.last_error()
+                        ),
+                    ))
+                };
+            }
         }
         s.accepted.fetch_add(1, Ordering::AcqRel);
         let item = match s.tx.try_send(item) {
@@ -327,6 +351,7 @@ impl Pipeline {
                 // the disk has just failed (then the entry is dropped and counted at once).
                 if s.disk_failing() {
                     drop(ov);
+                    discard(item);
                     Stats::add(&s.stats.logged, 1);
                     Stats::add(&s.stats.dropped_io, 1);
                     s.settle(1);
@@ -356,13 +381,14 @@ impl Pipeline {
                     ),
                 ));
             }
-            OnFull::Block => {
-                if s.tx.send_timeout(item, s.cfg.block_timeout).is_ok() {
+            OnFull::Block => match s.tx.send_timeout(item, s.cfg.block_timeout) {
+                Ok(()) => {
                     Stats::add(&s.stats.logged, 1);
                     return Ok(());
                 }
-            }
-            OnFull::Drop => {}
+                Err(e) => discard(e.into_inner()),
+            },
+            OnFull::Drop => discard(item),
         }
         Stats::add(&s.stats.dropped_queue_full, 1);
         s.settle(1);
@@ -428,11 +454,50 @@ impl Pipeline {
     }
 }
 
+/// An entry the caller is told was not taken: its journal record is settled (dropped).
+fn discard(item: Item) {
+    if let Some(t) = item.ticket {
+        t.settle();
+    }
+}
+
 impl Shared {
     /// Gives an entry's buffer back for reuse.
     fn recycle(&self, body: Vec<u8>) {
         if body.capacity() <= POOL_MAX_CAPACITY {
             let _ = self.pool_tx.try_send(body);
+        }
+    }
+
+    /// An entry that is safe (delivered, dead-lettered or in the buffer file): its journal
+    /// record is settled and its buffer reused.
+    fn done(&self, item: Item) {
+        if let Some(t) = item.ticket {
+            t.settle();
+        }
+        self.recycle(item.body);
+    }
+
+    /// Copies the entry into its service's journal. Errors (with why) when it cannot.
+    fn journal(&self, item: &mut Item) -> std::result::Result<(), String> {
+        if !Journal::fits(item.body.len()) {
+            return Err("the entry is too large for the journal".into());
+        }
+        let b = self.buffer_for(&item.service).map_err(|e| e.message)?;
+        let j = b.journal().ok_or("no journal")?;
+        match j.write(&item.body) {
+            Ok((t, want_spare)) => {
+                item.ticket = Some(t);
+                if want_spare {
+                    self.spill_wake.notify();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("cannot write the journal in {}: {e}", b.dir().display());
+                self.note_error(&msg);
+                Err(msg)
+            }
         }
     }
 
@@ -468,8 +533,25 @@ impl Shared {
         )?);
         b.insert(service.into(), d.clone());
         drop(b);
+        self.recover(&d);
         self.replay_wake.notify();
+        if d.journal().is_some() {
+            self.spill_wake.notify(); // makes its first segment
+        }
         Ok(d)
+    }
+
+    /// Moves what dead processes left in their journals into the buffer file.
+    fn recover(&self, b: &DiskBuffer) {
+        match b.recover_journals() {
+            Ok(a) => {
+                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                if let Some(e) = a.error {
+                    self.note_error(&format!("journal recovery: {}: {e}", b.dir().display()));
+                }
+            }
+            Err(e) => self.note_error(&format!("journal recovery: {}: {e}", b.dir().display())),
+        }
     }
 
     fn backlog(&self) -> bool {
@@ -495,10 +577,15 @@ impl Shared {
     /// which the spill thread retries) while there is room, and are dropped and counted
     /// (`dropped_io`) after that, or when the pipeline is closing.
     fn spill(&self, items: Vec<Item>) -> u64 {
+        self.spill_with(items, true)
+    }
+
+    /// [`Shared::spill`]; `keep` false drops (and counts) what cannot be written at once.
+    fn spill_with(&self, items: Vec<Item>, keep: bool) -> u64 {
         if items.is_empty() {
             return 0;
         }
-        let threaded = !self.cfg.durable && self.cfg.mode == Mode::Threaded;
+        let threaded = self.cfg.mode == Mode::Threaded;
         let mut groups: HashMap<Arc<str>, Vec<Item>> = HashMap::new();
         for it in items {
             groups.entry(it.service.clone()).or_default().push(it);
@@ -531,7 +618,7 @@ impl Shared {
             Stats::add(&self.stats.buffered, done);
             let mut group = group;
             for it in group.drain(..done as usize) {
-                self.recycle(it.body);
+                self.done(it);
             }
             if let Some(e) = failure {
                 self.note_error(&format!("cannot write the buffer file: {e}"));
@@ -540,7 +627,7 @@ impl Shared {
                 // The lines after the first `done` are not on disk.
                 let rest: Vec<Item> = group;
                 let n_rest = rest.len() as u64;
-                let kept = if threaded && !self.closing.load(Ordering::Acquire) {
+                let kept = if threaded && keep && !self.closing.load(Ordering::Acquire) {
                     self.keep_in_memory(rest)
                 } else {
                     0
@@ -673,8 +760,8 @@ impl Shared {
             match self.transport.post(&item.body, &bearer, self.deadline()) {
                 Outcome::Delivered => {
                     Stats::add(&self.stats.delivered, 1);
+                    self.done(item);
                     self.settle(1);
-                    self.recycle(item.body);
                     return;
                 }
                 Outcome::Retry {
@@ -709,8 +796,8 @@ impl Shared {
                     Stats::add(&self.stats.failed_attempts, 1);
                     self.note_error(&format!("entry rejected: {reason}"));
                     self.dead_letter(&item.service, &item.body, status, &reason);
+                    self.done(item);
                     self.settle(1);
-                    self.recycle(item.body);
                     return;
                 }
             }
@@ -781,6 +868,7 @@ impl Shared {
     fn spiller(&self) {
         loop {
             let seen = self.spill_wake.current();
+            self.prepare_journals();
             let batch = std::mem::take(&mut *lock(&self.overflow));
             self.overflow_len.store(0, Ordering::Relaxed);
             if !batch.is_empty() {
@@ -798,6 +886,21 @@ impl Shared {
                 return;
             }
             self.spill_wake.wait(seen, Duration::from_millis(200));
+        }
+    }
+
+    /// Makes the spare journal segments that writers asked for.
+    fn prepare_journals(&self) {
+        if !self.cfg.durable {
+            return;
+        }
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        for b in buffers {
+            if let Some(j) = b.journal().filter(|j| j.spare_wanted()) {
+                if let Err(e) = j.prepare() {
+                    self.note_error(&format!("journal: {}: {e}", b.dir().display()));
+                }
+            }
         }
     }
 
@@ -848,6 +951,16 @@ impl Shared {
     /// off), true when everything that was on disk went out (or there was nothing).
     fn replay_all(&self) -> bool {
         let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        // Journals of processes that died since (a forked worker, a neighbour) are taken in
+        // now and then, not only at start.
+        let now = self.now_ms();
+        if now >= self.next_recovery.load(Ordering::Relaxed) {
+            self.next_recovery
+                .store(now + RECOVERY_EVERY_MS, Ordering::Relaxed);
+            for b in &buffers {
+                self.recover(b);
+            }
+        }
         for b in buffers {
             while b.maybe_backlog() {
                 if self.closing.load(Ordering::Acquire) {

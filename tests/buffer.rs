@@ -238,3 +238,141 @@ fn a_forked_child_logs_on_its_own_and_never_resends_the_parents_entries() {
     assert_eq!(r.stat("distinct"), 60);
     assert_eq!(r.stat("duplicates"), 0);
 }
+
+/// A journal segment as durable mode writes it (see src/journal.rs): a magic, then records of
+/// `len: u32 LE | state: u8 | 3 bytes | body | padding to 8`; state 1 is committed, 2 settled.
+fn journal_segment(records: &[(u8, String)]) -> Vec<u8> {
+    let mut d = b"RARCHJ01".to_vec();
+    for (state, body) in records {
+        d.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        d.extend_from_slice(&[*state, 0, 0, 0]);
+        d.extend_from_slice(body.as_bytes());
+        while d.len() % 8 != 0 {
+            d.push(0);
+        }
+    }
+    d.resize(64 * 1024, 0);
+    d
+}
+
+#[test]
+fn a_live_processs_journal_is_left_alone_and_a_dead_ones_is_recovered() {
+    let r = Receiver::start("k-journal");
+    let dir = tempfile::tempdir().unwrap();
+    let svc = "svc-journal";
+    let svc_dir = dir.path().join(svc);
+    std::fs::create_dir_all(&svc_dir).unwrap();
+    let body = |id: &str| {
+        serde_json::json!({
+            "level": "INFO", "service": svc, "logger_name": svc, "message": "from the journal",
+            "user_id": null, "tenant_id": null, "request_id": id, "context": {},
+            "client_log_datetime": "2026-11-24T01:00:00.000000Z"
+        })
+        .to_string()
+    };
+    let seg = svc_dir.join("buffer.journal-1-00000000000000ab-00000000.bin");
+    let data = journal_segment(&[
+        (1, body("journal-a")),
+        (2, body("journal-settled")),
+        (1, body("journal-c")),
+    ]);
+    std::fs::write(&seg, data).unwrap();
+    // Another process owns the segment: it holds a POSIX lock on it, as a live writer does.
+    let mut owner = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl,sys\nf=open(sys.argv[1],'r+')\nfcntl.lockf(f,fcntl.LOCK_EX)\nprint('locked',flush=True)\nsys.stdin.read()",
+            seg.to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(owner.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "locked");
+    let ids = |r: &Receiver| -> Vec<String> {
+        r.entries()
+            .iter()
+            .filter_map(|e| e["request_id"].as_str().map(str::to_owned))
+            .filter(|id| id.starts_with("journal-"))
+            .collect()
+    };
+    {
+        let lg = Logger::new(
+            svc,
+            None,
+            Some(&opts(&r.url(), "k-journal", dir.path(), &[])),
+        )
+        .unwrap();
+        log(&lg, "a fresh entry");
+        lg.flush(T).unwrap();
+        assert!(
+            ids(&r).is_empty(),
+            "a live owner's journal was taken: {:?}",
+            ids(&r)
+        );
+        assert!(seg.exists());
+    }
+    // The owner dies: its segment is recovered by the next logger, once and without the
+    // settled record.
+    drop(owner.stdin.take());
+    assert!(owner.wait().unwrap().success());
+    let lg = Logger::new(
+        svc,
+        None,
+        Some(&opts(
+            &r.url(),
+            "k-journal",
+            dir.path(),
+            &[("timeout_ms", "1500")],
+        )),
+    )
+    .unwrap();
+    lg.flush(T).unwrap();
+    let mut got = ids(&r);
+    got.sort();
+    assert_eq!(got, ["journal-a", "journal-c"]);
+    assert!(!seg.exists(), "the recovered segment is still there");
+}
+
+#[test]
+fn durable_mode_delivers_and_leaves_no_journal_behind() {
+    let r = Receiver::start("k-durable");
+    let dir = tempfile::tempdir().unwrap();
+    let svc = "svc-durable-clean";
+    {
+        let lg = Logger::new(
+            svc,
+            None,
+            Some(&opts(
+                &r.url(),
+                "k-durable",
+                dir.path(),
+                &[("durable", "true")],
+            )),
+        )
+        .unwrap();
+        for i in 0..2000 {
+            log(&lg, &format!("durable {i}"));
+        }
+        lg.flush(T).unwrap();
+        assert_eq!(r.stat("accepted"), 2000);
+        let s = lg.stats().unwrap();
+        assert_eq!(s.delivered, 2000, "{s:?}");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path().join(svc))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("buffer.journal-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "journal files after a clean close: {left:?}"
+    );
+}

@@ -527,6 +527,15 @@ fn ids_on_disk(svc_dir: &Path) -> HashSet<String> {
     let mut ids = HashSet::new();
     for e in std::fs::read_dir(svc_dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(rarch_logging::journal::PREFIX) {
+            // The crash journal of durable mode: its committed, unsettled records.
+            let data = std::fs::read(e.path()).unwrap();
+            for rec in rarch_logging::journal::records(&data) {
+                let v: serde_json::Value = serde_json::from_slice(rec).unwrap();
+                ids.insert(v["request_id"].as_str().unwrap().to_owned());
+            }
+            continue;
+        }
         if !name.ends_with(".jsonl") || name.contains("rejected") || name.contains("corrupt") {
             continue;
         }
@@ -579,6 +588,18 @@ fn kill9_then_restart(durable: bool) {
     );
     assert!(!out.contains(KEY), "the API key is in the child's output");
     let on_disk = ids_on_disk(&dir.path().join(svc));
+    let journals = || {
+        std::fs::read_dir(dir.path().join(svc))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(rarch_logging::journal::PREFIX)
+            })
+            .count()
+    };
+    assert_eq!(journals() > 0, durable, "journal segments left by the kill");
     let must_arrive: HashSet<String> = if durable {
         // Every id whose rarch_log returned OK (written after the call returned).
         let text = std::fs::read_to_string(&acks).unwrap();
@@ -629,6 +650,11 @@ fn kill9_then_restart(durable: bool) {
         ids_on_disk(&dirp.join(svc)).is_empty(),
         "buffer not drained"
     );
+    if durable {
+        // The dead process's segments were recovered and deleted; only the restarted logger's
+        // own (live) segment may remain.
+        assert!(journals() <= 1, "{} journal segments", journals());
+    }
     no_drops(&lg);
     assert_no_secret(&dirp, &messages(&lg));
 }

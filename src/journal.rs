@@ -1,0 +1,479 @@
+//! The crash journal of `durable=true`: every entry is copied into a memory-mapped file before
+//! `rarch_log` returns, and marked settled once it is delivered, dead-lettered or in the buffer
+//! file. The pages of a shared file mapping belong to the kernel's page cache, so what was
+//! copied survives a `kill -9` or a crash of the host process (not a power loss: nothing is
+//! fsynced). The next process that opens the service's buffer moves the records that were never
+//! settled into `buffer.jsonl`, and they are replayed as usual.
+//!
+//! A journal is a series of segments, `buffer.journal-<pid>-<nonce>-<seq>.bin`, each a
+//! preallocated file (so a full disk fails when a segment is made, never as a SIGBUS on a
+//! write into the mapping) holding a header and then records:
+//!
+//! ```text
+//! "RARCHJ01" | len: u32 LE | state: u8 | 3 bytes | body (len bytes) | padding to 8 | ...
+//! ```
+//!
+//! `state` is 0 while the body is copied, [`COMMITTED`] once it is, [`SETTLED`] when it no longer
+//! needs the journal. A length of zero ends the records. Space is reserved under a mutex that
+//! also writes the length, so a record always follows a record with a valid length: a process
+//! dies as a whole, and a reservation cut short can only be the last one.
+//!
+//! The owner holds a POSIX write lock (`fcntl`) on each live segment: those are released when
+//! the process dies and are not inherited by a forked child, so a segment whose lock can be taken
+//! by another process is an orphan. A segment retired with records that could not be settled
+//! (the buffer file failed) is renamed `buffer.journal-left-...` so that any process, this one
+//! included, recovers it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub const PREFIX: &str = "buffer.journal-";
+const LEFT: &str = "buffer.journal-left-";
+const SUFFIX: &str = ".bin";
+const MAGIC: &[u8; 8] = b"RARCHJ01";
+const HEADER: usize = 8;
+const RECORD_HEADER: usize = 8;
+/// Size of one segment file.
+pub const SEGMENT_BYTES: usize = 4 << 20;
+
+const WRITING: u8 = 0;
+const COMMITTED: u8 = 1;
+const SETTLED: u8 = 2;
+
+/// A random number fixed for this process (and changed in a forked child by its pid), so that a
+/// dead process whose pid was reused is never taken for this one.
+fn nonce() -> u64 {
+    static NONCE: AtomicU64 = AtomicU64::new(0);
+    let n = NONCE.load(Ordering::Relaxed);
+    if n != 0 {
+        return n;
+    }
+    let fresh = crate::entry::with_rng(rand::Rng::random::<u64>) | 1;
+    match NONCE.compare_exchange(0, fresh, Ordering::AcqRel, Ordering::Relaxed) {
+        Ok(_) => fresh,
+        Err(existing) => existing,
+    }
+}
+
+/// The part of a segment name that marks this process's own live segments.
+fn own_tag() -> String {
+    format!("{PREFIX}{}-{:016x}-", std::process::id(), nonce())
+}
+
+/// Whether `name` is a journal segment of this process that is still in use.
+fn is_own_live(name: &str) -> bool {
+    name.starts_with(&own_tag())
+}
+
+/// One mapped segment file.
+struct Segment {
+    path: Mutex<PathBuf>,
+    _file: File,
+    base: *mut u8,
+    len: usize,
+    /// Records handed out and not yet released, plus one while the segment is current.
+    live: AtomicUsize,
+    /// Records committed and not yet settled.
+    unsettled: AtomicUsize,
+}
+
+// SAFETY: the mapping is shared memory that lives as long as the segment; writers touch
+// disjoint records (reserved under the journal mutex) and the state bytes through atomics.
+unsafe impl Send for Segment {}
+// SAFETY: as above.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    fn create(dir: &Path, seq: u64) -> io::Result<Segment> {
+        let path = dir.join(format!("{}{seq:08}{SUFFIX}", own_tag()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)?;
+        let fail = |e: io::Error| {
+            let _ = fs::remove_file(&path);
+            e
+        };
+        lock_posix(&file).map_err(fail)?;
+        // SAFETY: a descriptor we own; posix_fallocate returns the error number.
+        let r = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, SEGMENT_BYTES as libc::off_t) };
+        if r != 0 {
+            return Err(fail(io::Error::from_raw_os_error(r)));
+        }
+        // SAFETY: mapping a file we own, at least SEGMENT_BYTES long, shared and writable.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SEGMENT_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(fail(io::Error::last_os_error()));
+        }
+        let base = base as *mut u8;
+        // Dirty every page now, so that no caller takes a write fault later.
+        for page in (0..SEGMENT_BYTES).step_by(4096) {
+            // SAFETY: inside the mapping; the file is zeroed, so this changes nothing.
+            unsafe { std::ptr::write_volatile(base.add(page), 0) };
+        }
+        // SAFETY: the first HEADER bytes of the mapping.
+        unsafe { std::ptr::copy_nonoverlapping(MAGIC.as_ptr(), base, HEADER) };
+        Ok(Segment {
+            path: Mutex::new(path),
+            _file: file,
+            base,
+            len: SEGMENT_BYTES,
+            live: AtomicUsize::new(1),
+            unsettled: AtomicUsize::new(0),
+        })
+    }
+
+    fn state(&self, off: usize) -> &AtomicU8 {
+        // SAFETY: `off` is the start of a record reserved in this mapping; its state byte is
+        // only accessed atomically.
+        unsafe { AtomicU8::from_ptr(self.base.add(off + 4)) }
+    }
+
+    /// Drops one reference; the last one ends the segment: deleted when every record was
+    /// settled, otherwise renamed for recovery.
+    fn release(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        let path = self.path.lock().unwrap_or_else(|p| p.into_inner());
+        if self.unsettled.load(Ordering::Acquire) == 0 {
+            let _ = fs::remove_file(&*path);
+        } else if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+            let left = name.replacen(PREFIX, LEFT, 1);
+            let _ = fs::rename(&*path, path.with_file_name(left));
+        }
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping; no record of it is referenced any more.
+        unsafe {
+            libc::munmap(self.base as *mut libc::c_void, self.len);
+        }
+    }
+}
+
+/// A journaled entry. [`Ticket::settle`] once it is delivered or otherwise safe; a ticket
+/// dropped unsettled leaves the entry to be recovered from the journal.
+pub struct Ticket {
+    seg: Arc<Segment>,
+    off: usize,
+}
+
+impl Ticket {
+    pub fn settle(self) {
+        if self.seg.state(self.off).swap(SETTLED, Ordering::AcqRel) == COMMITTED {
+            self.seg.unsettled.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.seg.release();
+    }
+}
+
+struct Current {
+    seg: Option<Arc<Segment>>,
+    off: usize,
+}
+
+/// The journal of one service directory in this process.
+pub struct Journal {
+    dir: PathBuf,
+    cur: Mutex<Current>,
+    /// The next segment, made ahead of time by a background thread ([`Journal::prepare`]),
+    /// so that a caller rarely pays for making one (a few milliseconds).
+    spare: Mutex<Option<Segment>>,
+    spare_wanted: AtomicBool,
+    seq: AtomicU64,
+}
+
+impl Journal {
+    pub fn new(dir: &Path) -> Journal {
+        Journal {
+            dir: dir.to_owned(),
+            cur: Mutex::new(Current { seg: None, off: 0 }),
+            spare: Mutex::new(None),
+            spare_wanted: AtomicBool::new(true),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    fn make_segment(&self) -> io::Result<Segment> {
+        Segment::create(&self.dir, self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Whether a spare segment should be made ([`Journal::prepare`]).
+    pub fn spare_wanted(&self) -> bool {
+        self.spare_wanted.load(Ordering::Acquire)
+    }
+
+    /// Makes the spare segment if there is none (from a background thread).
+    pub fn prepare(&self) -> io::Result<()> {
+        self.spare_wanted.store(false, Ordering::Release);
+        if self
+            .spare
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+        {
+            return Ok(());
+        }
+        let seg = self.make_segment()?;
+        let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+        if spare.is_none() {
+            *spare = Some(seg);
+        } else {
+            seg.release();
+        }
+        Ok(())
+    }
+
+    /// Whether a body of `len` bytes goes through the journal (larger ones are written to the
+    /// buffer file directly).
+    pub fn fits(len: usize) -> bool {
+        RECORD_HEADER + len <= SEGMENT_BYTES / 4
+    }
+
+    /// Copies `body` into the journal. Errors when a new segment cannot be made. The second
+    /// value is true when a spare segment should now be made ([`Journal::prepare`]).
+    pub fn write(&self, body: &[u8]) -> io::Result<(Ticket, bool)> {
+        let need = (RECORD_HEADER + body.len() + 7) & !7;
+        let mut want_spare = false;
+        let (seg, off) = {
+            let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
+            let full = cur.seg.as_ref().is_none_or(|s| cur.off + need > s.len);
+            if full {
+                let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+                let fresh = Arc::new(match spare {
+                    Some(s) => s,
+                    None => self.make_segment()?,
+                });
+                want_spare = !self.spare_wanted.swap(true, Ordering::AcqRel);
+                if let Some(old) = cur.seg.replace(fresh) {
+                    old.release();
+                }
+                cur.off = HEADER;
+            }
+            let off = cur.off;
+            cur.off += need;
+            let seg = match &cur.seg {
+                Some(s) => s.clone(),
+                None => return Err(io::Error::other("no journal segment")),
+            };
+            // SAFETY: [off, off + need) is inside the mapping and reserved for us alone.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (body.len() as u32).to_le_bytes().as_ptr(),
+                    seg.base.add(off),
+                    4,
+                );
+            }
+            seg.state(off).store(WRITING, Ordering::Relaxed);
+            seg.live.fetch_add(1, Ordering::AcqRel);
+            seg.unsettled.fetch_add(1, Ordering::AcqRel);
+            (seg, off)
+        };
+        // SAFETY: as above.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                body.as_ptr(),
+                seg.base.add(off + RECORD_HEADER),
+                body.len(),
+            );
+        }
+        seg.state(off).store(COMMITTED, Ordering::Release);
+        Ok((Ticket { seg, off }, want_spare))
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = cur.seg.take() {
+            s.release();
+        }
+        if let Some(s) = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            s.release();
+        }
+    }
+}
+
+/// The committed, unsettled bodies of a segment file's contents.
+pub fn records(data: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    if data.len() < HEADER || &data[..HEADER] != MAGIC {
+        return out;
+    }
+    let mut off = HEADER;
+    while off + RECORD_HEADER <= data.len() {
+        let len =
+            u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
+        let state = data[off + 4];
+        let end = off + RECORD_HEADER + len;
+        if len == 0 || end > data.len() {
+            break;
+        }
+        if state == COMMITTED {
+            out.push(&data[off + RECORD_HEADER..end]);
+        }
+        off = (end + 7) & !7;
+    }
+    out
+}
+
+/// A segment left by a dead process (or retired with unsettled records), opened and locked.
+pub struct Orphan {
+    pub path: PathBuf,
+    pub data: Vec<u8>,
+    _file: File,
+}
+
+/// The orphaned segments of `dir`. Call with the buffer lock held, so that two processes never
+/// recover the same segment; delete each one after its records are safe.
+pub fn orphans(dir: &Path) -> io::Result<Vec<Orphan>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(PREFIX) || !name.ends_with(SUFFIX) || is_own_live(&name) {
+            continue;
+        }
+        let path = e.path();
+        let mut file = match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(_) => continue,
+        };
+        if lock_posix(&file).is_err() {
+            continue; // its owner is alive
+        }
+        // Deleted or replaced since we listed it (recovered by another process)?
+        let same = match (file.metadata(), fs::symlink_metadata(&path)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev() && a.nlink() > 0,
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        out.push(Orphan {
+            path,
+            data,
+            _file: file,
+        });
+    }
+    Ok(out)
+}
+
+/// Takes a POSIX write lock on the whole file without waiting.
+fn lock_posix(f: &File) -> io::Result<()> {
+    // SAFETY: a zeroed flock struct is valid; the fields are set below.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor we own with a valid flock struct.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_settle() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let a = j.write(b"{\"a\":1}").unwrap().0;
+        let b = j.write(b"{\"b\":22}").unwrap().0;
+        let c = j.write(b"{\"c\":333}").unwrap().0;
+        b.settle();
+        let name = fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        let data = fs::read(&name).unwrap();
+        assert_eq!(records(&data), vec![&b"{\"a\":1}"[..], &b"{\"c\":333}"[..]]);
+        // Our own live segment is never an orphan.
+        assert!(orphans(dir.path()).unwrap().is_empty());
+        a.settle();
+        drop(c);
+        drop(j);
+        // One record was never settled: the segment is left for recovery.
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(left.len(), 1);
+        assert!(left[0].starts_with(LEFT), "{left:?}");
+        let o = orphans(dir.path()).unwrap();
+        assert_eq!(o.len(), 1);
+        assert_eq!(records(&o[0].data), vec![&b"{\"c\":333}"[..]]);
+    }
+
+    #[test]
+    fn settled_segments_are_deleted_and_full_ones_roll() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        let body = vec![b'x'; 100_000];
+        let tickets: Vec<_> = (0..100).map(|_| j.write(&body).unwrap().0).collect();
+        let n = fs::read_dir(dir.path()).unwrap().count();
+        assert!(n >= 3, "{n} segments");
+        for t in tickets {
+            t.settle();
+        }
+        drop(j);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn torn_and_garbage_segments_stop_cleanly() {
+        assert!(records(b"").is_empty());
+        assert!(records(b"not a journal at all").is_empty());
+        let mut d = MAGIC.to_vec();
+        d.extend_from_slice(&5u32.to_le_bytes());
+        d.extend_from_slice(&[COMMITTED, 0, 0, 0]);
+        d.extend_from_slice(b"abc"); // torn: 3 of 5 bytes
+        assert!(records(&d).is_empty());
+        let mut d = MAGIC.to_vec();
+        d.extend_from_slice(&u32::MAX.to_le_bytes());
+        d.extend_from_slice(&[COMMITTED, 0, 0, 0]);
+        assert!(records(&d).is_empty());
+        let mut d = MAGIC.to_vec();
+        d.extend_from_slice(&3u32.to_le_bytes());
+        d.extend_from_slice(&[WRITING, 0, 0, 0]);
+        d.extend_from_slice(b"abc\0\0\0\0\0");
+        assert!(records(&d).is_empty());
+    }
+}

@@ -40,6 +40,25 @@ enum How {
     Sanitized,
 }
 
+/// The three tests of one scenario: the program run natively, under valgrind, and built with
+/// ASan/UBSan.
+macro_rules! three_ways {
+    ($scenario:ident: $native:ident, $valgrind:ident, $sanitized:ident) => {
+        #[test]
+        fn $native() {
+            $scenario(How::Native);
+        }
+        #[test]
+        fn $valgrind() {
+            $scenario(How::Valgrind);
+        }
+        #[test]
+        fn $sanitized() {
+            $scenario(How::Sanitized);
+        }
+    };
+}
+
 /// target/release, where `make lib` put librarch_logging.so and .a.
 fn lib_dir() -> PathBuf {
     let so = std::env::var("RARCH_LOGGING_LIB")
@@ -370,18 +389,7 @@ fn roundtrip(how: How) {
     assert_eq!(rx.stat("unauthorized"), 0);
 }
 
-#[test]
-fn roundtrip_native() {
-    roundtrip(How::Native);
-}
-#[test]
-fn roundtrip_valgrind() {
-    roundtrip(How::Valgrind);
-}
-#[test]
-fn roundtrip_sanitized() {
-    roundtrip(How::Sanitized);
-}
+three_ways!(roundtrip: roundtrip_native, roundtrip_valgrind, roundtrip_sanitized);
 
 // ------------------------------------------------------------------------------------------
 // bad_input.c: every bad input has its status; only the one good entry arrives
@@ -412,18 +420,7 @@ fn bad_input(how: How) {
     assert_eq!(rx.stat("bad_entries"), 0);
 }
 
-#[test]
-fn bad_input_native() {
-    bad_input(How::Native);
-}
-#[test]
-fn bad_input_valgrind() {
-    bad_input(How::Valgrind);
-}
-#[test]
-fn bad_input_sanitized() {
-    bad_input(How::Sanitized);
-}
+three_ways!(bad_input: bad_input_native, bad_input_valgrind, bad_input_sanitized);
 
 // ------------------------------------------------------------------------------------------
 // auth.c: a wrong key is a 401, counted, and the entries are kept (then replayed)
@@ -492,18 +489,7 @@ fn auth(how: How) {
     );
 }
 
-#[test]
-fn auth_failure_native() {
-    auth(How::Native);
-}
-#[test]
-fn auth_failure_valgrind() {
-    auth(How::Valgrind);
-}
-#[test]
-fn auth_failure_sanitized() {
-    auth(How::Sanitized);
-}
+three_ways!(auth: auth_failure_native, auth_failure_valgrind, auth_failure_sanitized);
 
 // ------------------------------------------------------------------------------------------
 // threads.c: many threads, one logger, everything arrives
@@ -687,18 +673,7 @@ fn cpp_wrapper(how: How) {
     assert_eq!(m["cpp-from-b"]["logger_name"], "b");
 }
 
-#[test]
-fn cpp_wrapper_native() {
-    cpp_wrapper(How::Native);
-}
-#[test]
-fn cpp_wrapper_valgrind() {
-    cpp_wrapper(How::Valgrind);
-}
-#[test]
-fn cpp_wrapper_sanitized() {
-    cpp_wrapper(How::Sanitized);
-}
+three_ways!(cpp_wrapper: cpp_wrapper_native, cpp_wrapper_valgrind, cpp_wrapper_sanitized);
 
 // ------------------------------------------------------------------------------------------
 // The shared library's interface

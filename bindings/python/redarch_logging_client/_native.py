@@ -170,8 +170,8 @@ _lib.rarch_options_set.restype = ctypes.c_int
 _lib.rarch_options_set.argtypes = [_vp, _cp, _cp]
 _lib.rarch_options_free.restype = None
 _lib.rarch_options_free.argtypes = [_vp]
-_lib.rarch_logger_new.restype = _vp
-_lib.rarch_logger_new.argtypes = [_cp, _cp, _vp]
+_lib.rarch_logger_open.restype = ctypes.c_int
+_lib.rarch_logger_open.argtypes = [_cp, _cp, _vp, ctypes.POINTER(_vp)]
 _lib.rarch_logger_free.restype = None
 _lib.rarch_logger_free.argtypes = [_vp]
 _lib.rarch_log_n.restype = ctypes.c_int
@@ -374,9 +374,12 @@ class NativeLogger:
         self._suppressed = 0
         o = make_options(self.options)
         try:
-            h = _lib.rarch_logger_new(to_bytes(service), to_bytes(logger_name), o)
-            if not h:
-                raise RarchError(ERR_CONFIG, last_error())
+            out = _vp()
+            st = _lib.rarch_logger_open(to_bytes(service), to_bytes(logger_name), o,
+                                        ctypes.byref(out))
+            if st != OK or not out.value:
+                raise RarchError(st if st != OK else ERR_PANIC, last_error())
+            h = out.value
         finally:
             _lib.rarch_options_free(o)
         self._h = ctypes.c_void_p(h)

@@ -115,3 +115,14 @@ def test_installed_package_needs_no_environment(tmp_path):
     # And this test process uses the installed package too.
     assert os.path.dirname(os.path.abspath(rlc.__file__)) != source_pkg
     assert lib == os.path.join(pkg, "_lib", "librarch_logging.so")
+
+
+def test_a_bad_service_name_raises_with_its_own_status(env):
+    from redarch_logging_client import _native
+    with pytest.raises(rlc.RarchError) as e:
+        _native.NativeLogger("../escape")
+    assert e.value.status == _native.ERR_INVALID_ARGUMENT
+    assert "buffer directory" in e.value.message
+    with pytest.raises(rlc.RarchError) as e:
+        _native.NativeLogger("svc", options={"queue_capacity": "lots"})
+    assert e.value.status == _native.ERR_CONFIG

@@ -63,7 +63,7 @@ fn child_roles() {
             }
             lg.flush(T).unwrap();
         }
-        "fork" => fork_role(&env("URL"), &dir),
+        "fork" => fork_role(&env("URL"), &dir, &env("DURABLE")),
         other => panic!("unknown role {other}"),
     }
 }
@@ -168,11 +168,16 @@ fn two_processes_of_one_service_drain_without_loss_or_duplicates() {
     assert_eq!(lg.stats().unwrap().corrupt, 0, "a torn or interleaved line");
 }
 
-fn fork_role(url: &str, dir: &Path) {
+fn fork_role(url: &str, dir: &Path, durable: &str) {
     let lg = Logger::new(
         "svc-fork",
         None,
-        Some(&opts(url, "k-fork", dir, &[("connections", "1")])),
+        Some(&opts(
+            url,
+            "k-fork",
+            dir,
+            &[("connections", "1"), ("durable", durable)],
+        )),
     )
     .unwrap();
     // The server is slow: most parent entries are still queued when the process forks.
@@ -216,6 +221,24 @@ fn fork_role(url: &str, dir: &Path) {
 
 #[test]
 fn a_forked_child_logs_on_its_own_and_never_resends_the_parents_entries() {
+    forked_child("false");
+}
+
+/// The same in durable mode: the child never takes the parent's (live) journal, and neither
+/// leaves one behind.
+#[test]
+fn a_forked_child_in_durable_mode_leaves_the_parents_journal_alone() {
+    let dir = forked_child("true");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("svc-fork"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("buffer.journal-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn forked_child(durable: &str) -> tempfile::TempDir {
     let r = Receiver::start("k-fork");
     r.fault(r#"{"mode":"delay","delay_ms":50,"rate":1}"#);
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +247,7 @@ fn a_forked_child_logs_on_its_own_and_never_resends_the_parents_entries() {
         &[
             ("URL", r.url()),
             ("DIR", dir.path().to_str().unwrap().to_owned()),
+            ("DURABLE", durable.to_owned()),
         ],
     )
     .status()
@@ -237,6 +261,7 @@ fn a_forked_child_logs_on_its_own_and_never_resends_the_parents_entries() {
     assert_eq!(children, 10);
     assert_eq!(r.stat("distinct"), 60);
     assert_eq!(r.stat("duplicates"), 0);
+    dir
 }
 
 /// A journal segment as durable mode writes it (see src/journal.rs): a magic, then records of

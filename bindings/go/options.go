@@ -57,7 +57,7 @@ type Options struct {
 	MaxEntryBytes       *int   // max_entry_bytes (1048576): largest JSON entry accepted
 	BufferMaxFileBytes  *int64 // buffer_max_file_bytes (5242880): rotation size of buffer.jsonl
 	BufferMaxTotalBytes *int64 // buffer_max_total_bytes (268435456): cap of a service's buffer files
-	Durable             *bool  // durable (false): each entry is on disk before Log returns
+	Durable             *bool  // durable (false): each entry is in the crash journal before Log returns
 	CAFile              string // ca_file (system roots): PEM CA certificates to trust for https
 	TokenLifetimeS      *int   // token_lifetime_s (3600): JWT lifetime
 

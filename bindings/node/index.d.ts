@@ -96,7 +96,7 @@ export interface LoggerOptions {
   bufferMaxFileBytes?: number;
   /** `buffer_max_total_bytes` (default 268435456): cap of a service's buffer files; oldest dropped. */
   bufferMaxTotalBytes?: number;
-  /** `durable` (default false): true writes each entry to the buffer file before the log call returns. */
+  /** `durable` (default false): true copies each entry into the crash journal (survives kill -9) before the log call returns. */
   durable?: boolean;
   /** `ca_file` (default: system roots): PEM CA certificates to trust for https. */
   caFile?: string;

@@ -87,7 +87,7 @@ def main():
                     if d0:
                         a = r["log_p50"] / d0["log_p50"]
                         b = r["log_p99"] / d0["log_p99"]
-                        dur = "%.0fx, %.0fx %s" % (a, b, mark(a <= 2))
+                        dur = "%.2fx, %.2fx %s" % (a, b, mark(a <= 2))
                 dropped = r["dropped_queue_full"] + r["dropped_buffer_cap"] + r["dropped_io"]
                 p("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |" % (
                     "yes" if durable else "no", scen, th, r["count"], ns(r["log_p50"]),

@@ -19,11 +19,11 @@ done
 
 # Per-thread call counts are paced at CALLER_RATE calls/s, so CALLER_N/CALLER_RATE seconds a run.
 if [ $QUICK = 1 ]; then
-  CALLER_N=2000; CALLER_RATE=2000; DURABLE_N=200
+  CALLER_N=2000; CALLER_RATE=2000
   TP_N=20000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=2; PY_N=300; PY_S=4
   MEM_N=50000; BLK_N=500
 else
-  CALLER_N=5000; CALLER_RATE=2000; DURABLE_N=500
+  CALLER_N=5000; CALLER_RATE=2000
   TP_N=200000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=3; PY_N=1500; PY_S=8
   MEM_N=1000000; BLK_N=2000
 fi
@@ -109,7 +109,7 @@ T0=$(date +%s)
 # --- 1. caller cost --------------------------------------------------------------------------
 say "1. caller cost of rarch_log (paced: bursts of 100 calls, $CALLER_RATE calls/s per thread)"
 for durable in 0 1; do
-  N=$CALLER_N; [ $durable = 1 ] && N=$DURABLE_N
+  N=$CALLER_N
   for scen in healthy down slow; do
     case $scen in healthy) A=$HEALTHY ;; down) A=$DOWN ;; slow) A=$SLOW ;; esac
     for th in 1 4; do

@@ -39,32 +39,54 @@ pub fn build(
     f: &Fields<'_>,
     max_bytes: usize,
 ) -> Result<()> {
+    build_with_prefix(out, &prefix(level, service, logger_name), f, max_bytes)
+}
+
+/// The start of every body of one logger at one level, the same for all its entries:
+/// `{"level":"INFO","service":"...","logger_name":"...","message":`. A logger makes it once
+/// per level (see [`build_with_prefix`]).
+pub fn prefix(level: Level, service: &str, logger_name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(b"{\"level\":\"");
+    out.extend_from_slice(level.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"service\":");
+    string(&mut out, service);
+    out.extend_from_slice(b",\"logger_name\":");
+    string(&mut out, logger_name);
+    out.extend_from_slice(b",\"message\":");
+    out
+}
+
+/// [`build`] with the [`prefix`] made beforehand.
+pub fn build_with_prefix(
+    out: &mut Vec<u8>,
+    prefix: &[u8],
+    f: &Fields<'_>,
+    max_bytes: usize,
+) -> Result<()> {
     out.clear();
     let context = match f.context_json {
         None => None,
         Some(c) => Some(context(c)?),
     };
-    out.extend_from_slice(b"{\"level\":\"");
-    out.extend_from_slice(level.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"service\":");
-    string(out, service);
-    out.extend_from_slice(b",\"logger_name\":");
-    string(out, logger_name);
-    out.extend_from_slice(b",\"message\":");
+    out.extend_from_slice(prefix);
     string(out, f.message);
     out.extend_from_slice(b",\"user_id\":");
     opt_string(out, f.user_id);
     out.extend_from_slice(b",\"tenant_id\":");
     opt_string(out, f.tenant_id);
-    out.extend_from_slice(b",\"request_id\":");
     match f.request_id {
-        Some(r) => string(out, r),
+        Some(r) => {
+            out.extend_from_slice(b",\"request_id\":");
+            string(out, r);
+        }
         None => {
-            let mut buf = uuid::Uuid::encode_buffer();
-            let id = uuid_v4().hyphenated().encode_lower(&mut buf);
-            out.push(b'"');
-            out.extend_from_slice(id.as_bytes());
-            out.push(b'"');
+            // One copy for the key and the fresh id.
+            const KEY: &[u8; 15] = b",\"request_id\":\"";
+            let mut piece = [b'"'; KEY.len() + 37];
+            piece[..KEY.len()].copy_from_slice(KEY);
+            piece[KEY.len()..KEY.len() + 36].copy_from_slice(&uuid_v4_text());
+            out.extend_from_slice(&piece);
         }
     }
     out.extend_from_slice(b",\"context\":");
@@ -73,12 +95,21 @@ pub fn build(
         Some(Context::Raw(raw)) => out.extend_from_slice(raw.as_bytes()),
         Some(Context::Compact(v)) => out.extend_from_slice(&v),
     }
-    out.extend_from_slice(b",\"client_log_datetime\":\"");
+    const TIME_KEY: &[u8; 24] = b",\"client_log_datetime\":\"";
     match f.client_log_datetime {
-        Some(t) => timestamp(out, t)?,
-        None => now(out, SystemTime::now()),
+        Some(t) => {
+            out.extend_from_slice(TIME_KEY);
+            timestamp(out, t)?;
+            out.extend_from_slice(b"\"}");
+        }
+        None => {
+            // One copy for the key, the time and the end of the object.
+            let mut piece = *b",\"client_log_datetime\":\"YYYY-MM-DDTHH:MM:SS.ffffffZ\"}";
+            piece[TIME_KEY.len()..TIME_KEY.len() + 27]
+                .copy_from_slice(&now_text(SystemTime::now()));
+            out.extend_from_slice(&piece);
+        }
     }
-    out.extend_from_slice(b"\"}");
     if out.len() > max_bytes {
         let n = out.len();
         out.clear();
@@ -113,8 +144,38 @@ pub fn with_rng<T>(f: impl FnOnce(&mut rand::rngs::SmallRng) -> T) -> T {
 
 /// A random (version 4) UUID.
 pub fn uuid_v4() -> uuid::Uuid {
-    use rand::Rng;
-    uuid::Builder::from_random_bytes(with_rng(|r| r.random())).into_uuid()
+    uuid::Builder::from_random_bytes(random16()).into_uuid()
+}
+
+fn random16() -> [u8; 16] {
+    use rand::RngCore;
+    // Two 64-bit draws (generating a [u8; 16] draws once per byte).
+    let (a, b) = with_rng(|r| (r.next_u64(), r.next_u64()));
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    bytes
+}
+
+/// A random (version 4) UUID as text, lower-case and hyphenated.
+fn uuid_v4_text() -> [u8; 36] {
+    uuid_text(random16())
+}
+
+/// The text of the version 4 UUID made of `bytes` (as `uuid::Builder::from_random_bytes`
+/// makes it: version and variant bits set), lower-case and hyphenated.
+fn uuid_text(mut bytes: [u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    // Where each byte's two digits go: 8-4-4-4-12 digits with hyphens between.
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut out = [b'-'; 36];
+    for (b, at) in bytes.into_iter().zip(AT) {
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 15)];
+    }
+    out
 }
 
 /// Writes `s` as a JSON string: runs of plain bytes are copied whole; `"`, `\` and control
@@ -227,9 +288,14 @@ fn timestamp(out: &mut Vec<u8>, t: &str) -> Result<()> {
     Ok(())
 }
 
-/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as the Python client). The
-/// date and time of the current second are formatted once per second per thread.
+/// Writes `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ` (microseconds, as the Python client).
 pub fn now(out: &mut Vec<u8>, at: SystemTime) {
+    out.extend_from_slice(&now_text(at));
+}
+
+/// `at` as `YYYY-MM-DDTHH:MM:SS.ffffffZ`. The date and time of the current second are
+/// formatted once per second per thread.
+fn now_text(at: SystemTime) -> [u8; 27] {
     thread_local! {
         static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
     }
@@ -246,14 +312,14 @@ pub fn now(out: &mut Vec<u8>, at: SystemTime) {
         prefix.copy_from_slice(&v[..19]);
         SECOND.set((secs, prefix));
     }
-    out.extend_from_slice(&prefix);
+    let mut text = *b"YYYY-MM-DDTHH:MM:SS.000000Z";
+    text[..19].copy_from_slice(&prefix);
     let mut micros = d.subsec_micros();
-    let mut frac = *b".000000Z";
-    for i in (1..7).rev() {
-        frac[i] = b'0' + (micros % 10) as u8;
+    for i in (20..26).rev() {
+        text[i] = b'0' + (micros % 10) as u8;
         micros /= 10;
     }
-    out.extend_from_slice(&frac);
+    text
 }
 
 fn write_utc(out: &mut Vec<u8>, t: OffsetDateTime, micros: u32) {
@@ -409,6 +475,63 @@ mod tests {
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(s).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn uuid_text_is_the_uuid_crates() {
+        let mut bytes = [0u8; 16];
+        for round in 0..2000u32 {
+            let want = uuid::Builder::from_random_bytes(bytes)
+                .into_uuid()
+                .hyphenated()
+                .to_string();
+            assert_eq!(std::str::from_utf8(&uuid_text(bytes)).unwrap(), want);
+            bytes = random16();
+            if round % 3 == 0 {
+                bytes = bytes.map(|b| if b & 1 == 0 { 0xFF } else { 0 });
+            }
+        }
+        let t = uuid_v4_text();
+        let u = uuid::Uuid::parse_str(std::str::from_utf8(&t).unwrap()).unwrap();
+        assert_eq!(u.get_version_num(), 4);
+    }
+
+    #[test]
+    fn build_with_prefix_is_build() {
+        let f = Fields {
+            message: "m \"q\"",
+            user_id: Some("u"),
+            tenant_id: None,
+            request_id: Some("r-1"),
+            context_json: Some("{\"a\":1}"),
+            client_log_datetime: Some("2026-01-02T03:04:05Z"),
+        };
+        for level in Level::ALL {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            build(&mut a, level, "s\"v", "n\\m", &f, 1 << 20).unwrap();
+            build_with_prefix(&mut b, &prefix(level, "s\"v", "n\\m"), &f, 1 << 20).unwrap();
+            assert_eq!(a, b);
+            let v: serde_json::Value = serde_json::from_slice(&a).unwrap();
+            assert_eq!(v["level"], level.as_str());
+            assert_eq!(v["service"], "s\"v");
+            assert_eq!(v["logger_name"], "n\\m");
+            assert_eq!(v["message"], "m \"q\"");
+            assert_eq!(v["client_log_datetime"], "2026-01-02T03:04:05Z");
+            assert_eq!(
+                v.as_object().unwrap().keys().collect::<Vec<_>>(),
+                [
+                    "level",
+                    "service",
+                    "logger_name",
+                    "message",
+                    "user_id",
+                    "tenant_id",
+                    "request_id",
+                    "context",
+                    "client_log_datetime"
+                ]
             );
         }
     }

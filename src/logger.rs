@@ -16,6 +16,8 @@ pub struct Logger {
     service: Arc<str>,
     name: Box<str>,
     level: AtomicU8,
+    /// The start of the body at each level (see [`entry::prefix`]), made once.
+    prefixes: [Box<[u8]>; 5],
     cfg: Config,
     /// An `Arc<Pipeline>` turned into a raw pointer. Replaced (and the old one leaked) only in
     /// a forked child, so a pointer read here stays valid while the logger lives.
@@ -28,14 +30,16 @@ impl Logger {
         check_service_name(service)?;
         let cfg = Config::resolve(opts)?;
         let service: Arc<str> = service.into();
-        let name = match logger_name {
+        let name: Box<str> = match logger_name {
             Some(n) if !n.is_empty() => n,
             _ => &service,
         }
         .into();
         let p = pipeline::acquire(&cfg, &service)?;
+        let prefixes = Level::ALL.map(|l| entry::prefix(l, &service, &name).into_boxed_slice());
         Ok(Logger {
             level: AtomicU8::new(cfg.level as u8),
+            prefixes,
             service,
             name,
             cfg,
@@ -115,14 +119,8 @@ impl Logger {
             + self.service.len()
             + self.name.len();
         let mut body = p.body_buffer(approx.min(self.cfg.max_entry_bytes + 64));
-        entry::build(
-            &mut body,
-            level,
-            &self.service,
-            &self.name,
-            f,
-            self.cfg.max_entry_bytes,
-        )?;
+        let prefix = &self.prefixes[level as usize % Level::ALL.len()];
+        entry::build_with_prefix(&mut body, prefix, f, self.cfg.max_entry_bytes)?;
         if self.cfg.mirror != Mirror::Off {
             self.mirror(level, f);
         }

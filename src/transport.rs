@@ -4,9 +4,11 @@
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 use ureq::Agent;
 
 /// What became of one POST.
@@ -80,8 +82,12 @@ impl Transport {
             .url
             .parse::<ureq::http::Uri>()
             .map_err(|e| Error::new(ErrorKind::Config, format!("url: {e}")))?;
+        let resolver = CachingResolver {
+            inner: DefaultResolver::default(),
+            cached: Mutex::new(None),
+        };
         Ok(Transport {
-            agent: Agent::new_with_config(config),
+            agent: Agent::with_parts(config, DefaultConnector::new(), resolver),
             url,
         })
     }
@@ -160,5 +166,40 @@ impl Transport {
                 reason: reason(),
             },
         }
+    }
+}
+
+/// Resolves the URL's host once and keeps the answer for [`RESOLVE_TTL`]. ureq resolves before it
+/// looks for a pooled connection, so without this every POST to `localhost` read `/etc/hosts`
+/// (8 system calls), and every POST to a DNS name made a DNS query.
+struct CachingResolver {
+    inner: DefaultResolver,
+    cached: Mutex<Option<(ureq::http::Uri, Instant, ResolvedSocketAddrs)>>,
+}
+
+const RESOLVE_TTL: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for CachingResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CachingResolver")
+    }
+}
+
+impl Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        if let Some((u, at, addrs)) = &*self.cached.lock().unwrap_or_else(|e| e.into_inner()) {
+            if u == uri && at.elapsed() < RESOLVE_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        *self.cached.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((uri.clone(), Instant::now(), addrs.clone()));
+        Ok(addrs)
     }
 }

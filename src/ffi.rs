@@ -223,6 +223,17 @@ macro_rules! non_null {
     };
 }
 
+/// `bytes` checked as UTF-8. ASCII, the common case, is recognised first by a faster test
+/// than the full UTF-8 check.
+#[inline]
+fn text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
+    utf8(field, bytes)
+}
+
 /// An optional NUL-terminated string, checked as UTF-8.
 unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
     if p.is_null() {
@@ -230,7 +241,7 @@ unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>>
     }
     // SAFETY: non-NULL, NUL-terminated by the caller's contract.
     let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
-    utf8(field, bytes).map(Some)
+    text(field, bytes).map(Some)
 }
 
 unsafe fn req_cstr<'a>(p: *const c_char, field: &str) -> Result<&'a str> {
@@ -245,7 +256,7 @@ unsafe fn opt_str<'a>(s: &rarch_str, field: &str) -> Result<Option<&'a str>> {
     }
     // SAFETY: `len` readable bytes at `ptr` by the caller's contract.
     let bytes = unsafe { std::slice::from_raw_parts(s.ptr.cast::<u8>(), s.len) };
-    utf8(field, bytes).map(Some)
+    text(field, bytes).map(Some)
 }
 
 /// Makes an empty options object. Free it with `rarch_options_free`.
@@ -628,4 +639,35 @@ pub extern "C" fn rarch_status_str(status: c_int) -> *const c_char {
 pub extern "C" fn rarch_version() -> *const c_char {
     const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
     V.as_ptr().cast()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_takes_ascii_and_utf8_and_refuses_the_rest() {
+        assert_eq!(
+            text("f", b"plain ascii {}\x01\x7f").ok(),
+            Some("plain ascii {}\u{1}\u{7f}")
+        );
+        assert_eq!(text("f", "é ✓ 😀".as_bytes()).ok(), Some("é ✓ 😀"));
+        assert_eq!(text("f", b"").ok(), Some(""));
+        for bad in [
+            &b"a\xff"[..],
+            b"\xc3",
+            b"\xc0\x80",
+            b"abcdefghijklmnopq\xed\xa0\x80",
+        ] {
+            let Err(e) = text("field", bad) else {
+                panic!("{bad:?} taken as text");
+            };
+            assert_eq!(e.kind, ErrorKind::InvalidUtf8);
+            assert!(
+                e.message.starts_with("field: invalid UTF-8"),
+                "{}",
+                e.message
+            );
+        }
+    }
 }

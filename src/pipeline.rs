@@ -106,6 +106,8 @@ struct Shared {
 }
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
+/// The most bytes of entries a spill copies into one write.
+const SPILL_RUN: usize = 1 << 20;
 
 pub struct Pipeline {
     shared: Arc<Shared>,
@@ -335,7 +337,7 @@ impl Pipeline {
         match s.cfg.on_full {
             OnFull::Spill => {
                 let mut ov = lock(&s.overflow);
-                if ov.len() < s.cfg.queue_capacity {
+                if ov.len() < s.overflow_capacity() {
                     ov.push(item);
                     let n = ov.len();
                     s.overflow_len.store(n, Ordering::Relaxed);
@@ -469,6 +471,13 @@ impl Shared {
         }
     }
 
+    /// How many entries wait in memory for the spill thread beyond the queue: a quarter of the
+    /// queue, so that a burst while the server is down holds little in memory (past it, the
+    /// caller writes to disk itself).
+    fn overflow_capacity(&self) -> usize {
+        (self.cfg.queue_capacity / 4).max(1)
+    }
+
     /// An entry that is safe (delivered, dead-lettered or in the buffer file): its journal
     /// record is settled and its buffer reused.
     fn done(&self, item: Item) {
@@ -591,40 +600,52 @@ impl Shared {
             groups.entry(it.service.clone()).or_default().push(it);
         }
         let (mut written, mut dropped) = (0u64, 0u64);
-        for (service, group) in groups {
-            let lines = group.len() as u64;
-            let mut data = Vec::with_capacity(group.iter().map(|i| i.body.len() + 1).sum());
-            for it in &group {
-                data.extend_from_slice(&it.body);
-                data.push(b'\n');
-            }
-            let r = self
-                .buffer_for(&service)
-                .map_err(|e| e.message)
-                .and_then(|b| {
-                    b.append(&data, lines)
-                        .map_err(|e| format!("{}: {e}", b.dir().display()))
-                        .map(|a| (a, b))
-                });
-            let (done, failure) = match r {
-                Ok((a, b)) => {
-                    Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
-                    let why = a.error.map(|e| format!("{}: {e}", b.dir().display()));
-                    (a.lines, why)
+        for (service, mut group) in groups {
+            // Written in runs of at most SPILL_RUN bytes, so that a large batch is not copied
+            // whole into one more buffer (the peak memory while the server is down).
+            let mut failure = None;
+            match self.buffer_for(&service) {
+                Err(e) => failure = Some(e.message),
+                Ok(b) => {
+                    let mut data = Vec::new();
+                    while !group.is_empty() {
+                        let (mut n, mut bytes) = (0, 0);
+                        while n < group.len() && (n == 0 || bytes + group[n].body.len() < SPILL_RUN)
+                        {
+                            bytes += group[n].body.len() + 1;
+                            n += 1;
+                        }
+                        data.clear();
+                        data.reserve(bytes);
+                        for it in &group[..n] {
+                            data.extend_from_slice(&it.body);
+                            data.push(b'\n');
+                        }
+                        let a = match b.append(&data, n as u64) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                failure = Some(format!("{}: {e}", b.dir().display()));
+                                break;
+                            }
+                        };
+                        Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                        written += a.lines;
+                        Stats::add(&self.stats.buffered, a.lines);
+                        for it in group.drain(..a.lines as usize) {
+                            self.done(it);
+                        }
+                        if let Some(e) = a.error {
+                            failure = Some(format!("{}: {e}", b.dir().display()));
+                            break;
+                        }
+                    }
                 }
-                Err(e) => (0, Some(e)),
-            };
-            written += done;
-            Stats::add(&self.stats.buffered, done);
-            let mut group = group;
-            for it in group.drain(..done as usize) {
-                self.done(it);
             }
             if let Some(e) = failure {
                 self.note_error(&format!("cannot write the buffer file: {e}"));
                 self.disk_failing_until
                     .store(self.now_ms() + 250, Ordering::Relaxed);
-                // The lines after the first `done` are not on disk.
+                // What is left in the group is not on disk.
                 let rest: Vec<Item> = group;
                 let n_rest = rest.len() as u64;
                 let kept = if threaded && keep && !self.closing.load(Ordering::Acquire) {
@@ -645,7 +666,7 @@ impl Shared {
     /// Puts entries back in the overflow for the spill thread to retry; returns how many fit.
     fn keep_in_memory(&self, group: Vec<Item>) -> u64 {
         let mut ov = lock(&self.overflow);
-        let room = self.cfg.queue_capacity.saturating_sub(ov.len());
+        let room = self.overflow_capacity().saturating_sub(ov.len());
         let n = group.len().min(room);
         ov.extend(group.into_iter().take(n));
         self.overflow_len.store(ov.len(), Ordering::Relaxed);

@@ -187,10 +187,21 @@ fn open_append(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
+/// Lines in a file, read in small pieces (a segment is megabytes; the cap is hit under load).
 fn count_lines(path: &Path) -> u64 {
-    fs::read(path)
-        .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64)
-        .unwrap_or(0)
+    let Ok(mut f) = File::open(path) else {
+        return 0;
+    };
+    let mut buf = [0u8; 16 * 1024];
+    let mut n = 0u64;
+    loop {
+        match f.read(&mut buf) {
+            Ok(0) => return n,
+            Ok(k) => n += buf[..k].iter().filter(|&&c| c == b'\n').count() as u64,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return n,
+        }
+    }
 }
 
 impl DiskBuffer {
@@ -273,9 +284,6 @@ impl DiskBuffer {
             return Ok(Appended::default());
         }
         let r = self.locked(|a| self.append_locked(a, data));
-        if r.as_ref().is_ok_and(|a| a.lines > 0) {
-            self.maybe_backlog.store(true, Ordering::Release);
-        }
         debug_assert!(r
             .as_ref()
             .map_or(true, |a| a.error.is_some() || a.lines == lines));
@@ -306,6 +314,9 @@ impl DiskBuffer {
                 return Ok(out);
             }
             out.lines += chunk_lines;
+            // Set under the lock, as `claim` clears it under the lock: a claim that found
+            // nothing can never clear the flag after these lines were written.
+            self.maybe_backlog.store(true, Ordering::Release);
         }
         Ok(out)
     }
@@ -319,7 +330,7 @@ impl DiskBuffer {
     /// this service's only) into `buffer.jsonl`, then deletes the segments. Returns what was
     /// appended, summed.
     pub fn recover_journals(&self) -> io::Result<Appended> {
-        let r = self.locked(|a| {
+        self.locked(|a| {
             let mut total = Appended::default();
             for o in journal::orphans(&self.dir)? {
                 let mut data = Vec::new();
@@ -341,11 +352,7 @@ impl DiskBuffer {
                 fs::remove_file(&o.path)?;
             }
             Ok(total)
-        });
-        if r.as_ref().is_ok_and(|a| a.lines > 0) {
-            self.maybe_backlog.store(true, Ordering::Release);
-        }
-        r
+        })
     }
 
     /// Writes one chunk of whole lines, rotating and capping first. On failure nothing of the
@@ -454,7 +461,7 @@ impl DiskBuffer {
     /// Claims the oldest file to replay: an orphaned claimed file, then the oldest rotated
     /// segment, then `buffer.jsonl`. `None` when there is nothing to replay.
     pub fn claim(&self) -> io::Result<Option<Claimed>> {
-        let r = self.locked(|a| {
+        self.locked(|a| {
             let now = SystemTime::now();
             for (name, size, mtime) in self.segments()? {
                 let p = self.path(&name);
@@ -493,13 +500,12 @@ impl DiskBuffer {
                     a.file = None;
                     self.claim_by_rename(&active).map(Some)
                 }
-                _ => Ok(None),
+                _ => {
+                    self.maybe_backlog.store(false, Ordering::Release);
+                    Ok(None)
+                }
             }
-        });
-        if let Ok(None) = r {
-            self.maybe_backlog.store(false, Ordering::Release);
-        }
-        r
+        })
     }
 
     fn claim_by_rename(&self, from: &Path) -> io::Result<Claimed> {

@@ -645,7 +645,24 @@ fn kill9_then_restart(durable: bool) {
         .filter(|id| !got.contains(*id))
         .take(5)
         .collect();
-    assert!(missing.is_empty(), "lost after kill -9: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "lost after kill -9: {missing:?} (on disk before the restart: {:?}; in files now: {:?}; stats {:?})",
+        missing
+            .iter()
+            .map(|id| on_disk.contains(*id))
+            .collect::<Vec<_>>(),
+        std::fs::read_dir(dirp.join(svc))
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let d = std::fs::read(e.path()).unwrap_or_default();
+                missing.iter().any(|id| contains(&d, id.as_bytes()))
+            })
+            .map(|e| e.file_name())
+            .collect::<Vec<_>>(),
+        lg.stats().unwrap()
+    );
     assert!(
         ids_on_disk(&dirp.join(svc)).is_empty(),
         "buffer not drained"

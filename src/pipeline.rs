@@ -337,7 +337,7 @@ impl Pipeline {
         match s.cfg.on_full {
             OnFull::Spill => {
                 let mut ov = lock(&s.overflow);
-                if ov.len() < s.overflow_capacity() {
+                if ov.len() < s.cfg.queue_capacity {
                     ov.push(item);
                     let n = ov.len();
                     s.overflow_len.store(n, Ordering::Relaxed);
@@ -469,13 +469,6 @@ impl Shared {
         if body.capacity() <= POOL_MAX_CAPACITY {
             let _ = self.pool_tx.try_send(body);
         }
-    }
-
-    /// How many entries wait in memory for the spill thread beyond the queue: a quarter of the
-    /// queue, so that a burst while the server is down holds little in memory (past it, the
-    /// caller writes to disk itself).
-    fn overflow_capacity(&self) -> usize {
-        (self.cfg.queue_capacity / 4).max(1)
     }
 
     /// An entry that is safe (delivered, dead-lettered or in the buffer file): its journal
@@ -666,7 +659,7 @@ impl Shared {
     /// Puts entries back in the overflow for the spill thread to retry; returns how many fit.
     fn keep_in_memory(&self, group: Vec<Item>) -> u64 {
         let mut ov = lock(&self.overflow);
-        let room = self.overflow_capacity().saturating_sub(ov.len());
+        let room = self.cfg.queue_capacity.saturating_sub(ov.len());
         let n = group.len().min(room);
         ov.extend(group.into_iter().take(n));
         self.overflow_len.store(ov.len(), Ordering::Relaxed);

@@ -180,6 +180,7 @@ fn make_dir(dir: &Path) -> io::Result<()> {
 
 fn open_append(path: &Path) -> io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
@@ -306,6 +307,22 @@ impl DiskBuffer {
             a.file = None;
         }
         let mut size = current.as_ref().map(|m| m.len()).unwrap_or(0);
+        if size > 0 {
+            // A writer killed in the middle of a line (this library or the Python client) left
+            // it torn: end it, so that it is set aside alone as corrupt and does not swallow
+            // the first line written now.
+            if a.file.is_none() {
+                a.file = Some(open_append(&active_path)?);
+            }
+            if let Some(f) = a.file.as_mut() {
+                let mut last = [0u8; 1];
+                std::os::unix::fs::FileExt::read_exact_at(f, &mut last, size - 1)?;
+                if last[0] != b'\n' {
+                    f.write_all(b"\n")?;
+                    size += 1;
+                }
+            }
+        }
         let mut out = Appended::default();
         for chunk in chunks(data, self.max_file as usize) {
             let chunk_lines = chunk.iter().filter(|&&b| b == b'\n').count() as u64;
@@ -603,6 +620,19 @@ mod tests {
         assert_eq!(c, vec![&b"aaaa\nbb\n"[..], b"cccccccc\n", b"d\n"]);
         assert_eq!(c.concat(), data);
         assert_eq!(chunks(b"x\n", 100), vec![&b"x\n"[..]]);
+    }
+
+    #[test]
+    fn an_append_ends_a_torn_last_line_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = DiskBuffer::open(dir.path(), "svc", 1 << 20, 1 << 30, false).unwrap();
+        fs::write(b.path(ACTIVE), b"{\"torn\":").unwrap();
+        b.append(b"{\"a\":1}\n", 1).unwrap();
+        b.append(b"{\"b\":2}\n", 1).unwrap();
+        assert_eq!(
+            fs::read(b.path(ACTIVE)).unwrap(),
+            b"{\"torn\":\n{\"a\":1}\n{\"b\":2}\n"
+        );
     }
 
     #[test]

@@ -42,29 +42,81 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A condition to wait on with a deadline: a counter bumped by every `notify`.
+/// A condition to wait on with a deadline: a counter bumped by every `notify`. A `notify` with
+/// nobody waiting costs one atomic add and one load, no lock and no system call (it is on the
+/// senders' path once per entry, and on the callers' path).
 #[derive(Default)]
 struct Signal {
-    seq: Mutex<u64>,
+    seq: AtomicU64,
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
     cond: Condvar,
 }
 
 impl Signal {
     fn notify(&self) {
-        *lock(&self.seq) += 1;
-        self.cond.notify_all();
+        // SeqCst on both sides: either a waiter that registers later sees the new `seq`, or
+        // this load sees the waiter and wakes it.
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            // Taken and let go so that a waiter between its check of `seq` and its sleep
+            // (both under the lock) is asleep before the wake-up.
+            drop(lock(&self.lock));
+            self.cond.notify_all();
+        }
     }
     /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
     fn wait(&self, seen: u64, timeout: Duration) -> u64 {
-        let g = lock(&self.seq);
-        let (g, _) = self
-            .cond
-            .wait_timeout_while(g, timeout, |s| *s == seen)
-            .unwrap_or_else(|p| p.into_inner());
-        *g
+        let end = Instant::now() + timeout;
+        let mut g = lock(&self.lock);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        loop {
+            let now = self.seq.load(Ordering::SeqCst);
+            let left = end.saturating_duration_since(Instant::now());
+            if now != seen || left.is_zero() {
+                self.waiters.fetch_sub(1, Ordering::SeqCst);
+                return now;
+            }
+            g = self
+                .cond
+                .wait_timeout(g, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
     fn current(&self) -> u64 {
-        *lock(&self.seq)
+        self.seq.load(Ordering::SeqCst)
+    }
+    /// Waits until `ready()` is true (it is tried first, then after each wake-up) or `timeout`
+    /// passes; returns whether it became true. The waiter is counted before `ready()` is first
+    /// tried, so a notifier that changes the state and then checks [`Signal::has_waiters`]
+    /// (after a SeqCst fence) either is seen by `ready()` or wakes it.
+    fn wait_for(&self, timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + timeout;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let ok = loop {
+            let seen = self.seq.load(Ordering::SeqCst);
+            if ready() {
+                break true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            let g = lock(&self.lock);
+            if self.seq.load(Ordering::SeqCst) == seen {
+                drop(
+                    self.cond
+                        .wait_timeout(g, left)
+                        .unwrap_or_else(|p| p.into_inner()),
+                );
+            }
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        ok
+    }
+    fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) > 0
     }
 }
 
@@ -89,12 +141,19 @@ struct Shared {
     /// Entries taken into memory (queue or overflow), and those of them that have ended.
     accepted: AtomicU64,
     settled: AtomicU64,
+    /// The lowest `settled` count a `flush` waits for (`u64::MAX`: none). `settle` wakes the
+    /// flushers only once it is reached, not once per entry (that was one futex call and one
+    /// context switch per delivered entry while a flush waited).
+    flush_want: AtomicU64,
     /// The server is failing: workers write to disk, the replay thread probes.
     outage: AtomicBool,
     closing: AtomicBool,
     close_deadline: Mutex<Option<Instant>>,
     /// Wakes flush waiters (entries settled) and sleeping workers (closing).
     progress: Signal,
+    /// Wakes callers waiting for room in the queue (`on_full=block`), once it is half empty:
+    /// one wake-up per half a queue, not one per entry taken.
+    room: Signal,
     spill_wake: Signal,
     replay_wake: Signal,
     last_error: Mutex<String>,
@@ -216,10 +275,12 @@ impl Pipeline {
             overflow_len: AtomicUsize::new(0),
             accepted: AtomicU64::new(0),
             settled: AtomicU64::new(0),
+            flush_want: AtomicU64::new(u64::MAX),
             outage: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             close_deadline: Mutex::new(None),
             progress: Signal::default(),
+            room: Signal::default(),
             spill_wake: Signal::default(),
             replay_wake: Signal::default(),
             last_error: Mutex::default(),
@@ -383,13 +444,29 @@ impl Pipeline {
                     ),
                 ));
             }
-            OnFull::Block => match s.tx.send_timeout(item, s.cfg.block_timeout) {
-                Ok(()) => {
-                    Stats::add(&s.stats.logged, 1);
-                    return Ok(());
+            OnFull::Block => {
+                let mut slot = Some(item);
+                // Ends with the entry sent (`slot` empty), or at the timeout or the close.
+                s.room.wait_for(s.cfg.block_timeout, || {
+                    let Some(item) = slot.take() else {
+                        return true;
+                    };
+                    match s.tx.try_send(item) {
+                        Ok(()) => true,
+                        Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
+                            slot = Some(i);
+                            s.closing.load(Ordering::Acquire)
+                        }
+                    }
+                });
+                match slot {
+                    None => {
+                        Stats::add(&s.stats.logged, 1);
+                        return Ok(());
+                    }
+                    Some(item) => discard(item),
                 }
-                Err(e) => discard(e.into_inner()),
-            },
+            }
             OnFull::Drop => discard(item),
         }
         Stats::add(&s.stats.dropped_queue_full, 1);
@@ -410,8 +487,11 @@ impl Pipeline {
         let target = s.accepted.load(Ordering::Acquire);
         let deadline = Instant::now() + timeout;
         loop {
+            // Registered before `settled` is read (both SeqCst): either `settle` sees this
+            // target, or this reads its count.
+            s.flush_want.fetch_min(target, Ordering::SeqCst);
             let seen = s.progress.current();
-            let in_memory = target.saturating_sub(s.settled.load(Ordering::Acquire));
+            let in_memory = target.saturating_sub(s.settled.load(Ordering::SeqCst));
             let on_disk = s.backlog();
             if in_memory == 0 && !on_disk {
                 return Ok(());
@@ -444,6 +524,7 @@ impl Pipeline {
         *lock(&s.close_deadline) = Some(Instant::now() + s.cfg.close_timeout);
         s.closing.store(true, Ordering::Release);
         s.progress.notify();
+        s.room.notify();
         s.spill_wake.notify();
         s.replay_wake.notify();
         for t in lock(&self.threads).drain(..) {
@@ -504,8 +585,18 @@ impl Shared {
     }
 
     fn settle(&self, n: u64) {
-        self.settled.fetch_add(n, Ordering::AcqRel);
-        self.progress.notify();
+        let now = self.settled.fetch_add(n, Ordering::SeqCst) + n;
+        let want = self.flush_want.load(Ordering::SeqCst);
+        if now >= want {
+            // One wake-up for the flushers; each one that still waits registers again.
+            let _ = self.flush_want.compare_exchange(
+                want,
+                u64::MAX,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            self.progress.notify();
+        }
     }
 
     fn now_ms(&self) -> u64 {
@@ -753,10 +844,22 @@ impl Shared {
                 // is back.
                 let mut batch = vec![item];
                 batch.extend(self.rx.try_iter().take(1023));
+                self.made_room();
                 self.spill(batch);
                 continue;
             }
+            self.made_room();
             self.deliver(item);
+        }
+    }
+
+    /// After entries are taken from the queue: wakes callers waiting for room once the queue is
+    /// at most half full.
+    fn made_room(&self) {
+        // Pairs with the waiter's count-then-try (see `Signal::wait_for`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.room.has_waiters() && self.rx.len() <= self.cfg.queue_capacity / 2 {
+            self.room.notify();
         }
     }
 
@@ -975,11 +1078,13 @@ impl Shared {
                 self.recover(b);
             }
         }
+        let mut replayed = false;
         for b in buffers {
             while b.maybe_backlog() {
                 if self.closing.load(Ordering::Acquire) {
                     return true;
                 }
+                replayed = true;
                 match self.replay_one(&b) {
                     Ok(true) => {}
                     Ok(false) => return false,
@@ -989,6 +1094,10 @@ impl Shared {
                     }
                 }
             }
+        }
+        if replayed {
+            // A flush waiting for the disk to drain looks again now, not at its next tick.
+            self.progress.notify();
         }
         true
     }

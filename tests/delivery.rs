@@ -369,3 +369,67 @@ fn buffer_files_are_private_and_names_cannot_escape() {
     let f = std::fs::metadata(d.join("buffer.jsonl")).unwrap();
     assert_eq!(f.permissions().mode() & 0o777, 0o600);
 }
+
+/// `on_full=block`: a caller that finds the queue full waits for room (the senders wake it once
+/// the queue has drained to half), and one that finds none within `block_timeout_ms` gets
+/// QUEUE_FULL, counted as `dropped_queue_full`; everything else arrives.
+#[test]
+fn on_full_block_waits_for_room_then_times_out_with_a_count() {
+    let r = Receiver::start("k-block");
+    let dir = tempfile::tempdir().unwrap();
+    let logger = |block_ms: &str| {
+        let o = opts(
+            &r.url(),
+            "k-block",
+            dir.path(),
+            &[
+                ("on_full", "block"),
+                ("queue_capacity", "4"),
+                ("connections", "1"),
+                ("timeout_ms", "10000"),
+                ("block_timeout_ms", block_ms),
+            ],
+        );
+        Logger::new("svc-block", None, Some(&o)).unwrap()
+    };
+    // One entry in flight (held by the slow server), four in the queue: it is full.
+    let fill = |lg: &Logger, tag: &str| {
+        lg.log(Level::Info, &msg(&format!("{tag}-0"))).unwrap();
+        wait_until(T, "the sender to take the first entry", || {
+            (lg.queue_len() == 0).then_some(())
+        });
+        for i in 1..5 {
+            lg.log(Level::Info, &msg(&format!("{tag}-{i}"))).unwrap();
+        }
+        assert_eq!(lg.queue_len(), 4);
+    };
+
+    // Room comes (each answer takes 200 ms): the sixth call waits, then is taken.
+    r.fault(r#"{"mode":"delay","delay_ms":200,"rate":1}"#);
+    let lg = logger("30000");
+    fill(&lg, "a");
+    lg.log(Level::Info, &msg("a-5")).unwrap();
+    assert_eq!(lg.stats().unwrap().dropped_queue_full, 0);
+
+    // No room comes within 100 ms (each answer takes 5 s): QUEUE_FULL, counted.
+    let lg2 = logger("100");
+    lg.flush(T).unwrap();
+    r.fault(r#"{"mode":"delay","delay_ms":5000,"rate":1}"#);
+    fill(&lg2, "b");
+    let e = lg2.log(Level::Info, &msg("b-5")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::QueueFull, "{e}");
+    assert_eq!(lg2.stats().unwrap().dropped_queue_full, 1);
+
+    r.fault(r#"{"mode":"none"}"#);
+    lg2.flush(T).unwrap();
+    let got: std::collections::HashSet<String> = r
+        .entries()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_owned())
+        .collect();
+    let want: std::collections::HashSet<String> = (0..6)
+        .map(|i| format!("a-{i}"))
+        .chain((0..5).map(|i| format!("b-{i}")))
+        .collect();
+    assert_eq!(got, want);
+}

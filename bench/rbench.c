@@ -6,6 +6,7 @@
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
+ *   rbench pause      URL KEY BUFDIR PAUSE_US BURSTS (first call of a burst after a pause)
  *
  * Every subcommand prints one line "RESULT bench=<name> key=value ..." on stdout (read by
  * bench/report.py) and human notes on stderr. Times are CLOCK_MONOTONIC nanoseconds, nothing
@@ -206,6 +207,21 @@ static int cmd_caller(int argc, char **argv) {
     printf("RESULT bench=caller scenario=%s durable=%d threads=%d count=%zu rate=%.0f "
            "wall_ms=%.1f errors=%zu first_error=%d",
            label, durable, threads, total, rate, wall / 1e6, errors, first_error);
+    /* The same calls split in two: the first of each burst (after the pause, with caches
+     * that other work and other tenants have had time to evict) and the rest. */
+    if (rate > 0) {
+        uint64_t *first = calloc(total, 8), *rest = calloc(total, 8);
+        if (!first || !rest) die("out of memory");
+        size_t nf = 0, nr = 0;
+        for (size_t i = 0; i < total; i++) {
+            if ((i % count) % BURST == 0) first[nf++] = lat[i];
+            else rest[nr++] = lat[i];
+        }
+        print_pcts("first", first, nf);
+        print_pcts("rest", rest, nr);
+        free(first);
+        free(rest);
+    }
     print_pcts("log", lat, total);
     print_pcts("floor", fl, total);
     print_pcts("clock", ck, total);
@@ -335,6 +351,47 @@ static void *blocking_thread(void *p) {
     return NULL;
 }
 
+/* ---------------------------------------------------------------- first call after a pause */
+
+/* One thread, bursts of BURST calls separated by a sleep of PAUSE_US; the first call of each
+ * burst and the others are reported apart. Shows how the cost of the first call grows with the
+ * time the caches had to go cold. */
+static int cmd_pause(int argc, char **argv) {
+    if (argc != 7) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    long pause_us = atol(argv[5]);
+    size_t bursts = strtoull(argv[6], NULL, 10);
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "close_timeout_ms", "200");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    for (int i = 0; i < 200; i++) log_typical(l);
+    uint64_t *first = calloc(bursts, 8), *rest = calloc(bursts * (BURST - 1), 8);
+    if (!first || !rest) die("out of memory");
+    size_t nr = 0, errors = 0;
+    for (size_t b = 0; b < bursts; b++) {
+        struct timespec ts = {pause_us / 1000000, (pause_us % 1000000) * 1000};
+        while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+        }
+        for (int i = 0; i < BURST; i++) {
+            uint64_t t0 = now_ns();
+            if (log_typical(l) != RARCH_OK) errors++;
+            uint64_t t1 = now_ns();
+            if (i == 0) first[b] = t1 - t0;
+            else rest[nr++] = t1 - t0;
+        }
+    }
+    printf("RESULT bench=pause pause_us=%ld bursts=%zu errors=%zu", pause_us, bursts, errors);
+    print_pcts("first", first, bursts);
+    print_pcts("rest", rest, nr);
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    free(first);
+    free(rest);
+    return 0;
+}
+
 static int cmd_blocking(int argc, char **argv) {
     if (argc != 7) return -1;
     int threads = atoi(argv[5]);
@@ -387,6 +444,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[1], "memory")) r = cmd_memory(argc, argv);
         else if (!strcmp(argv[1], "replay")) r = cmd_replay(argc, argv);
         else if (!strcmp(argv[1], "blocking")) r = cmd_blocking(argc, argv);
+        else if (!strcmp(argv[1], "pause")) r = cmd_pause(argc, argv);
     }
     if (r < 0) {
         fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");

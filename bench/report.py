@@ -65,8 +65,12 @@ def main():
     p("Target: 1 thread p50 <= 400 ns and p99 <= 2 µs; 4 threads <= 2x that; the same in every "
       "server state (marked `same` when p50 and p99 are within 1.5x of healthy); durable <= 2x default.")
     p("")
-    p("| durable | server | threads | calls | log p50 | log p99 | log p99.9 | log max | floor p50 (get_level) | floor p99 | clock p50 | errors | dropped | target | vs healthy p50/p99 | durable / default p50, p99 |")
-    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    p("Calls come in bursts of 100, so 1% of them are the first call after a pause of about "
+      "50 ms. The two columns after `log max` split the same calls: the first of each burst, "
+      "and all the others.")
+    p("")
+    p("| durable | server | threads | calls | log p50 | log p99 | log p99.9 | log max | first of burst p50 | others p99 | floor p50 (get_level) | floor p99 | clock p50 | errors | dropped | target | vs healthy p50/p99 | durable / default p50, p99 |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for durable in (0, 1):
         for scen in ("healthy", "down", "slow"):
             for th in (1, 4):
@@ -89,12 +93,26 @@ def main():
                         b = r["log_p99"] / d0["log_p99"]
                         dur = "%.2fx, %.2fx %s" % (a, b, mark(a <= 2))
                 dropped = r["dropped_queue_full"] + r["dropped_buffer_cap"] + r["dropped_io"]
-                p("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |" % (
+                p("| %s | %s | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s | %s |" % (
                     "yes" if durable else "no", scen, th, r["count"], ns(r["log_p50"]),
-                    ns(r["log_p99"]), ns(r["log_p999"]), ns(r["log_max"]), ns(r["floor_p50"]),
+                    ns(r["log_p99"]), ns(r["log_p999"]), ns(r["log_max"]),
+                    ns(r["first_p50"]) if "first_p50" in r else "-",
+                    ns(r["rest_p99"]) if "rest_p99" in r else "-", ns(r["floor_p50"]),
                     ns(r["floor_p99"]), ns(r["clock_p50"]), r["errors"], dropped,
                     mark(ok), same, dur))
     p("")
+    pauses = by(bench="pause")
+    if pauses:
+        p("The first call of a burst against the pause before it (1 thread, healthy server, "
+          "bursts of 100; `rbench pause`):")
+        p("")
+        p("| pause | bursts | first call p50 | first call p99 | other calls p50 | other calls p99 |")
+        p("|---|---|---|---|---|---|")
+        for r in pauses:
+            p("| %s | %d | %s | %s | %s | %s |" % (
+                ns(r["pause_us"] * 1000), r["bursts"], ns(r["first_p50"]), ns(r["first_p99"]),
+                ns(r["rest_p50"]), ns(r["rest_p99"])))
+        p("")
 
     # 2. throughput
     p("## 2. Delivery throughput (first rarch_log until rarch_flush returns)")

@@ -117,6 +117,11 @@ for durable in 0 1; do
     done
   done
 done
+# The first call of a burst against the length of the pause before it (healthy server).
+PAUSE_BURSTS=$([ $QUICK = 1 ] && echo 40 || echo 100)
+for pause in 200 2000 20000 100000; do
+  "$RB" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" $pause $PAUSE_BURSTS | emit
+done
 reset
 
 # --- 2. delivery throughput --------------------------------------------------------------------

@@ -140,8 +140,8 @@ struct Shared {
     rx: Receiver<Item>,
     pool_tx: Sender<Vec<u8>>,
     pool_rx: Receiver<Vec<u8>>,
-    /// A caller found the pool empty and woke the spill thread to refill it.
-    pool_dry: AtomicBool,
+    /// A caller found the pool low and woke the spill thread to refill it.
+    pool_low: AtomicBool,
     transport: Transport,
     tokens: Tokens,
     stats: Stats,
@@ -275,7 +275,7 @@ impl Pipeline {
         let shared = Arc::new(Shared {
             pool_tx,
             pool_rx,
-            pool_dry: AtomicBool::new(false),
+            pool_low: AtomicBool::new(false),
             tokens: Tokens::new(&cfg.api_key, cfg.token_lifetime),
             transport,
             tx,
@@ -359,19 +359,19 @@ impl Pipeline {
     /// An empty buffer for an entry's body, reused when one is free.
     pub fn body_buffer(&self, capacity: usize) -> Vec<u8> {
         let s = &*self.shared;
-        match s.pool_rx.try_recv() {
+        let got = s.pool_rx.try_recv();
+        // Buffers are not coming back (the server is slow or down): once per refill, wake the
+        // spill thread to make more before the pool runs dry.
+        if s.pool_rx.len() < POOL_LOW / 4 && !s.pool_low.swap(true, Ordering::AcqRel) {
+            s.spill_wake.notify();
+        }
+        match got {
             Ok(mut v) => {
                 v.clear();
                 v.reserve(capacity);
                 v
             }
-            Err(_) => {
-                // Once per time the pool runs dry: the spill thread refills it.
-                if !s.pool_dry.swap(true, Ordering::AcqRel) {
-                    s.spill_wake.notify();
-                }
-                Vec::with_capacity(capacity)
-            }
+            Err(_) => Vec::with_capacity(capacity),
         }
     }
 
@@ -567,7 +567,7 @@ impl Shared {
     /// Tops the buffer pool up to [`POOL_LOW`] with buffers whose pages are already touched
     /// (see [`POOL_LOW`]).
     fn refill_pool(&self) {
-        self.pool_dry.store(false, Ordering::Release);
+        self.pool_low.store(false, Ordering::Release);
         while self.pool_rx.len() < POOL_LOW {
             let mut v = vec![0u8; POOL_FRESH_CAPACITY];
             // `vec![0; n]` may get pages that are not touched yet (zeroed by the kernel):

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """The baseline sender: works as the old Python client's simple logger does (protocol.md):
 one POST per entry, a fresh connection and a freshly signed JWT for each, on the caller's
-thread. Uses `requests` (no Session, so every request opens a new connection) when it is
-importable, else http.client with a new HTTPConnection per request. HS256 is signed by hand.
+thread. With `requests` and PyJWT importable (bench/run.sh makes a venv with both, the old
+client's own dependencies), each entry is sent the way the old client's `Logger._send` does
+it: `jwt.encode` of {sub, iat, exp} with HS256, then `requests.post(url, json=payload,
+headers=...)` without a Session, then `raise_for_status`. Without PyJWT the token is signed
+by hand; without requests, http.client makes a new HTTPConnection per request (the RESULT
+line says which ran).
 
   pyclient_baseline.py send URL KEY COUNT [MAX_SECONDS]   -> one RESULT line
   pyclient_baseline.py wrk-setup KEY BODY_FILE            -> writes one entry body, prints a JWT
@@ -43,33 +47,48 @@ def entry():
 
 def send(url, key, count, max_seconds):
     try:
+        import jwt as pyjwt
+
+        def token():
+            now = int(time.time())
+            return pyjwt.encode({"sub": SERVICE, "iat": now, "exp": now + 3600}, key,
+                                algorithm="HS256")
+        signer = "PyJWT %s" % pyjwt.__version__
+    except ImportError:
+        token = lambda: jwt(key, SERVICE)
+        signer = "HS256 by hand (no PyJWT)"
+    try:
         import requests
 
-        def post(body, headers):
-            return requests.post(url, data=body, headers=headers, timeout=2).status_code
-        how = "requests %s, no Session" % requests.__version__
+        def send_one():
+            # As the old client: a new token per entry, `json=` (requests serializes), no
+            # Session (a new connection per entry), raise_for_status.
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token()}"}
+            r = requests.post(url, json=entry(), headers=headers)
+            r.raise_for_status()
+            return r.status_code
+        how = "requests %s no Session, %s" % (requests.__version__, signer)
     except ImportError:
         import http.client
         from urllib.parse import urlsplit
         u = urlsplit(url)
 
-        def post(body, headers):
+        def send_one():
+            body = json.dumps(entry())
+            headers = {"Content-Type": "application/json", "Authorization": "Bearer " + token()}
             c = http.client.HTTPConnection(u.hostname, u.port, timeout=2)
             try:
                 c.request("POST", u.path, body=body, headers=headers)
                 return c.getresponse().status
             finally:
                 c.close()
-        how = "http.client, new connection per request"
+        how = "http.client (no requests) new connection per request, %s" % signer
     lat, ok, errors = [], 0, 0
     t0 = time.perf_counter()
     for _ in range(count):
         s = time.perf_counter()
-        body = json.dumps(entry())
-        headers = {"Content-Type": "application/json",
-                   "Authorization": "Bearer " + jwt(key, SERVICE)}
         try:
-            st = post(body, headers)
+            st = send_one()
             ok += 200 <= st < 300
             errors += not (200 <= st < 300)
         except Exception:

@@ -43,6 +43,17 @@ fi
 command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 PY=${PYTHON:-python3}
+# The Python-style baseline runs with the old client's own dependencies (requests, PyJWT), in
+# a venv of its own; without network it falls back to the standard library (and says so).
+mkdir -p "$ROOT/target/bench"
+BPY=$ROOT/target/bench/pyenv/bin/python
+if [ ! -x "$BPY" ] || ! "$BPY" -c 'import requests, jwt' 2>/dev/null; then
+  say "making target/bench/pyenv (requests, PyJWT) for the Python-style baseline"
+  $PY -m venv "$ROOT/target/bench/pyenv" >&2 &&
+    "$ROOT/target/bench/pyenv/bin/pip" install -q requests==2.34.2 PyJWT==2.15.1 >&2 ||
+    say "could not install requests/PyJWT: the baseline falls back to the standard library"
+fi
+[ -x "$BPY" ] || BPY=$PY
 
 if [ -z "${MAKELEVEL:-}" ]; then
   say "building (make lib receiver)"
@@ -145,7 +156,7 @@ for c in 2 4; do
   run_wrk $c | emit
 done
 reset
-$PY bench/pyclient_baseline.py send "http://$HEALTHY/log" "$KEY" $PY_N $PY_S | emit
+"$BPY" bench/pyclient_baseline.py send "http://$HEALTHY/log" "$KEY" $PY_N $PY_S | emit
 
 # --- 3. memory while down, then replay -----------------------------------------------------------
 say "3. memory: $MEM_N entries logged while the server is down, then replay"

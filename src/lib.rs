@@ -13,6 +13,7 @@ pub mod entry;
 pub mod error;
 pub mod ffi;
 pub mod fork;
+mod http1;
 pub mod journal;
 pub mod json;
 pub mod jwt;

@@ -1,5 +1,6 @@
-//! One HTTP POST of one entry, over a shared pool of keep-alive connections (ureq), and what
-//! its answer means for the entry.
+//! One HTTP POST of one entry, over keep-alive connections, and what its answer means for the
+//! entry: `http://` URLs through our own client (http1.rs), `https://` and proxies through
+//! ureq.
 
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, Result};
@@ -35,6 +36,8 @@ pub struct Transport {
     /// (taken when a connection is checked out and again when it is put back).
     agents: Vec<Agent>,
     url: ureq::http::Uri,
+    /// For `http://` URLs without a proxy: our own keep-alive client (see http1.rs).
+    plain: Option<crate::http1::Client>,
 }
 
 /// This thread's slot: the lowest one free the first time the thread posts, given back when the
@@ -126,12 +129,30 @@ impl Transport {
             }
         };
         // The sender threads, as many replay threads, and a couple of callers in blocking mode.
-        let agents = (0..2 * cfg.connections + 2).map(|_| agent()).collect();
-        Ok(Transport { agents, url })
+        let slots = 2 * cfg.connections + 2;
+        let plain = match config.proxy() {
+            None => crate::http1::Client::new(&url, cfg.timeout, slots),
+            Some(_) => None,
+        };
+        let agents = match plain {
+            // No agent is used then (a proxy can only come from the environment, read above).
+            Some(_) => Vec::new(),
+            None => (0..slots).map(|_| agent()).collect(),
+        };
+        Ok(Transport { agents, url, plain })
     }
 
     /// Posts one JSON body. With a `deadline`, no phase of the request waits past it.
     pub fn post(&self, body: &[u8], bearer: &str, deadline: Option<Instant>) -> Outcome {
+        if let Some(plain) = &self.plain {
+            return match plain.post(slot(), body, bearer, deadline, MAX_REASON as usize) {
+                Ok(a) => outcome(a.status, a.retry_after, &a.text),
+                Err(e) => Outcome::Retry {
+                    reason: format!("transport: {e}"),
+                    retry_after: None,
+                },
+            };
+        }
         let mut req = self.agents[slot() % self.agents.len()].post(self.url.clone());
         if let Some(d) = deadline {
             let left = Some(
@@ -181,29 +202,34 @@ impl Transport {
                 .read_to_string()
                 .unwrap_or_default()
         };
-        let reason = || {
-            let t = text.trim();
-            if t.is_empty() {
-                format!("HTTP {status}")
-            } else {
-                format!("HTTP {status}: {t}")
-            }
-        };
-        match status {
-            200..=299 => Outcome::Delivered,
-            401 | 403 => Outcome::Auth {
-                status,
-                reason: reason(),
-            },
-            408 | 429 | 500..=599 => Outcome::Retry {
-                reason: reason(),
-                retry_after,
-            },
-            _ => Outcome::Rejected {
-                status,
-                reason: reason(),
-            },
+        outcome(status, retry_after, &text)
+    }
+}
+
+/// What an answer means for the entry.
+fn outcome(status: u16, retry_after: Option<Duration>, text: &str) -> Outcome {
+    let reason = || {
+        let t = text.trim();
+        if t.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {t}")
         }
+    };
+    match status {
+        200..=299 => Outcome::Delivered,
+        401 | 403 => Outcome::Auth {
+            status,
+            reason: reason(),
+        },
+        408 | 429 | 500..=599 => Outcome::Retry {
+            reason: reason(),
+            retry_after,
+        },
+        _ => Outcome::Rejected {
+            status,
+            reason: reason(),
+        },
     }
 }
 

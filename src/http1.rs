@@ -1,0 +1,727 @@
+//! The POST of one entry to an `http://` URL (no proxy), on a kept-alive connection of the
+//! sending thread: the request goes out in one `send` and the answer usually comes back in one
+//! `recv`. Answers are parsed with httparse (status line, headers, chunk sizes); `https://`
+//! URLs and proxies go through ureq (see transport.rs).
+//!
+//! Why not ureq here too: on a 2-core machine the client's CPU is taken from the server it
+//! sends to, and ureq spends about 37,700 instructions per POST; with it the library
+//! delivered 80–90% of `wrk`'s rate with the same connection count (issue 8). This path spends
+//! a few thousand.
+//!
+//! Timeouts are per phase, as with ureq and the Python client: connecting, sending the
+//! request, receiving the answer's head, receiving its body, each within `timeout` (and never
+//! past the caller's deadline).
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How late a timeout may fire because the socket's timeout was left in place (it is set again
+/// only when the wanted one differs by more than 1/32, or this).
+const SLACK: Duration = Duration::from_millis(5);
+/// The largest answer head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+/// Idle connections kept per slot.
+const IDLE_PER_SLOT: usize = 2;
+/// How long a resolved address list is used.
+const RESOLVE_TTL: Duration = Duration::from_secs(10);
+
+/// An answer: its status, `Retry-After` in seconds if given, and up to `max_text` bytes of
+/// its body (for non-2xx answers only).
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<Duration>,
+    pub text: String,
+}
+
+pub struct Client {
+    host: String,
+    port: u16,
+    /// The request line and the fixed headers, each ending in CRLF.
+    head: Vec<u8>,
+    timeout: Duration,
+    addrs: Mutex<Option<(Instant, Vec<SocketAddr>)>>,
+    /// Idle connections, one small stack per slot (see `transport::slot`).
+    idle: Vec<Mutex<Vec<Conn>>>,
+}
+
+struct Conn {
+    stream: TcpStream,
+    /// What `SO_RCVTIMEO` / `SO_SNDTIMEO` are set to.
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+/// Why an exchange failed, and whether the server may have seen the request: a kept-alive
+/// connection that the server had closed fails with nothing read, and is retried once on a
+/// new connection.
+struct Failed {
+    reason: String,
+    nothing_read: bool,
+}
+
+fn failed(reason: impl Into<String>, nothing_read: bool) -> Failed {
+    Failed {
+        reason: reason.into(),
+        nothing_read,
+    }
+}
+
+impl Client {
+    /// A client for `uri` if it is `http://`; `None` for any other scheme.
+    pub fn new(uri: &ureq::http::Uri, timeout: Duration, slots: usize) -> Option<Client> {
+        if uri.scheme_str() != Some("http") {
+            return None;
+        }
+        let authority = uri.authority()?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(80);
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        let path = if path.is_empty() { "/" } else { path };
+        let mut head = Vec::with_capacity(256);
+        head.extend_from_slice(b"POST ");
+        head.extend_from_slice(path.as_bytes());
+        head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        head.extend_from_slice(authority.as_str().as_bytes());
+        head.extend_from_slice(
+            concat!(
+                "\r\nUser-Agent: rarch-logging/",
+                env!("CARGO_PKG_VERSION"),
+                "\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+            )
+            .as_bytes(),
+        );
+        Some(Client {
+            host: host.to_owned(),
+            port,
+            head,
+            timeout,
+            addrs: Mutex::new(None),
+            idle: (0..slots.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
+        })
+    }
+
+    /// Posts one JSON body with `Authorization: <bearer>`. Err: the reason no answer came.
+    pub fn post(
+        &self,
+        slot: usize,
+        body: &[u8],
+        bearer: &str,
+        deadline: Option<Instant>,
+        max_text: usize,
+    ) -> Result<Answer, String> {
+        thread_local! {
+            static REQUEST: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        REQUEST.with(|r| {
+            // Re-entered only if a panic left it borrowed: then a fresh buffer.
+            let mut fresh = Vec::new();
+            let mut guard = r.try_borrow_mut();
+            let req = match guard.as_deref_mut() {
+                Ok(v) => v,
+                Err(_) => &mut fresh,
+            };
+            req.clear();
+            req.extend_from_slice(&self.head);
+            req.extend_from_slice(b"Authorization: ");
+            req.extend_from_slice(bearer.as_bytes());
+            req.extend_from_slice(b"\r\nContent-Length: ");
+            req.extend_from_slice(body.len().to_string().as_bytes());
+            req.extend_from_slice(b"\r\n\r\n");
+            req.extend_from_slice(body);
+            if req.capacity() > 1 << 20 && body.len() < 1 << 16 {
+                req.shrink_to(1 << 16);
+            }
+            self.send(slot, req, deadline, max_text)
+        })
+    }
+
+    fn send(
+        &self,
+        slot: usize,
+        req: &[u8],
+        deadline: Option<Instant>,
+        max_text: usize,
+    ) -> Result<Answer, String> {
+        let idle = &self.idle[slot % self.idle.len()];
+        let mut retried = false;
+        loop {
+            let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => self.connect(deadline)?,
+            };
+            match self.exchange(&mut conn, req, deadline, max_text) {
+                Ok((answer, keep)) => {
+                    if keep {
+                        let mut v = idle.lock().unwrap_or_else(|e| e.into_inner());
+                        if v.len() < IDLE_PER_SLOT {
+                            v.push(conn);
+                        }
+                    }
+                    return Ok(answer);
+                }
+                // A kept-alive connection the server had closed meanwhile: once more, on a new
+                // connection.
+                Err(f) if reused && f.nothing_read && !retried => retried = true,
+                Err(f) => return Err(f.reason),
+            }
+        }
+    }
+
+    /// The end of a phase that starts now.
+    fn phase_end(&self, deadline: Option<Instant>) -> Instant {
+        let end = Instant::now() + self.timeout;
+        deadline.map_or(end, |d| d.min(end))
+    }
+
+    fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
+        let mut cached = self.addrs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, addrs)) = &*cached {
+            if at.elapsed() < RESOLVE_TTL {
+                return Ok(addrs.clone());
+            }
+        }
+        let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .map_err(|e| format!("resolve {}: {e}", self.host))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(format!("resolve {}: no address", self.host));
+        }
+        *cached = Some((Instant::now(), addrs.clone()));
+        Ok(addrs)
+    }
+
+    fn connect(&self, deadline: Option<Instant>) -> Result<Conn, String> {
+        let addrs = self.resolve()?;
+        let end = self.phase_end(deadline);
+        let mut last = String::from("no address");
+        for (i, addr) in addrs.iter().enumerate() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("connect {addr}: timed out"));
+            }
+            // All but the last address get half of what is left.
+            let share = if i + 1 < addrs.len() {
+                (left / 2).max(Duration::from_millis(10)).min(left)
+            } else {
+                left
+            };
+            match TcpStream::connect_timeout(addr, share) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(Conn {
+                        stream,
+                        read_timeout: None,
+                        write_timeout: None,
+                    });
+                }
+                Err(e) => last = format!("connect {addr}: {e}"),
+            }
+        }
+        Err(last)
+    }
+
+    /// Sends `req` and reads one answer. Ok: the answer, and whether the connection can carry
+    /// the next request.
+    fn exchange(
+        &self,
+        c: &mut Conn,
+        req: &[u8],
+        deadline: Option<Instant>,
+        max_text: usize,
+    ) -> Result<(Answer, bool), Failed> {
+        // Send.
+        let end = self.phase_end(deadline);
+        let mut at = 0;
+        while at < req.len() {
+            let left = left_until(end).ok_or_else(|| failed("timed out sending", false))?;
+            c.set_write_timeout(left)
+                .map_err(|e| failed(format!("send: {e}"), true))?;
+            match (&c.stream).write(&req[at..]) {
+                Ok(0) => return Err(failed("send: connection closed", true)),
+                Ok(n) => at += n,
+                Err(e) if timed_out(&e) => {}
+                Err(e) => return Err(failed(format!("send: {e}"), true)),
+            }
+        }
+
+        // The head (1xx answers are skipped).
+        let end = self.phase_end(deadline);
+        let mut buf: Vec<u8> = Vec::with_capacity(1024);
+        let (status, head_len, framing, keep, retry_after) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut resp = httparse::Response::new(&mut headers);
+            match resp.parse(&buf) {
+                Ok(httparse::Status::Complete(n)) => {
+                    let status = resp.code.unwrap_or(0);
+                    if (100..200).contains(&status) && status != 101 {
+                        buf.drain(..n);
+                        continue;
+                    }
+                    let h = Head::of(&resp);
+                    break (
+                        status,
+                        n,
+                        h.framing(status),
+                        h.keep(resp.version),
+                        h.retry_after,
+                    );
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() > MAX_HEAD {
+                        return Err(failed("answer head too large", false));
+                    }
+                }
+                Err(e) => return Err(failed(format!("bad answer: {e}"), false)),
+            }
+            let nothing_read = buf.is_empty();
+            match c.fill(&mut buf, end) {
+                Ok(0) => return Err(failed("connection closed before the answer", nothing_read)),
+                Ok(_) => {}
+                // A server that is slow to answer may be working on the request: no retry.
+                Err(e) => {
+                    let retry = nothing_read && e.kind() != io::ErrorKind::TimedOut;
+                    return Err(failed(format!("receive: {e}"), retry));
+                }
+            }
+        };
+
+        // The body: kept (up to `max_text`) only for a non-2xx answer.
+        let end = self.phase_end(deadline);
+        let keep_text = if (200..300).contains(&status) {
+            0
+        } else {
+            max_text
+        };
+        let mut text = Vec::new();
+        buf.drain(..head_len);
+        let mut reusable = keep;
+        match framing {
+            Framing::Length(mut left) => {
+                loop {
+                    let take = (buf.len() as u64).min(left) as usize;
+                    keep_some(&mut text, &buf[..take], keep_text);
+                    buf.drain(..take);
+                    left -= take as u64;
+                    if left == 0 {
+                        break;
+                    }
+                    if c.fill(&mut buf, end)
+                        .map_err(|e| failed(e.to_string(), false))?
+                        == 0
+                    {
+                        return Err(failed("connection closed in the answer's body", false));
+                    }
+                }
+                // Bytes past the answer: the connection is out of step.
+                reusable &= buf.is_empty();
+            }
+            Framing::Chunked => {
+                read_chunked(c, &mut buf, end, &mut text, keep_text)?;
+                reusable &= buf.is_empty();
+            }
+            Framing::UntilClose => {
+                reusable = false;
+                loop {
+                    keep_some(&mut text, &buf, keep_text);
+                    buf.clear();
+                    match c.fill(&mut buf, end) {
+                        Ok(0) => break,
+                        Ok(_) => {}
+                        Err(e) => return Err(failed(format!("receive: {e}"), false)),
+                    }
+                }
+            }
+        }
+        let answer = Answer {
+            status,
+            retry_after,
+            text: String::from_utf8_lossy(&text).into_owned(),
+        };
+        Ok((answer, reusable))
+    }
+}
+
+/// Appends to `text` what fits of `bytes` under `max`.
+fn keep_some(text: &mut Vec<u8>, bytes: &[u8], max: usize) {
+    let room = max.saturating_sub(text.len());
+    text.extend_from_slice(&bytes[..bytes.len().min(room)]);
+}
+
+fn read_chunked(
+    c: &mut Conn,
+    buf: &mut Vec<u8>,
+    end: Instant,
+    text: &mut Vec<u8>,
+    keep_text: usize,
+) -> Result<(), Failed> {
+    let more = |c: &mut Conn, buf: &mut Vec<u8>| -> Result<(), Failed> {
+        match c.fill(buf, end) {
+            Ok(0) => Err(failed("connection closed in the answer's body", false)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(failed(format!("receive: {e}"), false)),
+        }
+    };
+    loop {
+        let (skip, size) = match httparse::parse_chunk_size(buf) {
+            Ok(httparse::Status::Complete(v)) => v,
+            Ok(httparse::Status::Partial) => {
+                if buf.len() > MAX_HEAD {
+                    return Err(failed("bad chunk size line", false));
+                }
+                more(c, buf)?;
+                continue;
+            }
+            Err(_) => return Err(failed("bad chunk size", false)),
+        };
+        buf.drain(..skip);
+        if size == 0 {
+            // Trailers: header lines up to an empty line.
+            loop {
+                if let Some(i) = buf.windows(2).position(|w| w == b"\r\n") {
+                    buf.drain(..i + 2);
+                    if i == 0 {
+                        return Ok(());
+                    }
+                } else {
+                    if buf.len() > MAX_HEAD {
+                        return Err(failed("trailers too large", false));
+                    }
+                    more(c, buf)?;
+                }
+            }
+        }
+        // The chunk's data, then CRLF.
+        let mut left = size;
+        loop {
+            let take = (buf.len() as u64).min(left) as usize;
+            keep_some(text, &buf[..take], keep_text);
+            buf.drain(..take);
+            left -= take as u64;
+            if left == 0 {
+                break;
+            }
+            more(c, buf)?;
+        }
+        while buf.len() < 2 {
+            more(c, buf)?;
+        }
+        if &buf[..2] != b"\r\n" {
+            return Err(failed("bad chunk end", false));
+        }
+        buf.drain(..2);
+    }
+}
+
+/// How the answer's body is delimited.
+enum Framing {
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+/// What the answer's headers say about framing and the connection.
+#[derive(Default)]
+struct Head {
+    length: Option<u64>,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    bad_length: bool,
+    retry_after: Option<Duration>,
+}
+
+impl Head {
+    fn of(resp: &httparse::Response<'_, '_>) -> Head {
+        let mut h = Head::default();
+        for hd in resp.headers.iter() {
+            let value = std::str::from_utf8(hd.value).unwrap_or("").trim();
+            if hd.name.eq_ignore_ascii_case("content-length") {
+                match value.parse::<u64>() {
+                    Ok(n) if h.length.is_none_or(|m| m == n) => h.length = Some(n),
+                    _ => h.bad_length = true,
+                }
+            } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
+                h.chunked = value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
+            } else if hd.name.eq_ignore_ascii_case("connection") {
+                for t in value.split(',') {
+                    let t = t.trim();
+                    h.close |= t.eq_ignore_ascii_case("close");
+                    h.keep_alive |= t.eq_ignore_ascii_case("keep-alive");
+                }
+            } else if hd.name.eq_ignore_ascii_case("retry-after") {
+                h.retry_after = value.parse::<u64>().ok().map(Duration::from_secs);
+            }
+        }
+        h
+    }
+
+    fn framing(&self, status: u16) -> Framing {
+        if status == 204 || status == 304 {
+            Framing::Length(0)
+        } else if self.chunked {
+            Framing::Chunked
+        } else if let (Some(n), false) = (self.length, self.bad_length) {
+            Framing::Length(n)
+        } else {
+            Framing::UntilClose
+        }
+    }
+
+    /// Whether the connection stays open after this answer (`version`: 0 for HTTP/1.0).
+    fn keep(&self, version: Option<u8>) -> bool {
+        !self.close && !self.bad_length && (version == Some(1) || self.keep_alive)
+    }
+}
+
+/// The time left until `end`, or None once it has passed.
+fn left_until(end: Instant) -> Option<Duration> {
+    let left = end.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+/// Whether a socket timeout of `set` may stand in for `want`.
+fn close_enough(set: Option<Duration>, want: Duration) -> bool {
+    set.is_some_and(|s| s.abs_diff(want) <= (want / 32).min(SLACK))
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
+}
+
+impl Conn {
+    fn set_write_timeout(&mut self, want: Duration) -> io::Result<()> {
+        if !close_enough(self.write_timeout, want) {
+            self.stream.set_write_timeout(Some(want))?;
+            self.write_timeout = Some(want);
+        }
+        Ok(())
+    }
+
+    /// Reads what has arrived (at least one byte, or 0 at the end of the stream) onto `buf`,
+    /// waiting until `end` at most.
+    fn fill(&mut self, buf: &mut Vec<u8>, end: Instant) -> io::Result<usize> {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let left = left_until(end)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))?;
+            if !close_enough(self.read_timeout, left) {
+                self.stream.set_read_timeout(Some(left))?;
+                self.read_timeout = Some(left);
+            }
+            match (&self.stream).read(&mut chunk) {
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    return Ok(n);
+                }
+                // Timed out early (the socket's timeout was a little short): go round.
+                Err(e) if timed_out(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// A one-off server: for each accepted connection, reads one request head+body and
+    /// writes the scripted answers (one per request), then closes if `close` is set.
+    fn server(
+        answers: Vec<&'static [u8]>,
+        close_after_each: bool,
+    ) -> (String, thread::JoinHandle<Vec<Vec<u8>>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/log", l.local_addr().unwrap());
+        let h = thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut answers = answers.into_iter().peekable();
+            'conns: while answers.peek().is_some() {
+                let (mut s, _) = l.accept().unwrap();
+                loop {
+                    let Some(a) = answers.next() else {
+                        break 'conns;
+                    };
+                    let mut req = Vec::new();
+                    let mut b = [0u8; 4096];
+                    // Read until the head is in and the body (Content-Length) has arrived.
+                    loop {
+                        let n = s.read(&mut b).unwrap();
+                        if n == 0 {
+                            continue 'conns;
+                        }
+                        req.extend_from_slice(&b[..n]);
+                        if let Some(i) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&req[..i]).to_lowercase();
+                            let len: usize = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length: "))
+                                .unwrap()
+                                .parse()
+                                .unwrap();
+                            if req.len() >= i + 4 + len {
+                                break;
+                            }
+                        }
+                    }
+                    seen.push(req);
+                    s.write_all(a).unwrap();
+                    if close_after_each {
+                        continue 'conns;
+                    }
+                }
+            }
+            seen
+        });
+        (url, h)
+    }
+
+    fn client(url: &str) -> Client {
+        Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1).unwrap()
+    }
+
+    #[test]
+    fn the_request_is_one_well_formed_post() {
+        let (url, h) = server(
+            vec![b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"],
+            false,
+        );
+        let c = client(&url);
+        let a = c.post(0, br#"{"a":1}"#, "Bearer t0k", None, 100).unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(a.text, "", "a 2xx body is not kept");
+        drop(c);
+        let seen = h.join().unwrap();
+        let req = String::from_utf8(seen[0].clone()).unwrap();
+        assert!(
+            req.starts_with("POST /log HTTP/1.1\r\nHost: 127.0.0.1:"),
+            "{req}"
+        );
+        assert!(req.contains("\r\nAuthorization: Bearer t0k\r\n"), "{req}");
+        assert!(
+            req.contains("\r\nContent-Type: application/json\r\n"),
+            "{req}"
+        );
+        assert!(
+            req.ends_with("\r\nContent-Length: 7\r\n\r\n{\"a\":1}"),
+            "{req}"
+        );
+    }
+
+    #[test]
+    fn chunked_and_close_delimited_bodies_are_read() {
+        let (url, h) = server(
+            vec![
+                b"HTTP/1.1 500 Oops\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nno d\r\n6;x=y\r\natabas\r\n1\r\ne\r\n0\r\nX-T: 1\r\n\r\n",
+                b"HTTP/1.1 429 Slow\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nwait",
+                b"HTTP/1.0 503 Later\r\n\r\nuntil close",
+            ],
+            false,
+        );
+        let c = client(&url);
+        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        assert_eq!((a.status, a.text.as_str()), (500, "no database"));
+        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        assert_eq!((a.status, a.text.as_str()), (429, "wait"));
+        assert_eq!(a.retry_after, Some(Duration::from_secs(7)));
+        // The server closes after the HTTP/1.0 answer (the handler thread ends).
+        let done = thread::spawn(move || h.join().unwrap());
+        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        assert_eq!((a.status, a.text.as_str()), (503, "until close"));
+        assert_eq!(done.join().unwrap().len(), 3, "all three on one connection");
+    }
+
+    #[test]
+    fn the_kept_text_is_capped() {
+        let (url, _h) = server(
+            vec![b"HTTP/1.1 400 Bad\r\nContent-Length: 10\r\n\r\n0123456789"],
+            false,
+        );
+        let a = client(&url).post(0, b"{}", "Bearer x", None, 4).unwrap();
+        assert_eq!((a.status, a.text.as_str()), (400, "0123"));
+    }
+
+    #[test]
+    fn a_connection_the_server_closed_is_replaced_once() {
+        // The server answers one request per connection and closes it, without saying so: the
+        // kept connection fails with nothing read, and the request goes again on a new one.
+        let (url, h) = server(
+            vec![
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+            ],
+            true,
+        );
+        let c = client(&url);
+        assert_eq!(c.post(0, b"{}", "Bearer x", None, 100).unwrap().status, 200);
+        assert_eq!(c.post(0, b"{}", "Bearer x", None, 100).unwrap().status, 201);
+        assert_eq!(h.join().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn no_answer_in_time_is_an_error_not_a_hang() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/log", l.local_addr().unwrap());
+        // Accepts (by the backlog) and never answers.
+        let c = Client::new(&url.parse().unwrap(), Duration::from_millis(200), 1).unwrap();
+        let e = c.post(0, b"{}", "Bearer x", None, 100).unwrap_err();
+        assert!(e.contains("timed out"), "{e}");
+        // A deadline shorter than the timeout wins.
+        let c = client(&url);
+        let t = Instant::now();
+        let e = c
+            .post(
+                0,
+                b"{}",
+                "Bearer x",
+                Some(Instant::now() + Duration::from_millis(100)),
+                100,
+            )
+            .unwrap_err();
+        assert!(e.contains("timed out"), "{e}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the 5 s timeout was not used"
+        );
+        drop(l);
+    }
+
+    #[test]
+    fn garbage_is_an_error() {
+        let (url, _h) = server(vec![b"SMTP ready\r\n\r\n"], false);
+        let e = client(&url)
+            .post(0, b"{}", "Bearer x", None, 100)
+            .unwrap_err();
+        assert!(e.starts_with("bad answer"), "{e}");
+    }
+
+    #[test]
+    fn only_http_urls_are_taken() {
+        let t = Duration::from_secs(1);
+        assert!(Client::new(&"https://x/log".parse().unwrap(), t, 1).is_none());
+        let c = Client::new(&"http://example.com/a?b=c".parse().unwrap(), t, 1).unwrap();
+        let head = String::from_utf8(c.head.clone()).unwrap();
+        assert!(
+            head.starts_with("POST /a?b=c HTTP/1.1\r\nHost: example.com\r\n"),
+            "{head}"
+        );
+        assert_eq!(c.port, 80);
+    }
+}

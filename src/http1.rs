@@ -49,6 +49,10 @@ pub struct Client {
 
 struct Conn {
     stream: TcpStream,
+    /// What `read` fills (zeroed once, when the connection is made: a fresh zeroed buffer per
+    /// read cost more than the rest of the exchange), and the answer's bytes, kept for reuse.
+    scratch: Box<[u8]>,
+    answer: Vec<u8>,
     /// What `SO_RCVTIMEO` / `SO_SNDTIMEO` are set to.
     read_timeout: Option<Duration>,
     write_timeout: Option<Duration>,
@@ -219,6 +223,8 @@ impl Client {
                     let _ = stream.set_nodelay(true);
                     return Ok(Conn {
                         stream,
+                        scratch: vec![0u8; 4096].into_boxed_slice(),
+                        answer: Vec::with_capacity(1024),
                         read_timeout: None,
                         write_timeout: None,
                     });
@@ -255,11 +261,28 @@ impl Client {
 
         // The head (1xx answers are skipped).
         let end = self.phase_end(deadline);
-        let mut buf: Vec<u8> = Vec::with_capacity(1024);
+        let mut buf = std::mem::take(&mut c.answer);
+        buf.clear();
+        let result = self.answer(c, &mut buf, end, deadline, max_text);
+        if buf.capacity() <= 64 * 1024 {
+            c.answer = buf;
+        }
+        result
+    }
+
+    /// Reads the answer to the request just sent, into `buf`.
+    fn answer(
+        &self,
+        c: &mut Conn,
+        buf: &mut Vec<u8>,
+        end: Instant,
+        deadline: Option<Instant>,
+        max_text: usize,
+    ) -> Result<(Answer, bool), Failed> {
         let (status, head_len, framing, keep, retry_after) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
             let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(&buf) {
+            match resp.parse(buf) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = resp.code.unwrap_or(0);
                     if (100..200).contains(&status) && status != 101 {
@@ -283,7 +306,7 @@ impl Client {
                 Err(e) => return Err(failed(format!("bad answer: {e}"), false)),
             }
             let nothing_read = buf.is_empty();
-            match c.fill(&mut buf, end) {
+            match c.fill(buf, end) {
                 Ok(0) => return Err(failed("connection closed before the answer", nothing_read)),
                 Ok(_) => {}
                 // A server that is slow to answer may be working on the request: no retry.
@@ -314,10 +337,7 @@ impl Client {
                     if left == 0 {
                         break;
                     }
-                    if c.fill(&mut buf, end)
-                        .map_err(|e| failed(e.to_string(), false))?
-                        == 0
-                    {
+                    if c.fill(buf, end).map_err(|e| failed(e.to_string(), false))? == 0 {
                         return Err(failed("connection closed in the answer's body", false));
                     }
                 }
@@ -325,15 +345,15 @@ impl Client {
                 reusable &= buf.is_empty();
             }
             Framing::Chunked => {
-                read_chunked(c, &mut buf, end, &mut text, keep_text)?;
+                read_chunked(c, buf, end, &mut text, keep_text)?;
                 reusable &= buf.is_empty();
             }
             Framing::UntilClose => {
                 reusable = false;
                 loop {
-                    keep_some(&mut text, &buf, keep_text);
+                    keep_some(&mut text, buf, keep_text);
                     buf.clear();
-                    match c.fill(&mut buf, end) {
+                    match c.fill(buf, end) {
                         Ok(0) => break,
                         Ok(_) => {}
                         Err(e) => return Err(failed(format!("receive: {e}"), false)),
@@ -443,25 +463,27 @@ impl Head {
     fn of(resp: &httparse::Response<'_, '_>) -> Head {
         let mut h = Head::default();
         for hd in resp.headers.iter() {
-            let value = std::str::from_utf8(hd.value).unwrap_or("").trim();
+            let value = || std::str::from_utf8(hd.value).unwrap_or("").trim();
             if hd.name.eq_ignore_ascii_case("content-length") {
+                let value = value();
                 match value.parse::<u64>() {
                     Ok(n) if h.length.is_none_or(|m| m == n) => h.length = Some(n),
                     _ => h.bad_length = true,
                 }
             } else if hd.name.eq_ignore_ascii_case("transfer-encoding") {
+                let value = value();
                 h.chunked = value
                     .rsplit(',')
                     .next()
                     .is_some_and(|t| t.trim().eq_ignore_ascii_case("chunked"));
             } else if hd.name.eq_ignore_ascii_case("connection") {
-                for t in value.split(',') {
+                for t in value().split(',') {
                     let t = t.trim();
                     h.close |= t.eq_ignore_ascii_case("close");
                     h.keep_alive |= t.eq_ignore_ascii_case("keep-alive");
                 }
             } else if hd.name.eq_ignore_ascii_case("retry-after") {
-                h.retry_after = value.parse::<u64>().ok().map(Duration::from_secs);
+                h.retry_after = value().parse::<u64>().ok().map(Duration::from_secs);
             }
         }
         h
@@ -515,7 +537,6 @@ impl Conn {
     /// Reads what has arrived (at least one byte, or 0 at the end of the stream) onto `buf`,
     /// waiting until `end` at most.
     fn fill(&mut self, buf: &mut Vec<u8>, end: Instant) -> io::Result<usize> {
-        let mut chunk = [0u8; 4096];
         loop {
             let left = left_until(end)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))?;
@@ -523,9 +544,9 @@ impl Conn {
                 self.stream.set_read_timeout(Some(left))?;
                 self.read_timeout = Some(left);
             }
-            match (&self.stream).read(&mut chunk) {
+            match (&self.stream).read(&mut self.scratch) {
                 Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
+                    buf.extend_from_slice(&self.scratch[..n]);
                     return Ok(n);
                 }
                 // Timed out early (the socket's timeout was a little short): go round.

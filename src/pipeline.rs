@@ -1150,48 +1150,48 @@ impl Shared {
                 return Err(e);
             }
         };
-        // Lines that are not entries go to the corrupt file now; the rest are sent.
-        let mut todo: Vec<(usize, String)> = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            match parse_line(line) {
-                Some(service) => todo.push((i, service)),
-                None => {
-                    Stats::add(&self.stats.corrupt, 1);
-                    let _ = b.side(buffer::CORRUPT, line);
-                }
-            }
-        }
+        // Lines are taken in order by as many threads as the pipeline has connections (one
+        // for a small file, such as an outage probe); each checks its line is an entry (else
+        // it goes to the corrupt file) and sends it. The first failure stops them all: what
+        // failed, and every line not taken yet, stays on disk.
+        let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let send_stripe = |stripe: &[(usize, String)]| -> Vec<usize> {
-            for (n, (i, service)) in stripe.iter().enumerate() {
-                if stop.load(Ordering::Acquire)
-                    || self.closing.load(Ordering::Acquire)
-                    || !self.replay_line(service, &lines[*i])
-                {
-                    stop.store(true, Ordering::Release);
-                    return stripe[n..].iter().map(|(i, _)| *i).collect();
+        let failed_idx = Mutex::new(Vec::new());
+        let work = || {
+            while !stop.load(Ordering::Acquire) && !self.closing.load(Ordering::Acquire) {
+                let i = next.fetch_add(1, Ordering::AcqRel);
+                let Some(line) = lines.get(i) else {
+                    return;
+                };
+                match parse_line(line) {
+                    Some(service) => {
+                        if !self.replay_line(&service, line) {
+                            stop.store(true, Ordering::Release);
+                            lock(&failed_idx).push(i);
+                            return;
+                        }
+                    }
+                    None => {
+                        Stats::add(&self.stats.corrupt, 1);
+                        let _ = b.side(buffer::CORRUPT, line);
+                    }
                 }
             }
-            Vec::new()
         };
-        let k = self.cfg.connections.max(1);
-        let unsent_idx: Vec<usize> = if k == 1 || todo.len() < 64 {
-            send_stripe(&todo)
+        let k = if lines.len() < 64 {
+            1
         } else {
-            let per = todo.len().div_ceil(k);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = todo
-                    .chunks(per)
-                    .map(|stripe| scope.spawn(|| send_stripe(stripe)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
+            self.cfg.connections.max(1)
         };
+        std::thread::scope(|scope| {
+            for _ in 1..k {
+                scope.spawn(work);
+            }
+            work();
+        });
+        let mut unsent_idx = std::mem::take(&mut *lock(&failed_idx));
+        unsent_idx.extend(next.load(Ordering::Acquire).min(lines.len())..lines.len());
         let failed = !unsent_idx.is_empty();
-        let mut unsent_idx = unsent_idx;
         unsent_idx.sort_unstable();
         let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
         b.release(claimed, &unsent)?;
@@ -1210,7 +1210,10 @@ impl Shared {
             Outcome::Delivered => {
                 Stats::add(&self.stats.delivered, 1);
                 Stats::add(&self.stats.replayed, 1);
-                if self.outage.swap(false, Ordering::AcqRel) {
+                // Read first: a write on every line would bounce the cache line between the
+                // replay threads.
+                if self.outage.load(Ordering::Acquire) && self.outage.swap(false, Ordering::AcqRel)
+                {
                     self.progress.notify();
                 }
                 true

@@ -276,6 +276,9 @@ static int cmd_memory(int argc, char **argv) {
     size_t count = strtoull(argv[5], NULL, 10);
     rarch_options *o = base_options(url, key, bufdir);
     set(o, "close_timeout_ms", "200");
+    /* Room on disk for every entry (the default cap, 256 MiB, holds about half a million), so
+     * that all of them are kept and then replayed. */
+    set(o, "buffer_max_total_bytes", "2147483648");
     rarch_logger *l = new_logger(o);
     rarch_options_free(o);
     long rss0 = status_kib("VmRSS");
@@ -301,6 +304,7 @@ static int cmd_memory(int argc, char **argv) {
 static int cmd_replay(int argc, char **argv) {
     if (argc != 5) return -1;
     rarch_options *o = base_options(argv[2], argv[3], argv[4]);
+    set(o, "buffer_max_total_bytes", "2147483648"); /* as `memory`, which wrote the files */
     uint64_t t0 = now_ns();
     rarch_logger *l = new_logger(o);
     rarch_options_free(o);

@@ -91,7 +91,11 @@ impl Client {
         head.extend_from_slice(b"POST ");
         head.extend_from_slice(path.as_bytes());
         head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        head.extend_from_slice(authority.as_str().as_bytes());
+        // host[:port] (never the user information an authority may carry).
+        head.extend_from_slice(authority.host().as_bytes());
+        if let Some(p) = authority.port() {
+            head.extend_from_slice(format!(":{}", p.as_str()).as_bytes());
+        }
         head.extend_from_slice(
             concat!(
                 "\r\nUser-Agent: rarch-logging/",
@@ -186,12 +190,13 @@ impl Client {
     }
 
     fn resolve(&self) -> Result<Vec<SocketAddr>, String> {
-        let mut cached = self.addrs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((at, addrs)) = &*cached {
+        if let Some((at, addrs)) = &*self.addrs.lock().unwrap_or_else(|e| e.into_inner()) {
             if at.elapsed() < RESOLVE_TTL {
                 return Ok(addrs.clone());
             }
         }
+        // Resolved without the lock held: a slow DNS answer does not stall the other threads'
+        // pooled connections, only the threads that need a new one.
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
             .to_socket_addrs()
             .map_err(|e| format!("resolve {}: {e}", self.host))?
@@ -199,7 +204,8 @@ impl Client {
         if addrs.is_empty() {
             return Err(format!("resolve {}: no address", self.host));
         }
-        *cached = Some((Instant::now(), addrs.clone()));
+        *self.addrs.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((Instant::now(), addrs.clone()));
         Ok(addrs)
     }
 
@@ -744,5 +750,13 @@ mod tests {
             "{head}"
         );
         assert_eq!(c.port, 80);
+        // No user information in Host; an IPv6 literal keeps its brackets there only.
+        let c = Client::new(&"http://u:p@[::1]:8080/log".parse().unwrap(), t, 1).unwrap();
+        let head = String::from_utf8(c.head.clone()).unwrap();
+        assert!(
+            head.starts_with("POST /log HTTP/1.1\r\nHost: [::1]:8080\r\n"),
+            "{head}"
+        );
+        assert_eq!((c.host.as_str(), c.port), ("::1", 8080));
     }
 }

@@ -122,8 +122,12 @@ fn specials(v: u64) -> u64 {
 #[inline(always)]
 fn next_special(s: &[u8], mut i: usize) -> usize {
     let n = s.len();
-    while let Some(w) = s.get(i..).and_then(<[u8]>::first_chunk::<8>) {
-        let hit = specials(u64::from_le_bytes(*w));
+    while i + 8 <= n {
+        let w: [u8; 8] = match s[i..i + 8].try_into() {
+            Ok(w) => w,
+            Err(_) => break,
+        };
+        let hit = specials(u64::from_le_bytes(w));
         if hit != 0 {
             return i + (hit.trailing_zeros() / 8) as usize;
         }

@@ -91,9 +91,12 @@ impl Signal {
     /// passes; returns whether it became true. The waiter is counted before `ready()` is first
     /// tried, so a notifier that changes the state and then checks [`Signal::has_waiters`]
     /// (after a SeqCst fence) either is seen by `ready()` or wakes it.
-    fn wait_for(&self, timeout: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    /// `ready()` is also tried every `poll`, for changes that are not notified.
+    fn wait_for(&self, timeout: Duration, poll: Duration, mut ready: impl FnMut() -> bool) -> bool {
         let end = Instant::now() + timeout;
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        // Pairs with the notifier's fence (see `Shared::made_room`).
+        std::sync::atomic::fence(Ordering::SeqCst);
         let ok = loop {
             let seen = self.seq.load(Ordering::SeqCst);
             if ready() {
@@ -107,7 +110,7 @@ impl Signal {
             if self.seq.load(Ordering::SeqCst) == seen {
                 drop(
                     self.cond
-                        .wait_timeout(g, left)
+                        .wait_timeout(g, left.min(poll))
                         .unwrap_or_else(|p| p.into_inner()),
                 );
             }
@@ -162,7 +165,7 @@ struct Shared {
     /// Wakes flush waiters (entries settled) and sleeping workers (closing).
     progress: Signal,
     /// Wakes callers waiting for room in the queue (`on_full=block`), once it is half empty:
-    /// one wake-up per half a queue, not one per entry taken.
+    /// one wake-up per half a queue, not one per entry taken (they also look every 1 ms).
     room: Signal,
     spill_wake: Signal,
     replay_wake: Signal,
@@ -464,19 +467,23 @@ impl Pipeline {
             }
             OnFull::Block => {
                 let mut slot = Some(item);
-                // Ends with the entry sent (`slot` empty), or at the timeout or the close.
-                s.room.wait_for(s.cfg.block_timeout, || {
-                    let Some(item) = slot.take() else {
-                        return true;
-                    };
-                    match s.tx.try_send(item) {
-                        Ok(()) => true,
-                        Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
-                            slot = Some(i);
-                            s.closing.load(Ordering::Acquire)
+                // Ends with the entry sent (`slot` empty), or at the timeout or the close. The
+                // senders wake blocked callers once the queue is half empty; a caller also
+                // looks every millisecond, so that a slow server, which frees a slot now and
+                // then, does not keep it waiting for half a queue.
+                s.room
+                    .wait_for(s.cfg.block_timeout, Duration::from_millis(1), || {
+                        let Some(item) = slot.take() else {
+                            return true;
+                        };
+                        match s.tx.try_send(item) {
+                            Ok(()) => true,
+                            Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
+                                slot = Some(i);
+                                s.closing.load(Ordering::Acquire)
+                            }
                         }
-                    }
-                });
+                    });
                 match slot {
                     None => {
                         Stats::add(&s.stats.logged, 1);

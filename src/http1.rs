@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How late a timeout may fire because the socket's timeout was left in place (it is set again
-/// only when the wanted one differs by more than 1/32, or this).
-const SLACK: Duration = Duration::from_millis(5);
+/// only when the wanted one differs by more than 1/32, or this). Also used by transport.rs.
+pub(crate) const SLACK: Duration = Duration::from_millis(5);
 /// The largest answer head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 /// Idle connections kept per slot.
@@ -519,12 +519,17 @@ fn left_until(end: Instant) -> Option<Duration> {
     (!left.is_zero()).then_some(left)
 }
 
-/// Whether a socket timeout of `set` may stand in for `want`.
-fn close_enough(set: Option<Duration>, want: Duration) -> bool {
-    set.is_some_and(|s| s.abs_diff(want) <= (want / 32).min(SLACK))
+/// Whether a socket timeout of `set` may stand in for `want` (`None`: no timeout).
+pub(crate) fn close_enough(set: Option<Duration>, want: Option<Duration>) -> bool {
+    match (set, want) {
+        (None, None) => true,
+        (Some(s), Some(w)) => s.abs_diff(w) <= (w / 32).min(SLACK),
+        _ => false,
+    }
 }
 
-fn timed_out(e: &io::Error) -> bool {
+/// Whether a socket read or write ended by its timeout (or a signal): go round.
+pub(crate) fn timed_out(e: &io::Error) -> bool {
     matches!(
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
@@ -533,7 +538,7 @@ fn timed_out(e: &io::Error) -> bool {
 
 impl Conn {
     fn set_write_timeout(&mut self, want: Duration) -> io::Result<()> {
-        if !close_enough(self.write_timeout, want) {
+        if !close_enough(self.write_timeout, Some(want)) {
             self.stream.set_write_timeout(Some(want))?;
             self.write_timeout = Some(want);
         }
@@ -546,7 +551,7 @@ impl Conn {
         loop {
             let left = left_until(end)
                 .ok_or_else(|| io::Error::new(io::ErrorKind::TimedOut, "timed out"))?;
-            if !close_enough(self.read_timeout, left) {
+            if !close_enough(self.read_timeout, Some(left)) {
                 self.stream.set_read_timeout(Some(left))?;
                 self.read_timeout = Some(left);
             }

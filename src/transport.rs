@@ -242,8 +242,9 @@ fn outcome(status: u16, retry_after: Option<Duration>, text: &str) -> Outcome {
 ///   (whatever is held back is sent before any read, so TLS handshakes and
 ///   `Expect: 100-continue` still work);
 /// - `SO_SNDTIMEO`/`SO_RCVTIMEO` are set again only when the wanted timeout differs from the
-///   one in place by more than 1/32 of it (at most [`SLACK`]); a read or write that times out
-///   early is retried with the exact time left, so a timeout fires at most [`SLACK`] late;
+///   one in place by more than 1/32 of it (at most `http1::SLACK`, 5 ms); a read or write
+///   that times out early is retried with the exact time left, so a timeout fires at most
+///   that late;
 /// - the liveness probe is one `recv(MSG_PEEK | MSG_DONTWAIT)`, and it is made once per
 ///   request: ureq probes when it puts a connection back in its pool, straight after reading
 ///   the answer, and again when it takes the connection out for the next request. The first
@@ -263,8 +264,7 @@ mod tcp {
     };
     use ureq::{Error, Timeout};
 
-    /// How late a timeout may fire, at most, because the socket's timeout was left in place.
-    pub const SLACK: Duration = Duration::from_millis(5);
+    use crate::http1::{close_enough, timed_out};
     /// Held-back output is sent once it reaches this size.
     const FLUSH_AT: usize = 16 * 1024;
 
@@ -373,22 +373,6 @@ mod tcp {
                 }
             }
         }
-    }
-
-    /// Whether a socket timeout of `set` may stand in for `want`.
-    fn close_enough(set: Option<Duration>, want: Option<Duration>) -> bool {
-        match (set, want) {
-            (None, None) => true,
-            (Some(s), Some(w)) => s.abs_diff(w) <= (w / 32).min(SLACK),
-            _ => false,
-        }
-    }
-
-    fn timed_out(e: &io::Error) -> bool {
-        matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-        )
     }
 
     impl Tcp {

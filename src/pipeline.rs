@@ -67,22 +67,8 @@ impl Signal {
     }
     /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
     fn wait(&self, seen: u64, timeout: Duration) -> u64 {
-        let end = Instant::now() + timeout;
-        let mut g = lock(&self.lock);
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        loop {
-            let now = self.seq.load(Ordering::SeqCst);
-            let left = end.saturating_duration_since(Instant::now());
-            if now != seen || left.is_zero() {
-                self.waiters.fetch_sub(1, Ordering::SeqCst);
-                return now;
-            }
-            g = self
-                .cond
-                .wait_timeout(g, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.wait_for(timeout, timeout, || self.seq.load(Ordering::SeqCst) != seen);
+        self.current()
     }
     fn current(&self) -> u64 {
         self.seq.load(Ordering::SeqCst)

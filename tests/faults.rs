@@ -319,10 +319,12 @@ impl ClosingServer {
                         c.set_nonblocking(false).unwrap();
                         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
                         if let Some(body) = read_request(&mut c) {
+                            // Recorded before the answer: once the client has its answer (and
+                            // its flush returns), the test must find the body here.
+                            b.lock().unwrap().push(body);
                             let _ = c.write_all(
                                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
                             );
-                            b.lock().unwrap().push(body);
                         }
                         // Closed here, with keep-alive implied by HTTP/1.1.
                     }

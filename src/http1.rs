@@ -334,19 +334,8 @@ impl Client {
         buf.drain(..head_len);
         let mut reusable = keep;
         match framing {
-            Framing::Length(mut left) => {
-                loop {
-                    let take = (buf.len() as u64).min(left) as usize;
-                    keep_some(&mut text, &buf[..take], keep_text);
-                    buf.drain(..take);
-                    left -= take as u64;
-                    if left == 0 {
-                        break;
-                    }
-                    if c.fill(buf, end).map_err(|e| failed(e.to_string(), false))? == 0 {
-                        return Err(failed("connection closed in the answer's body", false));
-                    }
-                }
+            Framing::Length(n) => {
+                body_bytes(c, buf, end, n, &mut text, keep_text)?;
                 // Bytes past the answer: the connection is out of step.
                 reusable &= buf.is_empty();
             }
@@ -389,13 +378,6 @@ fn read_chunked(
     text: &mut Vec<u8>,
     keep_text: usize,
 ) -> Result<(), Failed> {
-    let more = |c: &mut Conn, buf: &mut Vec<u8>| -> Result<(), Failed> {
-        match c.fill(buf, end) {
-            Ok(0) => Err(failed("connection closed in the answer's body", false)),
-            Ok(_) => Ok(()),
-            Err(e) => Err(failed(format!("receive: {e}"), false)),
-        }
-    };
     loop {
         let (skip, size) = match httparse::parse_chunk_size(buf) {
             Ok(httparse::Status::Complete(v)) => v,
@@ -403,7 +385,7 @@ fn read_chunked(
                 if buf.len() > MAX_HEAD {
                     return Err(failed("bad chunk size line", false));
                 }
-                more(c, buf)?;
+                c.more(buf, end)?;
                 continue;
             }
             Err(_) => return Err(failed("bad chunk size", false)),
@@ -421,29 +403,41 @@ fn read_chunked(
                     if buf.len() > MAX_HEAD {
                         return Err(failed("trailers too large", false));
                     }
-                    more(c, buf)?;
+                    c.more(buf, end)?;
                 }
             }
         }
         // The chunk's data, then CRLF.
-        let mut left = size;
-        loop {
-            let take = (buf.len() as u64).min(left) as usize;
-            keep_some(text, &buf[..take], keep_text);
-            buf.drain(..take);
-            left -= take as u64;
-            if left == 0 {
-                break;
-            }
-            more(c, buf)?;
-        }
+        body_bytes(c, buf, end, size, text, keep_text)?;
         while buf.len() < 2 {
-            more(c, buf)?;
+            c.more(buf, end)?;
         }
         if &buf[..2] != b"\r\n" {
             return Err(failed("bad chunk end", false));
         }
         buf.drain(..2);
+    }
+}
+
+/// Takes the next `n` bytes of the body (what `buf` holds, then more from the connection),
+/// keeping what fits in `text` under `keep_text`.
+fn body_bytes(
+    c: &mut Conn,
+    buf: &mut Vec<u8>,
+    end: Instant,
+    mut n: u64,
+    text: &mut Vec<u8>,
+    keep_text: usize,
+) -> Result<(), Failed> {
+    loop {
+        let take = (buf.len() as u64).min(n) as usize;
+        keep_some(text, &buf[..take], keep_text);
+        buf.drain(..take);
+        n -= take as u64;
+        if n == 0 {
+            return Ok(());
+        }
+        c.more(buf, end)?;
     }
 }
 
@@ -543,6 +537,15 @@ impl Conn {
             self.write_timeout = Some(want);
         }
         Ok(())
+    }
+
+    /// More of the answer's body onto `buf`; its end here is an error.
+    fn more(&mut self, buf: &mut Vec<u8>, end: Instant) -> Result<(), Failed> {
+        match self.fill(buf, end) {
+            Ok(0) => Err(failed("connection closed in the answer's body", false)),
+            Ok(_) => Ok(()),
+            Err(e) => Err(failed(format!("receive: {e}"), false)),
+        }
     }
 
     /// Reads what has arrived (at least one byte, or 0 at the end of the stream) onto `buf`,

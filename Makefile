@@ -14,7 +14,7 @@ export RARCH_LOGGING_LIB := $(CURDIR)/$(LIB)
 export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver test test-rust test-c test-go test-node test-python \
-        header-check lint demo install uninstall bench clean deps
+        header-check lint demo install uninstall bench clean deps bench-ab
 
 all: build
 
@@ -90,6 +90,11 @@ uninstall:
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "no benchmarks yet"; fi
+
+# This tree's rarch_log against BASE's (a git ref), side by side in one process.
+BASE ?= HEAD
+bench-ab: build
+	bench/ab.sh $(BASE)
 
 clean:
 	$(CARGO) clean

@@ -1,6 +1,7 @@
 //! A validator for the one JSON text on the caller's hot path: the entry's context, which must
 //! be a JSON object (RFC 8259). It checks without building anything, a few instructions a
-//! byte, where a general parser spent about 40% of `rarch_log`. It accepts exactly what
+//! byte (less than one on the AVX2 path), where a general parser spent about 40% of
+//! `rarch_log`. It accepts exactly what
 //! serde_json accepts (a differential test checks it), except nesting deeper than 128 levels,
 //! which it refuses: serde_json (and most decoders) refuse to parse deeper values.
 
@@ -16,9 +17,21 @@ const MAX_DEPTH: u32 = 128;
 /// Checks that `s` is one JSON object, with nothing but whitespace around it. Returns whether
 /// the text has a line break (which valid JSON can only have as whitespace between tokens).
 ///
-/// One pass, no allocation: containers are tracked in a 128-bit stack (a set bit is an
-/// object), strings are scanned 8 bytes at a time.
+/// No allocation. A compact text (the usual context) is checked 64 bytes at a time with AVX2
+/// where the CPU has it (`avx2::compact`); anything else, and every invalid text, by
+/// [`check_scalar`], which says where and why.
 pub fn check_object(s: &[u8]) -> Result<bool, Invalid> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(nl) = avx2::check(s) {
+        return Ok(nl);
+    }
+    check_scalar(s)
+}
+
+/// [`check_object`] one token at a time: the reference, the fallback of the fast path, and
+/// the one that reports where and why a text is invalid. One pass: containers are tracked in
+/// a 128-bit stack (a set bit is an object), strings are scanned 8 bytes at a time.
+fn check_scalar(s: &[u8]) -> Result<bool, Invalid> {
     let mut nl = false;
     let mut i = ws(s, 0, &mut nl);
     if at(s, i) != b'{' {
@@ -118,7 +131,8 @@ fn specials(v: u64) -> u64 {
 
 /// The position of the first special byte (see [`first_special`]) at or after `i`, or
 /// `s.len()` if there is none. Eight bytes at a time; the last (partial) word is read as the
-/// last eight bytes of `s`, with the bytes already seen masked off.
+/// last eight bytes of `s`, with the bytes already seen masked off. (SSE2, 16 bytes at a
+/// time, took fewer instructions but made `rarch_log` 20-30% slower: see BENCHMARKS.md.)
 #[inline(always)]
 fn next_special(s: &[u8], mut i: usize) -> usize {
     let n = s.len();
@@ -273,6 +287,344 @@ fn number(s: &[u8], mut i: usize) -> Result<usize, Invalid> {
     Ok(i)
 }
 
+/// The fast path of [`check_object`] for compact texts (no whitespace outside strings, no
+/// backslash, no control character: what a program that serialises its context writes).
+///
+/// simdjson's first stage classifies each 64-byte block with AVX2 into bit masks (quotes,
+/// structural characters, what lies inside strings). Here the grammar is then checked on the
+/// masks too, a block at a time, instead of token by token: in a compact text every token is
+/// next to the one before it, so "after `:` comes a value" is `(colons << 1) & !value_starts
+/// == 0`. Only what needs a stack goes one by one: the brackets (matching, and which commas
+/// are an object's), and the numbers and literals (their own grammar).
+///
+/// It answers only for texts it can vouch for: `true` for a valid object; `false` for
+/// anything else, including valid texts it does not handle (whitespace between tokens, a
+/// backslash, nesting deeper than 64, a CPU without AVX2 or PCLMULQDQ), which
+/// [`check_scalar`] then decides and explains.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use core::arch::x86_64::*;
+
+    /// Some(false) (no line break: a compact text has none) or None (ask the scalar check).
+    pub(super) fn check(s: &[u8]) -> Option<bool> {
+        if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("pclmulqdq") {
+            return None;
+        }
+        // SAFETY: the CPU has AVX2 and PCLMULQDQ (checked just above), the only requirements
+        // of `compact`.
+        unsafe { compact(s) }.then_some(false)
+    }
+
+    /// One block's bytes classified: bit i is byte i.
+    struct Raw {
+        quote: u64,
+        /// `{ } [ ] : ,` (and the control characters 0x0C and 0x1A, see `classify`).
+        structural: u64,
+        space: u64,
+        /// Bytes below 0x20.
+        control: u64,
+        /// Bits 6, 5 and 1 of each byte, which tell the structural characters apart.
+        b6: u64,
+        b5: u64,
+        b1: u64,
+    }
+
+    impl Raw {
+        fn shifted(self, by: u32) -> Raw {
+            Raw {
+                quote: self.quote >> by,
+                structural: self.structural >> by,
+                space: self.space >> by,
+                control: self.control >> by,
+                b6: self.b6 >> by,
+                b5: self.b5 >> by,
+                b1: self.b1 >> by,
+            }
+        }
+    }
+
+    /// Classifies 32 bytes; ORs their backslashes into `backslash`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn classify32(v: __m256i, backslash: &mut __m256i) -> [u32; 7] {
+        // The structural characters with bit 5 set, by low nibble: ':' 0x3A, '{' 0x7B (and
+        // '[' 0x5B), ',' 0x2C, '}' 0x7D (and ']' 0x5D). The control characters 0x1A and 0x0C
+        // match too; any control character sends the text to the scalar check.
+        let table = _mm256_setr_epi8(
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0, //
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0,
+        );
+        let lower = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
+        let structural = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, lower), lower);
+        let quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8));
+        let space = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8));
+        let control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v);
+        *backslash = _mm256_or_si256(
+            *backslash,
+            _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8)),
+        );
+        let mask = |m: __m256i| _mm256_movemask_epi8(m) as u32;
+        [
+            mask(quote),
+            mask(structural),
+            mask(space),
+            mask(control),
+            // Bit k of each byte moved up to bit 7 (a 16-bit shift moves no bit across the
+            // high bit of either byte for k >= 1).
+            mask(_mm256_slli_epi16::<1>(v)),
+            mask(_mm256_slli_epi16::<2>(v)),
+            mask(_mm256_slli_epi16::<6>(v)),
+        ]
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn classify(block: &[u8; 64], backslash: &mut __m256i) -> Raw {
+        // SAFETY: both loads read 32 bytes inside the 64 of `block` (unaligned loads).
+        let (lo, hi) = unsafe {
+            let p = block.as_ptr();
+            (
+                _mm256_loadu_si256(p.cast()),
+                _mm256_loadu_si256(p.add(32).cast()),
+            )
+        };
+        let a = classify32(lo, backslash);
+        let b = classify32(hi, backslash);
+        let w = |k: usize| u64::from(a[k]) | (u64::from(b[k]) << 32);
+        Raw {
+            quote: w(0),
+            structural: w(1),
+            space: w(2),
+            control: w(3),
+            b6: w(4),
+            b5: w(5),
+            b1: w(6),
+        }
+    }
+
+    /// The end of the number at `i` (RFC 8259's grammar), as [`super::number`] finds it.
+    #[inline(always)]
+    fn number_end(s: &[u8], mut i: usize) -> Option<usize> {
+        let at = |i: usize| s.get(i).copied().unwrap_or(0);
+        let digits = |mut i: usize| {
+            while at(i).is_ascii_digit() {
+                i += 1;
+            }
+            i
+        };
+        if at(i) == b'-' {
+            i += 1;
+        }
+        i = match at(i) {
+            b'0' => i + 1,
+            b'1'..=b'9' => digits(i + 1),
+            _ => return None,
+        };
+        if at(i) == b'.' {
+            let j = digits(i + 1);
+            if j == i + 1 {
+                return None;
+            }
+            i = j;
+        }
+        if at(i) | 0x20 == b'e' {
+            i += 1;
+            if let b'+' | b'-' = at(i) {
+                i += 1;
+            }
+            let j = digits(i);
+            if j == i {
+                return None;
+            }
+            i = j;
+        }
+        Some(i)
+    }
+
+    /// Bit i set when bits 0..=i of `x` hold an odd number of ones: a carry-less multiply
+    /// by all ones.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq")]
+    fn prefix_xor(x: u64) -> u64 {
+        let product = _mm_clmulepi64_si128::<0>(_mm_set_epi64x(0, x as i64), _mm_set1_epi8(-1));
+        _mm_cvtsi128_si64(product) as u64
+    }
+
+    /// Masks of the previous block, for "the byte before" at bit 0.
+    #[derive(Default)]
+    struct Before {
+        open_brace: u64,
+        open_bracket: u64,
+        colon: u64,
+        comma_array: u64,
+        comma_object: u64,
+        close_quote: u64,
+        close: u64,
+        scalar: u64,
+        key_end: u64,
+    }
+
+    #[target_feature(enable = "avx2,pclmulqdq")]
+    fn compact(s: &[u8]) -> bool {
+        let n = s.len();
+        if s.first() != Some(&b'{') {
+            return false;
+        }
+        let mut backslash = _mm256_setzero_si256();
+        let mut in_string = 0u64; // all ones if the previous block ended inside a string
+        let mut key_carry = 0u64; // the carry out of the previous block's key addition
+        let mut before = Before::default();
+        // The open containers, innermost in bit 0 (set: an object).
+        let mut stack = 0u64;
+        let mut depth = 0u32;
+        let mut object_carry = 0u64; // all ones if the innermost container at the end of the previous block is an object
+        let mut padded = [b' '; 64];
+        let mut base = 0;
+        while base < n {
+            let rest = n - base;
+            let (raw, valid) = match s[base..].first_chunk::<64>() {
+                Some(block) => (classify(block, &mut backslash), !0u64),
+                None => {
+                    let valid = (1u64 << rest) - 1;
+                    match s.last_chunk::<64>() {
+                        // The last 64 bytes, with those already seen shifted out.
+                        Some(block) => (
+                            classify(block, &mut backslash).shifted(64 - rest as u32),
+                            valid,
+                        ),
+                        None => {
+                            padded[..rest].copy_from_slice(&s[base..]);
+                            (classify(&padded, &mut backslash), valid)
+                        }
+                    }
+                }
+            };
+            // A control character anywhere (line breaks and tabs included), or a space
+            // outside strings: not compact, or not valid. The scalar check decides.
+            let inside = prefix_xor(raw.quote) ^ in_string;
+            in_string = ((inside as i64) >> 63) as u64;
+            let outside = !inside & valid;
+            if (raw.control & valid) | (raw.space & outside) != 0 {
+                return false;
+            }
+            let open_quote = raw.quote & inside;
+            let close_quote = raw.quote & !inside;
+            let st = raw.structural & outside;
+            let brackets = st & raw.b6; // { } [ ]
+            let open_brace = brackets & raw.b5 & raw.b1;
+            let open_bracket = brackets & !raw.b5 & raw.b1;
+            let close = brackets & !raw.b1;
+            let colon = st & !raw.b6 & raw.b1;
+            let comma = st & !raw.b6 & !raw.b1;
+            let scalar = outside & !(st | raw.quote);
+
+            // The brackets, one by one: they must match, and the text must end with the one
+            // that closes the first. Where the innermost container changes between object
+            // and array, a toggle bit: the commas between toggles belong to one kind.
+            let mut toggles = 0u64;
+            let mut rest_brackets = brackets;
+            while rest_brackets != 0 {
+                let bit = rest_brackets & rest_brackets.wrapping_neg();
+                rest_brackets ^= bit;
+                let was_object = stack & 1;
+                if close & bit == 0 {
+                    if depth == 64 {
+                        return false;
+                    }
+                    stack = (stack << 1) | u64::from(open_brace & bit != 0);
+                    depth += 1;
+                } else {
+                    if depth == 0 || (raw.b5 & bit != 0) != (was_object != 0) {
+                        return false;
+                    }
+                    stack >>= 1;
+                    depth -= 1;
+                    if depth == 0 && base + bit.trailing_zeros() as usize != n - 1 {
+                        return false;
+                    }
+                }
+                if stack & 1 != was_object {
+                    toggles |= bit;
+                }
+            }
+            let in_object = prefix_xor(toggles) ^ object_carry;
+            object_carry = 0u64.wrapping_sub(stack & 1);
+            let comma_object = comma & in_object;
+            let comma_array = comma & !comma_object;
+
+            // Keys: strings opened right after `{` or an object's `,`. Adding the opening
+            // quote's bit to the run of `inside` bits it starts carries to the bit after
+            // the run, which is the closing quote.
+            let after = |x: u64, prev: u64| (x << 1) | (prev >> 63);
+            let key_open = open_quote
+                & (after(open_brace, before.open_brace) | after(comma_object, before.comma_object));
+            let (sum, c1) = inside.overflowing_add(key_open);
+            let (sum, c2) = sum.overflowing_add(key_carry);
+            key_carry = u64::from(c1 | c2);
+            let key_end = sum & close_quote;
+
+            let scalar_start = scalar & !after(scalar, before.scalar);
+            let value_start = open_quote | open_brace | open_bracket | scalar_start;
+            // What may follow what: each line is "the bytes after X that are not allowed".
+            let bad = (after(open_brace, before.open_brace) & !(key_open | close))
+                | (after(open_bracket, before.open_bracket) & !(value_start | close))
+                | (after(colon, before.colon) & !value_start)
+                | (after(comma_array, before.comma_array) & !value_start)
+                | (after(comma_object, before.comma_object) & !key_open)
+                | (after(close_quote, before.close_quote) & !(colon | comma | close))
+                | (after(close, before.close) & !(comma | close))
+                | (after(scalar, before.scalar) & !(scalar | comma | close))
+                // A colon exactly after each key, and nowhere else.
+                | (colon ^ after(key_end, before.key_end));
+            if bad & valid != 0 {
+                return false;
+            }
+
+            // Numbers and literals, each by its own grammar, ending where the run ends.
+            let mut starts = scalar_start;
+            while starts != 0 {
+                let i = base + starts.trailing_zeros() as usize;
+                starts &= starts - 1;
+                let end = match s[i] {
+                    b'-' | b'0'..=b'9' => match number_end(s, i) {
+                        Some(end) => end,
+                        None => return false,
+                    },
+                    b => {
+                        let word: &[u8] = match b {
+                            b't' => b"true",
+                            b'f' => b"false",
+                            b'n' => b"null",
+                            _ => return false,
+                        };
+                        if s.get(i..i + word.len()) != Some(word) {
+                            return false;
+                        }
+                        i + word.len()
+                    }
+                };
+                if !matches!(s.get(end), Some(b',' | b'}' | b']')) {
+                    return false;
+                }
+            }
+
+            before = Before {
+                open_brace,
+                open_bracket,
+                colon,
+                comma_array,
+                comma_object,
+                close_quote,
+                close,
+                scalar,
+                key_end,
+            };
+            base += 64;
+        }
+        depth == 0 && in_string == 0 && _mm256_testz_si256(backslash, backslash) == 1
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +769,7 @@ mod tests {
     fn agrees_with_serde_json_on_generated_texts() {
         // Valid objects (compact and pretty, so with line breaks), then random edits of them.
         let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let avx2 = avx2_here();
         let edits = b"{}[]:,\"\\-+.0eEtrufalsn \t\n\r\x01a#!";
         let mut invalid = 0;
         for round in 0..3000 {
@@ -431,6 +784,10 @@ mod tests {
                 Ok(text.contains('\n')),
                 "{text:?}"
             );
+            #[cfg(target_arch = "x86_64")]
+            if avx2 && compact(text.as_bytes()) {
+                assert!(fast_agrees(text.as_bytes()).is_some(), "declined {text:?}");
+            }
             for _ in 0..8 {
                 let mut b = text.clone().into_bytes();
                 for _ in 0..=g.below(3) {
@@ -448,6 +805,10 @@ mod tests {
                     let ok = serde_ok(s);
                     invalid += usize::from(!ok);
                     assert_eq!(check_object(s.as_bytes()).is_ok(), ok, "{s:?}");
+                    #[cfg(target_arch = "x86_64")]
+                    if avx2 {
+                        fast_agrees(s.as_bytes());
+                    }
                 }
             }
         }
@@ -455,6 +816,127 @@ mod tests {
             invalid > 5000,
             "the edits should make many invalid texts: {invalid}"
         );
+    }
+
+    /// The fast path either agrees with the scalar validator or declines (None).
+    #[cfg(target_arch = "x86_64")]
+    fn fast_agrees(s: &[u8]) -> Option<bool> {
+        let fast = avx2::check(s);
+        if let Some(nl) = fast {
+            assert_eq!(
+                check_scalar(s),
+                Ok(nl),
+                "fast path accepted {:?}",
+                String::from_utf8_lossy(s)
+            );
+        }
+        fast
+    }
+
+    /// What the fast path must take when it is valid: no backslash, no control character,
+    /// no space outside strings.
+    fn compact(s: &[u8]) -> bool {
+        let mut inside = false;
+        s.iter().all(|&b| {
+            inside ^= b == b'"';
+            b != b'\\' && b >= 0x20 && (inside || b != b' ')
+        })
+    }
+
+    fn avx2_here() -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            return true;
+        }
+        eprintln!("no AVX2 here: only the scalar validator runs");
+        false
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn fast_path_agrees_and_takes_what_it_should() {
+        if !avx2_here() {
+            return;
+        }
+        // The benchmark's typical context, and texts around every block boundary.
+        let typical = br#"{"order":{"id":829145,"items":3,"total":{"amount":129.90,"currency":"EUR"}},"http":{"method":"POST","path":"/api/v2/checkout","status":201},"client":{"ip":"10.1.2.3","app":"web-74"},"flags":["a","b"]}"#;
+        assert_eq!(fast_agrees(typical), Some(false));
+        for pad in 0..200 {
+            let deep = pad % 63; // with the root and the innermost array: up to 64 deep
+            for v in [
+                format!("{{\"k\":\"{}\"}}", "x ".repeat(pad)),
+                format!("{{\"k\":{}}}", "1".repeat(pad + 1)),
+                format!(
+                    "{{\"k\":{}[true,false,null]{}}}",
+                    "[".repeat(deep),
+                    "]".repeat(deep)
+                ),
+                format!("{{\"k\":[{}0]}}", "0,".repeat(pad)),
+                format!("{{\"{}\":{{}}}}", "é".repeat(pad)),
+                format!(
+                    "{{{}\"z\":-1.5e-3}}",
+                    "\"a\":{\"b\":[],\"c\":{}},".repeat(pad / 8)
+                ),
+            ] {
+                assert_eq!(fast_agrees(v.as_bytes()), Some(false), "{v:?}");
+            }
+            // Declined: valid but a backslash, a line break or a space between tokens.
+            for v in [
+                format!("{{\"k\":\"{}\\n\"}}", "x".repeat(pad)),
+                format!("{{\"k\":\"{}\"}}\n", "x".repeat(pad)),
+                format!("{{\"k\": \"{}\"}}", "x".repeat(pad)),
+            ] {
+                assert_eq!(fast_agrees(v.as_bytes()), None, "{v:?}");
+                assert!(check_object(v.as_bytes()).is_ok(), "{v:?}");
+            }
+            // Cut anywhere: never valid.
+            let v = format!("{{\"k\":\"{}\",\"j\":[1,{{\"a\":null}}]}}", "x".repeat(pad));
+            for cut in 0..v.len() {
+                assert_eq!(fast_agrees(&v.as_bytes()[..cut]), None, "{cut} {v:?}");
+            }
+        }
+        // Every one-byte deletion, substitution and insertion of a compact sample, and of
+        // one across a block boundary.
+        let short = r#"{"a":[1,-2.5e3,true,false,null,"x é",{}],"b":{"c":{},"d":[[]]},"e":"0123456789abcdef"}"#;
+        let long = format!(
+            r#"{{"pad":"{}","a":{{"b":[0,{{"c":"d"}}],"e":1}}}}"#,
+            "p".repeat(40)
+        );
+        let alphabet = b"{}[]:,\"\\-+.0123456789eEtrufalsn \t\n\r\x01\x0c\x1a\x00Z";
+        let mut taken = 0;
+        for base in [short, long.as_str()] {
+            let bytes = base.as_bytes();
+            for i in 0..=bytes.len() {
+                let mut edits = vec![];
+                if i < bytes.len() {
+                    let mut del = bytes.to_vec();
+                    del.remove(i);
+                    edits.push(del);
+                }
+                for &c in alphabet {
+                    if i < bytes.len() {
+                        let mut sub = bytes.to_vec();
+                        sub[i] = c;
+                        edits.push(sub);
+                    }
+                    let mut ins = bytes.to_vec();
+                    ins.insert(i, c);
+                    edits.push(ins);
+                }
+                for e in edits {
+                    if let Ok(s) = std::str::from_utf8(&e) {
+                        let ok = serde_ok(s);
+                        assert_eq!(check_object(s.as_bytes()).is_ok(), ok, "{s:?}");
+                        let fast = fast_agrees(s.as_bytes());
+                        taken += usize::from(fast.is_some());
+                        if ok && compact(s.as_bytes()) {
+                            assert!(fast.is_some(), "valid and compact, declined: {s:?}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(taken > 1000, "{taken}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::level::Level;
 use crate::stats::Stats;
 use crate::transport::{Outcome, Transport};
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -137,9 +138,11 @@ struct Shared {
     buffers: Mutex<HashMap<Arc<str>, Arc<DiskBuffer>>>,
     overflow: Mutex<Vec<Item>>,
     overflow_len: AtomicUsize,
-    /// Entries taken into memory (queue or overflow), and those of them that have ended.
-    accepted: AtomicU64,
-    settled: AtomicU64,
+    /// Entries taken into memory (queue or overflow), and those of them that have ended:
+    /// the first counted by callers, the second by the sender threads, each on a cache line
+    /// of its own (see [`Stats`]).
+    accepted: CachePadded<AtomicU64>,
+    settled: CachePadded<AtomicU64>,
     /// The lowest `settled` count a `flush` waits for (`u64::MAX`: none). `settle` wakes the
     /// flushers only once it is reached, not once per entry (that was one futex call and one
     /// context switch per delivered entry while a flush waited).
@@ -273,8 +276,8 @@ impl Pipeline {
             buffers: Mutex::default(),
             overflow: Mutex::default(),
             overflow_len: AtomicUsize::new(0),
-            accepted: AtomicU64::new(0),
-            settled: AtomicU64::new(0),
+            accepted: CachePadded::new(AtomicU64::new(0)),
+            settled: CachePadded::new(AtomicU64::new(0)),
             flush_want: AtomicU64::new(u64::MAX),
             outage: AtomicBool::new(false),
             closing: AtomicBool::new(false),

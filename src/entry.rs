@@ -225,8 +225,12 @@ fn context(c: &str) -> Result<Context<'_>> {
             ),
         )
     })?;
-    let (text, newline) = (c.trim_matches([' ', '\t', '\n', '\r']), multi_line);
-    if newline {
+    // A valid object starts with `{` and ends with `}` but for whitespace around it.
+    let text = match (c.as_bytes().first(), c.as_bytes().last()) {
+        (Some(b'{'), Some(b'}')) => c,
+        _ => c.trim_matches([' ', '\t', '\n', '\r']),
+    };
+    if multi_line {
         return Ok(Context::Compact(minify(text)));
     }
     Ok(Context::Raw(text))

@@ -6,7 +6,8 @@
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
- *   rbench pause      URL KEY BUFDIR PAUSE_US BURSTS (first call of a burst after a pause)
+ *   rbench pause      URL KEY BUFDIR PAUSE_US BURSTS (first call of a burst after a pause,
+ *                     and an empty call after the same pause as its floor)
  *
  * Every subcommand prints one line "RESULT bench=<name> key=value ..." on stdout (read by
  * bench/report.py) and human notes on stderr. Times are CLOCK_MONOTONIC nanoseconds, nothing
@@ -359,7 +360,8 @@ static void *blocking_thread(void *p) {
 
 /* One thread, bursts of BURST calls separated by a sleep of PAUSE_US; the first call of each
  * burst and the others are reported apart. Shows how the cost of the first call grows with the
- * time the caches had to go cold. */
+ * time the caches had to go cold. Every other burst starts with an empty call into the library
+ * (rarch_get_level) instead, timed the same way: the floor for a first call after that pause. */
 static int cmd_pause(int argc, char **argv) {
     if (argc != 7) return -1;
     const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
@@ -370,28 +372,38 @@ static int cmd_pause(int argc, char **argv) {
     rarch_logger *l = new_logger(o);
     rarch_options_free(o);
     for (int i = 0; i < 200; i++) log_typical(l);
-    uint64_t *first = calloc(bursts, 8), *rest = calloc(bursts * (BURST - 1), 8);
-    if (!first || !rest) die("out of memory");
-    size_t nr = 0, errors = 0;
-    for (size_t b = 0; b < bursts; b++) {
+    uint64_t *first = calloc(bursts, 8), *floor_ = calloc(bursts, 8),
+             *rest = calloc(2 * bursts * (BURST - 1), 8);
+    if (!first || !floor_ || !rest) die("out of memory");
+    size_t nf = 0, nfl = 0, nr = 0, errors = 0;
+    volatile int sink = 0;
+    for (size_t b = 0; b < 2 * bursts; b++) {
         struct timespec ts = {pause_us / 1000000, (pause_us % 1000000) * 1000};
         while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+        }
+        if (b % 2) {
+            uint64_t t0 = now_ns();
+            sink += rarch_get_level(l);
+            floor_[nfl++] = now_ns() - t0;
         }
         for (int i = 0; i < BURST; i++) {
             uint64_t t0 = now_ns();
             if (log_typical(l) != RARCH_OK) errors++;
             uint64_t t1 = now_ns();
-            if (i == 0) first[b] = t1 - t0;
-            else rest[nr++] = t1 - t0;
+            if (i > 0) rest[nr++] = t1 - t0;
+            else if (b % 2 == 0) first[nf++] = t1 - t0;
         }
     }
+    (void)sink;
     printf("RESULT bench=pause pause_us=%ld bursts=%zu errors=%zu", pause_us, bursts, errors);
-    print_pcts("first", first, bursts);
+    print_pcts("first", first, nf);
+    print_pcts("floor", floor_, nfl);
     print_pcts("rest", rest, nr);
     printf("\n");
     fflush(stdout);
     rarch_logger_free(l);
     free(first);
+    free(floor_);
     free(rest);
     return 0;
 }

@@ -104,13 +104,17 @@ def main():
     pauses = by(bench="pause")
     if pauses:
         p("The first call of a burst against the pause before it (1 thread, healthy server, "
-          "bursts of 100; `rbench pause`):")
+          "bursts of 100; `rbench pause`). Its floor: after the same pause, every other burst "
+          "starts with an empty call into the library (`rarch_get_level`), timed alike:")
         p("")
-        p("| pause | bursts | first call p50 | first call p99 | other calls p50 | other calls p99 |")
-        p("|---|---|---|---|---|---|")
+        p("| pause | bursts | first call p50 | first call p99 | floor: empty first call p50 "
+          "| floor p99 | other calls p50 | other calls p99 |")
+        p("|---|---|---|---|---|---|---|---|")
         for r in pauses:
-            p("| %s | %d | %s | %s | %s | %s |" % (
+            p("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
                 ns(r["pause_us"] * 1000), r["bursts"], ns(r["first_p50"]), ns(r["first_p99"]),
+                ns(r["floor_p50"]) if "floor_p50" in r else "-",
+                ns(r["floor_p99"]) if "floor_p99" in r else "-",
                 ns(r["rest_p50"]), ns(r["rest_p99"])))
         p("")
 

@@ -321,7 +321,7 @@ mod avx2 {
         /// `{ } [ ] : ,` (and the control characters 0x0C and 0x1A, see `classify`).
         structural: u64,
         space: u64,
-        /// Bytes below 0x20.
+        /// Bytes below 0x20, and backslashes: what the fast path leaves to the scalar check.
         control: u64,
         /// Bits 6, 5 and 1 of each byte, which tell the structural characters apart.
         b6: u64,
@@ -343,10 +343,10 @@ mod avx2 {
         }
     }
 
-    /// Classifies 32 bytes; ORs their backslashes into `backslash`.
+    /// Classifies 32 bytes.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn classify32(v: __m256i, backslash: &mut __m256i) -> [u32; 7] {
+    fn classify32(v: __m256i) -> [u32; 7] {
         // The structural characters with bit 5 set, by low nibble: ':' 0x3A, '{' 0x7B (and
         // '[' 0x5B), ',' 0x2C, '}' 0x7D (and ']' 0x5D). The control characters 0x1A and 0x0C
         // match too; any control character sends the text to the scalar check.
@@ -358,9 +358,8 @@ mod avx2 {
         let structural = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, lower), lower);
         let quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8));
         let space = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8));
-        let control = _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v);
-        *backslash = _mm256_or_si256(
-            *backslash,
+        let control = _mm256_or_si256(
+            _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v),
             _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8)),
         );
         let mask = |m: __m256i| _mm256_movemask_epi8(m) as u32;
@@ -379,7 +378,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn classify(block: &[u8; 64], backslash: &mut __m256i) -> Raw {
+    fn classify(block: &[u8; 64]) -> Raw {
         // SAFETY: both loads read 32 bytes inside the 64 of `block` (unaligned loads).
         let (lo, hi) = unsafe {
             let p = block.as_ptr();
@@ -388,8 +387,8 @@ mod avx2 {
                 _mm256_loadu_si256(p.add(32).cast()),
             )
         };
-        let a = classify32(lo, backslash);
-        let b = classify32(hi, backslash);
+        let a = classify32(lo);
+        let b = classify32(hi);
         let w = |k: usize| u64::from(a[k]) | (u64::from(b[k]) << 32);
         Raw {
             quote: w(0),
@@ -470,7 +469,6 @@ mod avx2 {
         if s.first() != Some(&b'{') {
             return false;
         }
-        let mut backslash = _mm256_setzero_si256();
         let mut in_string = 0u64; // all ones if the previous block ended inside a string
         let mut key_carry = 0u64; // the carry out of the previous block's key addition
         let mut before = Before::default();
@@ -483,24 +481,21 @@ mod avx2 {
         while base < n {
             let rest = n - base;
             let (raw, valid) = match s[base..].first_chunk::<64>() {
-                Some(block) => (classify(block, &mut backslash), !0u64),
+                Some(block) => (classify(block), !0u64),
                 None => {
                     let valid = (1u64 << rest) - 1;
                     match s.last_chunk::<64>() {
                         // The last 64 bytes, with those already seen shifted out.
-                        Some(block) => (
-                            classify(block, &mut backslash).shifted(64 - rest as u32),
-                            valid,
-                        ),
+                        Some(block) => (classify(block).shifted(64 - rest as u32), valid),
                         None => {
                             padded[..rest].copy_from_slice(&s[base..]);
-                            (classify(&padded, &mut backslash), valid)
+                            (classify(&padded), valid)
                         }
                     }
                 }
             };
-            // A control character anywhere (line breaks and tabs included), or a space
-            // outside strings: not compact, or not valid. The scalar check decides.
+            // A control character or a backslash anywhere (line breaks and tabs included), or
+            // a space outside strings: not compact, or not valid. The scalar check decides.
             let inside = prefix_xor(raw.quote) ^ in_string;
             in_string = ((inside as i64) >> 63) as u64;
             let outside = !inside & valid;
@@ -621,7 +616,7 @@ mod avx2 {
             };
             base += 64;
         }
-        depth == 0 && in_string == 0 && _mm256_testz_si256(backslash, backslash) == 1
+        depth == 0 && in_string == 0
     }
 }
 

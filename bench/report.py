@@ -101,6 +101,24 @@ def main():
                     ns(r["floor_p99"]), ns(r["clock_p50"]), r["errors"], dropped,
                     mark(ok), same, dur))
     p("")
+    b2b = by(bench="caller", scenario="healthy-b2b")
+    if b2b:
+        p("The same calls back to back, without pauses (healthy server, default mode), after "
+          "as many untimed calls and a flush in each thread: the steady cost with warm caches, "
+          "beside the paced runs above:")
+        p("")
+        p("| threads | calls | log p50 | log p99 | log p99.9 | log max | floor p50 (get_level) "
+          "| errors | dropped | target |")
+        p("|---|---|---|---|---|---|---|---|---|---|")
+        for r in b2b:
+            k = 1 if r["threads"] == 1 else 2
+            ok = r["log_p50"] <= 400 * k and r["log_p99"] <= 2000 * k
+            dropped = r["dropped_queue_full"] + r["dropped_buffer_cap"] + r["dropped_io"]
+            p("| %d | %d | %s | %s | %s | %s | %s | %d | %d | %s |" % (
+                r["threads"], r["count"], ns(r["log_p50"]), ns(r["log_p99"]),
+                ns(r["log_p999"]), ns(r["log_max"]), ns(r["floor_p50"]), r["errors"], dropped,
+                mark(ok)))
+        p("")
     pauses = by(bench="pause")
     if pauses:
         p("The first call of a burst against the pause before it (1 thread, healthy server, "

@@ -128,6 +128,10 @@ for durable in 0 1; do
     done
   done
 done
+# The same calls back to back (no pause; healthy server): the cost with warm caches. Four
+# threads log 2/5 as many each, so that all of it fits in the queue.
+"$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 0 healthy-b2b | emit
+"$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 4 $((CALLER_N * 2 / 5)) 0 0 healthy-b2b | emit
 # The first call of a burst against the length of the pause before it (healthy server).
 PAUSE_BURSTS=$([ $QUICK = 1 ] && echo 40 || echo 100)
 for pause in 200 2000 20000 100000; do

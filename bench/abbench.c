@@ -24,15 +24,7 @@
 #include <string.h>
 #include <time.h>
 
-/* The typical entry of rbench.c (issue 8): 64-byte message, user, tenant, 200-byte context. */
-static const char MESSAGE[] =
-    "payment authorised for order 8F3A-2291; gateway=stripe retries=0";
-static const char USER[] = "user-7c9e6679";
-static const char TENANT[] = "tenant-acme-eu";
-static const char CONTEXT[] =
-    "{\"order\":{\"id\":829145,\"items\":3,\"total\":{\"amount\":129.90,\"currency\":\"EUR\"}},"
-    "\"http\":{\"method\":\"POST\",\"path\":\"/api/v2/checkout\",\"status\":201},"
-    "\"client\":{\"ip\":\"10.1.2.3\",\"app\":\"web-74\"},\"flags\":[\"a\",\"b\"]}";
+#include "typical_entry.h"
 
 #define BURST 100
 
@@ -51,12 +43,6 @@ struct lib {
     uint64_t *all, *rest;
     size_t n_all, n_rest, errors;
 };
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void *sym(struct lib *l, const char *name) {
     void *p = dlsym(l->handle, name);

@@ -257,19 +257,26 @@ fn digits(s: &[u8], mut i: usize) -> usize {
     i
 }
 
-fn number(s: &[u8], mut i: usize) -> Result<usize, Invalid> {
+fn number(s: &[u8], i: usize) -> Result<usize, Invalid> {
+    number_end(s, i).map_err(|at| err(at, "invalid number"))
+}
+
+/// The end of the number (RFC 8259's grammar) that starts at `i`, or where it goes wrong.
+/// Inlined into both validators (the fast one only needs the end).
+#[inline(always)]
+fn number_end(s: &[u8], mut i: usize) -> Result<usize, usize> {
     if at(s, i) == b'-' {
         i += 1;
     }
     match at(s, i) {
         b'0' => i += 1,
         b'1'..=b'9' => i = digits(s, i + 1),
-        _ => return Err(err(i, "invalid number")),
+        _ => return Err(i),
     }
     if at(s, i) == b'.' {
         let j = digits(s, i + 1);
         if j == i + 1 {
-            return Err(err(j, "invalid number"));
+            return Err(j);
         }
         i = j;
     }
@@ -280,7 +287,7 @@ fn number(s: &[u8], mut i: usize) -> Result<usize, Invalid> {
         }
         let j = digits(s, i);
         if j == i {
-            return Err(err(j, "invalid number"));
+            return Err(j);
         }
         i = j;
     }
@@ -303,6 +310,7 @@ fn number(s: &[u8], mut i: usize) -> Result<usize, Invalid> {
 /// [`check_scalar`] then decides and explains.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
+    use super::number_end;
     use core::arch::x86_64::*;
 
     /// Some(false) (no line break: a compact text has none) or None (ask the scalar check).
@@ -318,7 +326,7 @@ mod avx2 {
     /// One block's bytes classified: bit i is byte i.
     struct Raw {
         quote: u64,
-        /// `{ } [ ] : ,` (and the control characters 0x0C and 0x1A, see `classify`).
+        /// `{ } [ ] : ,` (and the control characters 0x0C and 0x1A, see `classify32`).
         structural: u64,
         space: u64,
         /// Bytes below 0x20, and backslashes: what the fast path leaves to the scalar check.
@@ -401,45 +409,6 @@ mod avx2 {
         }
     }
 
-    /// The end of the number at `i` (RFC 8259's grammar), as [`super::number`] finds it.
-    #[inline(always)]
-    fn number_end(s: &[u8], mut i: usize) -> Option<usize> {
-        let at = |i: usize| s.get(i).copied().unwrap_or(0);
-        let digits = |mut i: usize| {
-            while at(i).is_ascii_digit() {
-                i += 1;
-            }
-            i
-        };
-        if at(i) == b'-' {
-            i += 1;
-        }
-        i = match at(i) {
-            b'0' => i + 1,
-            b'1'..=b'9' => digits(i + 1),
-            _ => return None,
-        };
-        if at(i) == b'.' {
-            let j = digits(i + 1);
-            if j == i + 1 {
-                return None;
-            }
-            i = j;
-        }
-        if at(i) | 0x20 == b'e' {
-            i += 1;
-            if let b'+' | b'-' = at(i) {
-                i += 1;
-            }
-            let j = digits(i);
-            if j == i {
-                return None;
-            }
-            i = j;
-        }
-        Some(i)
-    }
-
     /// Bit i set when bits 0..=i of `x` hold an odd number of ones: a carry-less multiply
     /// by all ones.
     #[inline]
@@ -475,7 +444,8 @@ mod avx2 {
         // The open containers, innermost in bit 0 (set: an object).
         let mut stack = 0u64;
         let mut depth = 0u32;
-        let mut object_carry = 0u64; // all ones if the innermost container at the end of the previous block is an object
+        // All ones if the innermost container at the end of the previous block is an object.
+        let mut object_carry = 0u64;
         let mut padded = [b' '; 64];
         let mut base = 0;
         while base < n {
@@ -582,8 +552,8 @@ mod avx2 {
                 starts &= starts - 1;
                 let end = match s[i] {
                     b'-' | b'0'..=b'9' => match number_end(s, i) {
-                        Some(end) => end,
-                        None => return false,
+                        Ok(end) => end,
+                        Err(_) => return false,
                     },
                     b => {
                         let word: &[u8] = match b {

@@ -153,40 +153,36 @@ fn child_logs_entries() {
     assert_eq!((s.delivered, s.failed_attempts), (N, 0), "{s:?}");
 }
 
-#[test]
-fn entries_go_through_the_proxy_named_by_http_proxy() {
+/// Starts a receiver and a proxy, runs the child with `var` naming the proxy (and `extra` set
+/// too), and checks that every entry arrived. Returns the receiver's address and the targets
+/// of the proxy's tunnels.
+fn log_with_proxy(var: &str, extra: &[(&str, &str)]) -> (String, Vec<String>) {
     let r = Receiver::start(KEY);
     let p = Proxy::start();
-    run_child(&r, &[("HTTP_PROXY", format!("http://{}", p.addr))]);
+    let mut env = vec![(var, format!("http://{}", p.addr))];
+    env.extend(extra.iter().map(|&(k, v)| (k, v.to_owned())));
+    run_child(&r, &env);
     assert_eq!(r.stat("distinct"), N);
-    let targets = p.targets();
+    (r.addr.clone(), p.targets())
+}
+
+#[test]
+fn entries_go_through_the_proxy_named_by_http_proxy() {
+    let (receiver, targets) = log_with_proxy("HTTP_PROXY", &[]);
     assert!(
-        !targets.is_empty() && targets.iter().all(|t| *t == r.addr),
-        "tunnels: {targets:?}, receiver at {}",
-        r.addr
+        !targets.is_empty() && targets.iter().all(|t| *t == receiver),
+        "tunnels: {targets:?}, receiver at {receiver}"
     );
 }
 
 #[test]
 fn all_proxy_is_read_too() {
-    let r = Receiver::start(KEY);
-    let p = Proxy::start();
-    run_child(&r, &[("ALL_PROXY", format!("http://{}", p.addr))]);
-    assert_eq!(r.stat("distinct"), N);
-    assert!(!p.targets().is_empty());
+    let (_, targets) = log_with_proxy("ALL_PROXY", &[]);
+    assert!(!targets.is_empty());
 }
 
 #[test]
 fn a_host_in_no_proxy_is_reached_directly() {
-    let r = Receiver::start(KEY);
-    let p = Proxy::start();
-    run_child(
-        &r,
-        &[
-            ("HTTP_PROXY", format!("http://{}", p.addr)),
-            ("NO_PROXY", "localhost,127.0.0.1".to_owned()),
-        ],
-    );
-    assert_eq!(r.stat("distinct"), N);
-    assert_eq!(p.targets(), Vec::<String>::new());
+    let (_, targets) = log_with_proxy("HTTP_PROXY", &[("NO_PROXY", "localhost,127.0.0.1")]);
+    assert_eq!(targets, Vec::<String>::new());
 }

@@ -221,6 +221,11 @@ typedef struct rarch_statistics {
    * Entries in memory now.
    */
   uint64_t queue_len;
+  /**
+   * Entries dead-lettered to buffer.rejected.jsonl after max_attempts failed attempts while
+   * the server delivered other entries (a "poison" entry).
+   */
+  uint64_t poisoned;
 } rarch_statistics;
 
 
@@ -251,6 +256,8 @@ struct rarch_options *rarch_options_new(void);
  * - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
  * - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
  * - `max_retries` (5): in-memory retries before an entry goes to disk.
+ * - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
+ *   others (across live sends, replays and restarts), before it is dead-lettered.
  * - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
  * - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
  *   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up

@@ -100,6 +100,12 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "in-memory retries of one entry before it goes to disk",
     ),
     (
+        "max_attempts",
+        None,
+        "10",
+        "failed attempts of one entry, while the server delivers others, before it is dead-lettered",
+    ),
+    (
         "backoff_initial_ms",
         None,
         "100",
@@ -216,6 +222,7 @@ pub struct Config {
     pub close_timeout: Duration,
     pub mirror: Mirror,
     pub max_retries: u32,
+    pub max_attempts: u32,
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub on_full: OnFull,
@@ -255,6 +262,7 @@ impl Default for Config {
             close_timeout: Duration::ZERO,
             mirror: Mirror::Off,
             max_retries: 0,
+            max_attempts: 0,
             backoff_initial: Duration::ZERO,
             backoff_max: Duration::ZERO,
             on_full: OnFull::Spill,
@@ -370,6 +378,7 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
             }
         }
         "max_retries" => c.max_retries = num(key, value, 0, 100)? as u32,
+        "max_attempts" => c.max_attempts = num(key, value, 1, 1_000_000)? as u32,
         "backoff_initial_ms" => c.backoff_initial = ms(key, value, 1, DAY_MS)?,
         "backoff_max_ms" => c.backoff_max = ms(key, value, 1, DAY_MS)?,
         "on_full" => {

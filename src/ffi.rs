@@ -130,6 +130,9 @@ pub struct rarch_statistics {
     pub dropped_io: u64,
     /// Entries in memory now.
     pub queue_len: u64,
+    /// Entries dead-lettered to buffer.rejected.jsonl after max_attempts failed attempts while
+    /// the server delivered other entries (a "poison" entry).
+    pub poisoned: u64,
 }
 
 /// Options for `rarch_logger_new` (opaque). See `rarch_options_set` for the keys.
@@ -285,6 +288,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
 /// - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
 /// - `max_retries` (5): in-memory retries before an entry goes to disk.
+/// - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
+///   others (across live sends, replays and restarts), before it is dead-lettered.
 /// - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
 /// - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
 ///   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up
@@ -572,6 +577,7 @@ pub unsafe extern "C" fn rarch_stats(
             dropped_buffer_cap: s.dropped_buffer_cap,
             dropped_io: s.dropped_io,
             queue_len: logger.inner.queue_len() as u64,
+            poisoned: s.poisoned,
         };
         // SAFETY: copies `full.size` bytes, no more than either side holds.
         unsafe {

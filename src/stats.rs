@@ -42,6 +42,9 @@ counters! {
     replayed,
     /// Entries the server refused with a 4xx other than 401/403/408/429: dead-lettered.
     rejected,
+    /// Entries dead-lettered (buffer.rejected.jsonl) after `max_attempts` failed attempts
+    /// while the server delivered other entries: a "poison" entry.
+    poisoned,
     /// Buffer lines that did not parse: moved to buffer.corrupt.jsonl.
     corrupt,
     /// 401/403 answers: the key or token is wrong; the entries are kept.

@@ -6,7 +6,8 @@
 // 403 (sub mismatch) with a reason; keeps accepted entries (GET /entries, JSONL) and appends
 // them to -out; counts duplicates by request_id; serves counters at GET /stats. POST
 // /admin/fault makes it fail on purpose (a status, a rate, a delay, dropped or reset
-// connections, malformed answers); POST /admin/key changes the key; POST /admin/reset clears.
+// connections, malformed answers), for a share of requests or only for bodies that contain a
+// text, and can delay every answer (latency_ms); POST /admin/key changes the key; POST /admin/reset clears.
 //
 //	receiver -addr 127.0.0.1:0 -key secret -addr-file /tmp/addr
 //
@@ -47,6 +48,12 @@ type Fault struct {
 	DelayMs    int     `json:"delay_ms"`    // with "delay", and before any other mode
 	RetryAfter int     `json:"retry_after"` // seconds, sent with "status"
 	Count      int64   `json:"count"`       // faults left; 0 means unlimited
+	// Match: when set, only requests whose body contains this text are faulted (a "poison"
+	// entry: `{"mode":"status","status":500,"match":"poison"}`); the rest are answered normally.
+	Match string `json:"match"`
+	// LatencyMs delays every answer (faulted or not) by this many milliseconds, without using
+	// CPU: a distant server.
+	LatencyMs int `json:"latency_ms"`
 }
 
 type server struct {
@@ -134,11 +141,14 @@ func checkEntry(body []byte) (service, requestID string, err error) {
 	return service, requestID, nil
 }
 
-func (s *server) currentFault() (Fault, bool) {
+func (s *server) currentFault(body []byte) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.fault
 	if f.Mode == "" || f.Mode == "none" {
+		return f, false
+	}
+	if f.Match != "" && !bytes.Contains(body, []byte(f.Match)) {
 		return f, false
 	}
 	if f.Rate > 0 && rand.Float64() >= f.Rate {
@@ -172,7 +182,13 @@ func (s *server) log(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
 		return
 	}
-	if f, on := s.currentFault(); on {
+	s.mu.Lock()
+	latency := s.fault.LatencyMs
+	s.mu.Unlock()
+	if latency > 0 {
+		time.Sleep(time.Duration(latency) * time.Millisecond)
+	}
+	if f, on := s.currentFault(body); on {
 		s.faulted.Add(1)
 		if f.DelayMs > 0 {
 			time.Sleep(time.Duration(f.DelayMs) * time.Millisecond)

@@ -7,6 +7,8 @@
 //! - `buffer.rotated-<UTC time>.jsonl`: `buffer.jsonl` renamed when it passed the rotation size;
 //! - `buffer.sending-<UTC time>-rarch<pid>.jsonl`: a file claimed by a drain (atomic rename);
 //!   a drain holds an `flock` on it, so one left by a dead process is picked up again;
+//! - `buffer.sending-....jsonl.progress`: how far the drain of that file got (the index of
+//!   the first line not yet settled, in decimal), so that a drain that adopts it starts there;
 //! - `buffer.rejected.jsonl`: entries the server refused (4xx), with status and reason;
 //! - `buffer.corrupt.jsonl`: lines that did not parse;
 //! - `buffer.journal-<pid>-<nonce>-<seq>.bin`: the crash journal of `durable=true` (see
@@ -97,6 +99,52 @@ pub struct Claimed {
 }
 
 impl Claimed {
+    /// Whether this file was `buffer.jsonl` before the claim.
+    pub fn from_active(&self) -> bool {
+        self.origin
+            .as_ref()
+            .is_some_and(|p| p.file_name().is_some_and(|n| n == ACTIVE))
+    }
+
+    fn progress_path(&self) -> PathBuf {
+        progress_path(&self.path)
+    }
+
+    /// The progress mark: lines before it (in [`Claimed::lines`]) were settled by an earlier
+    /// drain. 0 when there is none.
+    pub fn progress(&self) -> usize {
+        let Ok(f) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.progress_path())
+        else {
+            return 0;
+        };
+        let mut s = String::new();
+        if (&f).take(64).read_to_string(&mut s).is_err() {
+            return 0;
+        }
+        s.trim().parse().unwrap_or(0)
+    }
+
+    /// Records that every line before `n` is settled. Not synced: after a power loss the
+    /// mark may be older, which only means more lines are sent again.
+    pub fn set_progress(&self, n: usize) {
+        let r = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.progress_path())
+            .and_then(|f| {
+                // Fixed width: a longer number never leaves digits of a shorter one behind.
+                std::os::unix::fs::FileExt::write_all_at(&f, format!("{n:020}\n").as_bytes(), 0)
+            });
+        // A mark that cannot be written only means more lines are sent again after a crash.
+        let _ = r;
+    }
+
     /// The lines of the file (the last one may be torn).
     pub fn lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
         let mut all = Vec::new();
@@ -107,6 +155,12 @@ impl Claimed {
             .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
             .collect())
     }
+}
+
+fn progress_path(claimed: &Path) -> PathBuf {
+    let mut p = claimed.as_os_str().to_owned();
+    p.push(".progress");
+    PathBuf::from(p)
 }
 
 fn utc_stamp() -> String {
@@ -459,6 +513,7 @@ impl DiskBuffer {
             }
             dropped += count_lines(&p);
             fs::remove_file(&p)?;
+            let _ = fs::remove_file(progress_path(&p));
             total -= size;
         }
         Ok(dropped)
@@ -550,8 +605,11 @@ impl DiskBuffer {
     /// claimed file keeps only its unsent lines. All of it happens under the buffer lock, so no
     /// other drain can claim these lines half-way.
     pub fn release(&self, claimed: Claimed, unsent: &[Vec<u8>]) -> io::Result<()> {
+        let mark = claimed.progress_path();
         if unsent.is_empty() {
-            return fs::remove_file(&claimed.path);
+            fs::remove_file(&claimed.path)?;
+            let _ = fs::remove_file(&mark);
+            return Ok(());
         }
         let mut data = Vec::with_capacity(unsent.iter().map(|l| l.len() + 1).sum());
         for l in unsent {
@@ -571,6 +629,15 @@ impl DiskBuffer {
                 }
                 a.file = None;
             }
+            if target == claimed.path {
+                // The file is rewritten with only its unsent lines: its progress mark goes
+                // first (a stale mark beside the new content would skip unsent lines; a crash
+                // in between only sends lines again).
+                match fs::remove_file(&mark) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
             let tmp = claimed.path.with_extension("jsonl.tmp");
             let _ = fs::remove_file(&tmp);
             let mut f = OpenOptions::new()
@@ -586,6 +653,7 @@ impl DiskBuffer {
             fs::rename(&tmp, &target)?;
             if target != claimed.path {
                 fs::remove_file(&claimed.path)?;
+                let _ = fs::remove_file(&mark);
             }
             Ok(())
         })?;

@@ -19,7 +19,9 @@ pub enum Outcome {
     /// 2xx: the server has the entry.
     Delivered,
     /// Network error, timeout, 408, 429 or 5xx: try again later (`retry_after` from the server).
+    /// `status` is 0 for a network error or timeout (no answer).
     Retry {
+        status: u16,
         reason: String,
         retry_after: Option<Duration>,
     },
@@ -148,6 +150,7 @@ impl Transport {
             return match plain.post(slot(), body, bearer, deadline, MAX_REASON as usize) {
                 Ok(a) => outcome(a.status, a.retry_after, &a.text),
                 Err(e) => Outcome::Retry {
+                    status: 0,
                     reason: format!("transport: {e}"),
                     retry_after: None,
                 },
@@ -175,6 +178,7 @@ impl Transport {
             Ok(r) => r,
             Err(e) => {
                 return Outcome::Retry {
+                    status: 0,
                     reason: format!("transport: {e}"),
                     retry_after: None,
                 }
@@ -223,6 +227,7 @@ fn outcome(status: u16, retry_after: Option<Duration>, text: &str) -> Outcome {
             reason: reason(),
         },
         408 | 429 | 500..=599 => Outcome::Retry {
+            status,
             reason: reason(),
             retry_after,
         },

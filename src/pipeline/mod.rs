@@ -1,0 +1,665 @@
+//! The delivery pipeline shared by every logger with the same configuration. Its parts, one
+//! file each:
+//! - this file: the registry of pipelines, the caller's side (`submit`, `flush`) and the
+//!   shared state;
+//! - [`sender`]: the worker threads that sign and POST, and park failed entries for a retry;
+//! - [`spill`]: the spill thread and every write to the buffer files (overflow, outage,
+//!   dead letters);
+//! - [`replay`]: the replay thread, which sends the disk buffer back, and probes the server
+//!   during an outage;
+//! - [`policy`]: the delivery policy (outage, poison, backoff), pure logic on a clock;
+//! - [`signal`]: the wait-with-deadline primitive the threads use to wake each other.
+//!
+//! Every entry taken in ends in exactly one counter of [`Stats`]: delivered, buffered (on
+//! disk), rejected or poisoned (dead-lettered) or dropped with a reason.
+
+mod policy;
+mod replay;
+mod sender;
+mod signal;
+mod spill;
+
+use policy::Policy;
+use signal::Signal;
+
+use crate::buffer::DiskBuffer;
+use crate::config::{Config, Mirror, Mode, OnFull};
+use crate::error::{Error, ErrorKind, Result};
+use crate::journal::{Journal, Ticket};
+use crate::jwt::Tokens;
+use crate::level::Level;
+use crate::stats::Stats;
+use crate::transport::Transport;
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use crossbeam_utils::CachePadded;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// One entry on its way: its service (the JWT subject) and its JSON body.
+pub struct Item {
+    pub service: Arc<str>,
+    pub body: Vec<u8>,
+    /// Its record in the crash journal (`durable=true`), settled when the entry is safe.
+    pub ticket: Option<Ticket>,
+    /// Failed attempts that count against it (see [`policy`]); written to disk with it.
+    strikes: u32,
+    /// Attempts made in memory (at most `max_retries` + 1 before it goes to disk).
+    tries: u32,
+}
+
+impl Item {
+    pub fn new(service: Arc<str>, body: Vec<u8>) -> Item {
+        Item {
+            service,
+            body,
+            ticket: None,
+            strikes: 0,
+            tries: 0,
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Entry buffers kept for reuse, so that in a steady state the caller's path allocates nothing
+/// (a buffer freed by a sender thread and allocated again by a caller costs allocator locks
+/// and page faults, seen at the 99th percentile).
+const POOL: usize = 1024;
+const POOL_MAX_CAPACITY: usize = 16 * 1024;
+/// The spill thread keeps at least this many buffers in the pool, made and touched ahead of
+/// need: while the server is slow or down, entries wait in the queue and their buffers do not
+/// come back, and a caller that allocated a fresh one took a page fault about once in six
+/// calls (p99 of 15 µs measured with `rbench caller` against a slow server).
+const POOL_LOW: usize = POOL / 2;
+/// The size of the buffers made ahead: a typical entry (64-byte message, 200-byte context)
+/// takes about 700 bytes; a larger one grows its buffer, which then comes back larger.
+const POOL_FRESH_CAPACITY: usize = 1024;
+
+struct Shared {
+    cfg: Config,
+    tx: Sender<Item>,
+    rx: Receiver<Item>,
+    pool_tx: Sender<Vec<u8>>,
+    pool_rx: Receiver<Vec<u8>>,
+    /// A caller found the pool low and woke the spill thread to refill it.
+    pool_low: AtomicBool,
+    transport: Transport,
+    tokens: Tokens,
+    stats: Stats,
+    buffers: Mutex<HashMap<Arc<str>, Arc<DiskBuffer>>>,
+    overflow: Mutex<Vec<Item>>,
+    overflow_len: AtomicUsize,
+    /// Entries taken into memory (queue or overflow), and those of them that have ended:
+    /// the first counted by callers, the second by the sender threads, each on a cache line
+    /// of its own (see [`Stats`]).
+    accepted: CachePadded<AtomicU64>,
+    settled: CachePadded<AtomicU64>,
+    /// The lowest `settled` count a `flush` waits for (`u64::MAX`: none). `settle` wakes the
+    /// flushers only once it is reached, not once per entry (that was one futex call and one
+    /// context switch per delivered entry while a flush waited).
+    flush_want: AtomicU64,
+    /// The delivery policy: whether the server is in an outage (workers write to disk, the
+    /// replay thread probes), which entries are poison, and the backoffs.
+    policy: Policy,
+    /// Entries that failed, parked until their retry is due (earliest first).
+    retry: Mutex<BinaryHeap<sender::Parked>>,
+    retry_len: AtomicUsize,
+    closing: AtomicBool,
+    close_deadline: Mutex<Option<Instant>>,
+    /// Wakes flush waiters (entries settled) and sleeping workers (closing).
+    progress: Signal,
+    /// Wakes callers waiting for room in the queue (`on_full=block`), once it is half empty:
+    /// one wake-up per half a queue, not one per entry taken (they also look every 1 ms).
+    room: Signal,
+    spill_wake: Signal,
+    replay_wake: Signal,
+    last_error: Mutex<String>,
+    /// Until when (ms since `born`) the disk is taken as failing after a failed write.
+    disk_failing_until: AtomicU64,
+    /// When (ms since `born`) the replay thread next looks for orphaned journals.
+    next_recovery: AtomicU64,
+    born: Instant,
+}
+
+const RECOVERY_EVERY_MS: u64 = 10_000;
+/// The most bytes of entries a spill copies into one write.
+const SPILL_RUN: usize = 1 << 20;
+
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    generation: u64,
+    key: Config,
+    refs: AtomicUsize,
+}
+
+type Registry = Mutex<HashMap<Config, Arc<Pipeline>>>;
+
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
+
+fn registry() -> &'static Registry {
+    let p = REGISTRY.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: registries are leaked boxes, never freed.
+        return unsafe { &*p };
+    }
+    let fresh = Box::into_raw(Box::new(Registry::default()));
+    match REGISTRY.compare_exchange(
+        std::ptr::null_mut(),
+        fresh,
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    ) {
+        // SAFETY: as above; `fresh` is now the registry.
+        Ok(_) => unsafe { &*fresh },
+        Err(existing) => {
+            // SAFETY: `fresh` was never shared; `existing` is a leaked registry.
+            unsafe {
+                drop(Box::from_raw(fresh));
+                &*existing
+            }
+        }
+    }
+}
+
+/// Called in a forked child: the parent's registry (and its lock, which another thread of the
+/// parent may have held) is abandoned, not touched.
+pub(crate) fn reset_registry_in_child() {
+    REGISTRY.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+fn pipeline_key(cfg: &Config) -> Config {
+    let mut k = cfg.clone();
+    k.level = Level::Debug;
+    k.mirror = Mirror::Off;
+    k
+}
+
+/// Finds or makes the pipeline for `cfg` and registers `service` with it.
+pub fn acquire(cfg: &Config, service: &Arc<str>) -> Result<Arc<Pipeline>> {
+    crate::fork::install();
+    let key = pipeline_key(cfg);
+    let mut reg = lock(registry());
+    let p = match reg.get(&key) {
+        Some(p) => p.clone(),
+        None => {
+            let p = Pipeline::start(key.clone())?;
+            reg.insert(key, p.clone());
+            p
+        }
+    };
+    p.shared.buffer_for(service)?;
+    p.refs.fetch_add(1, Ordering::AcqRel);
+    Ok(p)
+}
+
+/// Gives back one reference; the last one stops the pipeline (delivering what it can within
+/// `close_timeout_ms`, writing the rest to disk).
+pub fn release(p: Arc<Pipeline>) {
+    if p.generation != crate::fork::generation() {
+        // The parent's pipeline in a forked child: its threads do not exist here. Leave it.
+        std::mem::forget(p);
+        return;
+    }
+    let last = {
+        let mut reg = lock(registry());
+        let last = p.refs.fetch_sub(1, Ordering::AcqRel) == 1;
+        if last {
+            reg.remove(&p.key);
+        }
+        last
+    };
+    if last {
+        p.close();
+    }
+}
+
+impl Pipeline {
+    fn start(cfg: Config) -> Result<Arc<Pipeline>> {
+        let transport = Transport::new(&cfg)?;
+        let (tx, rx) = bounded(cfg.queue_capacity);
+        let (pool_tx, pool_rx) = bounded(POOL);
+        let shared = Arc::new(Shared {
+            pool_tx,
+            pool_rx,
+            pool_low: AtomicBool::new(false),
+            tokens: Tokens::new(&cfg.api_key, cfg.token_lifetime),
+            transport,
+            tx,
+            rx,
+            stats: Stats::default(),
+            buffers: Mutex::default(),
+            overflow: Mutex::default(),
+            overflow_len: AtomicUsize::new(0),
+            accepted: CachePadded::new(AtomicU64::new(0)),
+            settled: CachePadded::new(AtomicU64::new(0)),
+            flush_want: AtomicU64::new(u64::MAX),
+            policy: Policy::new(policy::Settings {
+                backoff_initial: cfg.backoff_initial,
+                backoff_max: cfg.backoff_max,
+                max_attempts: cfg.max_attempts,
+            }),
+            retry: Mutex::default(),
+            retry_len: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            close_deadline: Mutex::new(None),
+            progress: Signal::default(),
+            room: Signal::default(),
+            spill_wake: Signal::default(),
+            replay_wake: Signal::default(),
+            last_error: Mutex::default(),
+            disk_failing_until: AtomicU64::new(0),
+            next_recovery: AtomicU64::new(RECOVERY_EVERY_MS),
+            born: Instant::now(),
+            cfg: cfg.clone(),
+        });
+        let mut threads = Vec::new();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))
+        };
+        if cfg.mode == Mode::Threaded {
+            for i in 0..cfg.connections {
+                let s = shared.clone();
+                threads.push(spawn(
+                    format!("rarch-send-{i}"),
+                    Box::new(move || s.worker()),
+                )?);
+            }
+            let s = shared.clone();
+            threads.push(spawn("rarch-spill".into(), Box::new(move || s.spiller()))?);
+        }
+        let s = shared.clone();
+        // Joined at close like the others: once rarch_logger_free returns, no thread of the
+        // pipeline touches the buffer directory (its requests are bounded by the close deadline).
+        threads.push(spawn(
+            "rarch-replay".into(),
+            Box::new(move || s.replayer()),
+        )?);
+        Ok(Arc::new(Pipeline {
+            shared,
+            threads: Mutex::new(threads),
+            generation: crate::fork::generation(),
+            key: cfg,
+            refs: AtomicUsize::new(0),
+        }))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.shared.stats
+    }
+
+    /// Entries in memory now (queue, overflow and those parked for a retry).
+    pub fn queue_len(&self) -> usize {
+        let s = &*self.shared;
+        s.rx.len() + s.overflow_len.load(Ordering::Relaxed) + s.retry_len.load(Ordering::Relaxed)
+    }
+
+    /// The last delivery failure, for a person.
+    pub fn last_error(&self) -> String {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// An empty buffer for an entry's body, reused when one is free.
+    pub fn body_buffer(&self, capacity: usize) -> Vec<u8> {
+        let s = &*self.shared;
+        let got = s.pool_rx.try_recv();
+        // Buffers are not coming back (the server is slow or down): once per refill, wake the
+        // spill thread to make more before the pool runs dry.
+        if s.pool_rx.len() < POOL_LOW / 4 && !s.pool_low.swap(true, Ordering::AcqRel) {
+            s.spill_wake.notify();
+        }
+        match got {
+            Ok(mut v) => {
+                v.clear();
+                v.reserve(capacity);
+                v
+            }
+            Err(_) => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Takes one entry. Never waits on the network or the disk in threaded mode (but with
+    /// `on_full=block`, up to `block_timeout_ms` for room).
+    pub fn submit(&self, item: Item) -> Result<()> {
+        let s = &*self.shared;
+        if s.cfg.mode == Mode::Blocking {
+            Stats::add(&s.stats.logged, 1);
+            return s.send_now(item);
+        }
+        let mut item = item;
+        if s.cfg.durable {
+            if let Err(why) = s.journal(&mut item) {
+                // No journal for this entry (too large, or no segment could be made): it is
+                // written to the buffer file before the call returns.
+                s.accepted.fetch_add(1, Ordering::AcqRel);
+                Stats::add(&s.stats.logged, 1);
+                let n = s.spill_with(vec![item], false);
+                s.replay_wake.notify();
+                return if n == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "durable: {why}, and the buffer file cannot be written: {}",
+                            self.last_error()
+                        ),
+                    ))
+                };
+            }
+        }
+        s.accepted.fetch_add(1, Ordering::AcqRel);
+        let item = match s.tx.try_send(item) {
+            Ok(()) => {
+                Stats::add(&s.stats.logged, 1);
+                return Ok(());
+            }
+            Err(TrySendError::Full(item)) | Err(TrySendError::Disconnected(item)) => item,
+        };
+        match s.cfg.on_full {
+            OnFull::Spill => {
+                let mut ov = lock(&s.overflow);
+                if ov.len() < s.cfg.queue_capacity {
+                    ov.push(item);
+                    let n = ov.len();
+                    s.overflow_len.store(n, Ordering::Relaxed);
+                    drop(ov);
+                    Stats::add(&s.stats.logged, 1);
+                    if n == 1 || n % 1024 == 0 {
+                        s.spill_wake.notify();
+                    }
+                    return Ok(());
+                }
+                // Memory is full and the spill thread is behind: this caller writes the
+                // overflow (and its entry) to disk itself rather than lose anything, unless
+                // the disk has just failed (then the entry is dropped and counted at once).
+                if s.disk_failing() {
+                    drop(ov);
+                    discard(item);
+                    Stats::add(&s.stats.logged, 1);
+                    Stats::add(&s.stats.dropped_io, 1);
+                    s.settle(1);
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
+                            self.last_error()
+                        ),
+                    ));
+                }
+                let mut batch = std::mem::take(&mut *ov);
+                s.overflow_len.store(0, Ordering::Relaxed);
+                drop(ov);
+                batch.push(item);
+                let n = batch.len() as u64;
+                if s.spill(batch) == n {
+                    Stats::add(&s.stats.logged, 1);
+                    return Ok(());
+                }
+                Stats::add(&s.stats.logged, 1);
+                return Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "queue full and the buffer file cannot be written ({}); entries were dropped (counted as dropped_io)",
+                        self.last_error()
+                    ),
+                ));
+            }
+            OnFull::Block => {
+                let mut slot = Some(item);
+                // Ends with the entry sent (`slot` empty), or at the timeout or the close. The
+                // senders wake blocked callers once the queue is half empty; a caller also
+                // looks every millisecond, so that a slow server, which frees a slot now and
+                // then, does not keep it waiting for half a queue.
+                s.room
+                    .wait_for(s.cfg.block_timeout, Duration::from_millis(1), || {
+                        let Some(item) = slot.take() else {
+                            return true;
+                        };
+                        match s.tx.try_send(item) {
+                            Ok(()) => true,
+                            Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
+                                slot = Some(i);
+                                s.closing.load(Ordering::Acquire)
+                            }
+                        }
+                    });
+                match slot {
+                    None => {
+                        Stats::add(&s.stats.logged, 1);
+                        return Ok(());
+                    }
+                    Some(item) => discard(item),
+                }
+            }
+            OnFull::Drop => discard(item),
+        }
+        Stats::add(&s.stats.dropped_queue_full, 1);
+        s.settle(1);
+        Err(Error::new(
+            ErrorKind::QueueFull,
+            format!(
+                "queue full ({} entries in memory): entry dropped (on_full={:?})",
+                s.cfg.queue_capacity, s.cfg.on_full
+            ),
+        ))
+    }
+
+    /// Waits until every entry taken before the call is delivered (or has otherwise ended)
+    /// and the disk buffer is drained, or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let s = &*self.shared;
+        let target = s.accepted.load(Ordering::Acquire);
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Registered before `settled` is read (both SeqCst): either `settle` sees this
+            // target, or this reads its count.
+            s.flush_want.fetch_min(target, Ordering::SeqCst);
+            let seen = s.progress.current();
+            let in_memory = target.saturating_sub(s.settled.load(Ordering::SeqCst));
+            let on_disk = s.backlog();
+            if in_memory == 0 && !on_disk {
+                return Ok(());
+            }
+            if on_disk {
+                s.replay_wake.notify();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let mut msg = format!("flush timed out after {} ms:", timeout.as_millis());
+                if in_memory > 0 {
+                    msg += &format!(" {in_memory} entries not yet delivered;");
+                }
+                if on_disk {
+                    msg += " the disk buffer is not yet replayed;";
+                }
+                let last = self.last_error();
+                if !last.is_empty() {
+                    msg += &format!(" last failure: {last}");
+                }
+                return Err(Error::new(ErrorKind::TimedOut, msg));
+            }
+            s.progress
+                .wait(seen, (deadline - now).min(Duration::from_millis(50)));
+        }
+    }
+
+    fn close(&self) {
+        let s = &*self.shared;
+        *lock(&s.close_deadline) = Some(Instant::now() + s.cfg.close_timeout);
+        s.closing.store(true, Ordering::Release);
+        s.progress.notify();
+        s.room.notify();
+        s.spill_wake.notify();
+        s.replay_wake.notify();
+        for t in lock(&self.threads).drain(..) {
+            let _ = t.join();
+        }
+        // Whatever is still in memory goes to disk.
+        let mut rest: Vec<Item> = s.rx.try_iter().collect();
+        rest.append(&mut lock(&s.overflow));
+        rest.extend(s.take_parked(true));
+        s.spill(rest);
+    }
+}
+
+/// An entry the caller is told was not taken: its journal record is settled (dropped).
+fn discard(item: Item) {
+    if let Some(t) = item.ticket {
+        t.settle();
+    }
+}
+
+impl Shared {
+    fn recycle(&self, body: Vec<u8>) {
+        if body.capacity() <= POOL_MAX_CAPACITY {
+            let _ = self.pool_tx.try_send(body);
+        }
+    }
+
+    /// An entry that is safe (delivered, dead-lettered or in the buffer file): its journal
+    /// record is settled and its buffer reused.
+    fn done(&self, item: Item) {
+        if let Some(t) = item.ticket {
+            t.settle();
+        }
+        self.recycle(item.body);
+    }
+
+    /// Copies the entry into its service's journal. Errors (with why) when it cannot.
+    fn journal(&self, item: &mut Item) -> std::result::Result<(), String> {
+        if !Journal::fits(item.body.len()) {
+            return Err("the entry is too large for the journal".into());
+        }
+        let b = self.buffer_for(&item.service).map_err(|e| e.message)?;
+        let j = b.journal().ok_or("no journal")?;
+        match j.write(&item.body) {
+            Ok((t, want_spare)) => {
+                item.ticket = Some(t);
+                if want_spare {
+                    self.spill_wake.notify();
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("cannot write the journal in {}: {e}", b.dir().display());
+                self.note_error(&msg);
+                Err(msg)
+            }
+        }
+    }
+
+    fn settle(&self, n: u64) {
+        let now = self.settled.fetch_add(n, Ordering::SeqCst) + n;
+        let want = self.flush_want.load(Ordering::SeqCst);
+        if now >= want {
+            // One wake-up for the flushers; each one that still waits registers again.
+            let _ = self.flush_want.compare_exchange(
+                want,
+                u64::MAX,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            );
+            self.progress.notify();
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Whether a buffer write failed in the last 250 ms.
+    fn disk_failing(&self) -> bool {
+        self.now_ms() < self.disk_failing_until.load(Ordering::Relaxed)
+    }
+
+    fn note_error(&self, msg: &str) {
+        *lock(&self.last_error) = msg.to_owned();
+    }
+
+    fn buffer_for(&self, service: &str) -> Result<Arc<DiskBuffer>> {
+        let mut b = lock(&self.buffers);
+        if let Some(d) = b.get(service) {
+            return Ok(d.clone());
+        }
+        let d = Arc::new(DiskBuffer::open(
+            &self.cfg.buffer_dir,
+            service,
+            self.cfg.buffer_max_file_bytes,
+            self.cfg.buffer_max_total_bytes,
+            self.cfg.durable,
+        )?);
+        b.insert(service.into(), d.clone());
+        drop(b);
+        self.recover(&d);
+        self.replay_wake.notify();
+        if d.journal().is_some() {
+            self.spill_wake.notify(); // makes its first segment
+        }
+        Ok(d)
+    }
+
+    /// Moves what dead processes left in their journals into the buffer file.
+    fn recover(&self, b: &DiskBuffer) {
+        match b.recover_journals() {
+            Ok(a) => {
+                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                if let Some(e) = a.error {
+                    self.note_error(&format!("journal recovery: {}: {e}", b.dir().display()));
+                }
+            }
+            Err(e) => self.note_error(&format!("journal recovery: {}: {e}", b.dir().display())),
+        }
+    }
+
+    fn backlog(&self) -> bool {
+        lock(&self.buffers).values().any(|b| b.maybe_backlog())
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+            && lock(&self.close_deadline).is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        if self.closing.load(Ordering::Acquire) {
+            *lock(&self.close_deadline)
+        } else {
+            None
+        }
+    }
+
+    /// Full jitter: a random duration from 0 to `d`.
+    fn jitter(d: Duration) -> Duration {
+        let ms = d.as_millis().max(1) as u64;
+        Duration::from_millis(crate::entry::with_rng(|r| {
+            rand::Rng::random_range(r, 0..=ms)
+        }))
+    }
+
+    fn bearer(&self, service: &str) -> Option<Arc<str>> {
+        match self.tokens.bearer(service) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                self.note_error(&e.message);
+                None
+            }
+        }
+    }
+}

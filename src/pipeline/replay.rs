@@ -1,0 +1,393 @@
+//! The replay thread: sends the disk buffer back to the server, and probes it during an outage.
+//!
+//! - **Rounds.** While the server is up, a round claims each service's files in turn (oldest
+//!   first, `buffer.jsonl` last) and sends their lines over as many threads as the pipeline
+//!   has connections. A line that fails goes on past: it is appended to `buffer.jsonl` at once,
+//!   with its strikes as `retry_count`, and the lines behind it keep going. A round that had
+//!   failures is followed by the next one after a backoff (growing while rounds keep failing),
+//!   so the failed lines are tried again later, not in a hot loop. A line that is poison (see
+//!   [`policy`](super::policy)) is dead-lettered.
+//! - **Progress.** Every [`PROGRESS_EVERY`] lines, the index below which every line of the
+//!   claimed file is settled is written beside it (`<claimed>.progress`, no fsync). A process
+//!   that adopts a claimed file after a crash starts there, so a SIGKILL costs at most that
+//!   many lines (plus one per sending thread) sent twice.
+//! - **Probes.** During an outage one line is sent per backoff step (full jitter, at most
+//!   `backoff_max` apart). A failed probe line is moved to the end of the backlog, so the next
+//!   probe sends another one: a poison line never keeps an outage going.
+
+use super::policy::Failure;
+use super::sender::entry_key;
+use super::spill::with_retry_count;
+use super::{lock, Shared, RECOVERY_EVERY_MS};
+use crate::buffer::{self, Claimed, DiskBuffer};
+use crate::stats::Stats;
+use crate::transport::Outcome;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Lines between two progress marks of a claimed file.
+pub const PROGRESS_EVERY: usize = 256;
+
+/// What became of one line.
+enum Line {
+    /// Delivered, dead-lettered, set aside as corrupt, or failed and appended again to the
+    /// buffer: nothing of it is left in the claimed file.
+    Settled { delivered: bool, failed: bool },
+    /// Not sent or not stored again: it stays in the claimed file, and the pass stops (the
+    /// server is down, or the buffer cannot be written).
+    Kept,
+}
+
+/// What a round or a pass found.
+#[derive(Default)]
+struct Round {
+    delivered: usize,
+    failed: usize,
+    /// Ended early: an outage began, the pipeline is closing, or the disk failed.
+    stopped: bool,
+}
+
+impl Shared {
+    pub(super) fn replayer(&self) {
+        let mut failing_rounds = 0u32;
+        let mut next_round = Instant::now();
+        let mut next_probe: Option<Instant> = None;
+        loop {
+            let seen = self.replay_wake.current();
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            if self.policy.outage() {
+                // The first probe waits one backoff step after the outage began.
+                let at = *next_probe
+                    .get_or_insert_with(|| Instant::now() + self.policy.next_probe(Shared::jitter));
+                if Instant::now() >= at {
+                    let up = self.probe();
+                    next_probe =
+                        (!up).then(|| Instant::now() + self.policy.next_probe(Shared::jitter));
+                    self.progress.notify();
+                    continue;
+                }
+                // While failing, only the backoff timer (or closing) wakes the probe: the
+                // senders' spills notify on every batch.
+                while Instant::now() < at && !self.closing.load(Ordering::Acquire) {
+                    let s = self.replay_wake.current();
+                    self.replay_wake.wait(s, at - Instant::now());
+                }
+                continue;
+            }
+            next_probe = None;
+            if Instant::now() >= next_round {
+                let r = self.replay_all();
+                if r.failed > 0 {
+                    failing_rounds = failing_rounds.saturating_add(1);
+                    let wait = Shared::jitter(self.policy.backoff_base(failing_rounds))
+                        .max(self.cfg.backoff_initial);
+                    next_round = Instant::now() + wait;
+                } else {
+                    failing_rounds = 0;
+                    next_round = Instant::now();
+                }
+                self.progress.notify();
+                if r.delivered > 0 && r.failed == 0 && !r.stopped {
+                    continue; // more may have come meanwhile
+                }
+            }
+            let wait = if self.backlog() && next_round > Instant::now() {
+                next_round - Instant::now()
+            } else {
+                Duration::from_millis(1000)
+            };
+            self.replay_wake.wait(seen, wait);
+        }
+    }
+
+    /// One round over every service's backlog (see the module comment).
+    fn replay_all(&self) -> Round {
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        // Journals of processes that died since (a forked worker, a neighbour) are taken in
+        // now and then, not only at start.
+        let now = self.now_ms();
+        if now >= self.next_recovery.load(Ordering::Relaxed) {
+            self.next_recovery
+                .store(now + RECOVERY_EVERY_MS, Ordering::Relaxed);
+            for b in &buffers {
+                self.recover(b);
+            }
+        }
+        let mut round = Round::default();
+        for b in buffers {
+            while b.maybe_backlog() {
+                if self.closing.load(Ordering::Acquire) || self.policy.outage() {
+                    round.stopped = true;
+                    return round;
+                }
+                let claimed = match b.claim() {
+                    Ok(Some(c)) => c,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                        round.stopped = true;
+                        return round;
+                    }
+                };
+                // Failed lines go to buffer.jsonl: once it is claimed, the round ends for this
+                // service, and they wait for the next one.
+                let last = claimed.from_active();
+                match self.replay_file(&b, claimed, None) {
+                    Ok(p) => {
+                        round.delivered += p.delivered;
+                        round.failed += p.failed;
+                        if p.stopped {
+                            round.stopped = true;
+                            return round;
+                        }
+                    }
+                    Err(e) => {
+                        self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                        round.stopped = true;
+                        return round;
+                    }
+                }
+                if last {
+                    break;
+                }
+            }
+        }
+        round
+    }
+
+    /// One outage probe: sends the first line of the backlog. True when the server took it
+    /// (the outage is over).
+    fn probe(&self) -> bool {
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        for b in buffers {
+            if !b.maybe_backlog() {
+                continue;
+            }
+            let claimed = match b.claim() {
+                Ok(Some(c)) => c,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                    return false;
+                }
+            };
+            return match self.replay_file(&b, claimed, Some(1)) {
+                Ok(p) => p.delivered > 0 || !self.policy.outage(),
+                Err(e) => {
+                    self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                    false
+                }
+            };
+        }
+        false
+    }
+
+    /// Sends the lines of a claimed file (at most `limit` sent, for a probe), from its progress
+    /// mark on, and releases it: what was not taken goes back where it came from.
+    fn replay_file(
+        &self,
+        b: &DiskBuffer,
+        mut claimed: Claimed,
+        limit: Option<usize>,
+    ) -> std::io::Result<Round> {
+        let lines = match claimed.lines() {
+            Ok(l) => l,
+            Err(e) => {
+                b.mark_backlog();
+                return Err(e);
+            }
+        };
+        let start = claimed.progress().min(lines.len());
+        let end = limit.map_or(lines.len(), |n| lines.len().min(start + n));
+        let k = if end - start < 64 {
+            1
+        } else {
+            self.cfg.connections.max(1)
+        };
+        // Lines are taken in order by `k` threads. `cur[t]` is the line thread t has in hand
+        // (usize::MAX: none), so the progress mark, the lowest line not yet settled, never
+        // passes a line in flight.
+        let next = AtomicUsize::new(start);
+        let cur: Vec<AtomicUsize> = (0..k).map(|_| AtomicUsize::new(usize::MAX)).collect();
+        let stop = AtomicBool::new(false);
+        let kept = Mutex::new(Vec::new());
+        let marked = Mutex::new(start);
+        let totals = Mutex::new(Round::default());
+        let work = |t: usize| {
+            let (mut delivered, mut failed) = (0, 0);
+            loop {
+                if stop.load(Ordering::Acquire)
+                    || self.closing.load(Ordering::Acquire)
+                    || (limit.is_none() && self.policy.outage())
+                {
+                    stop.store(true, Ordering::Release);
+                    break;
+                }
+                cur[t].store(next.load(Ordering::SeqCst), Ordering::SeqCst);
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= end {
+                    cur[t].store(usize::MAX, Ordering::SeqCst);
+                    break;
+                }
+                cur[t].store(i, Ordering::SeqCst);
+                match self.replay_line(b, &lines[i]) {
+                    Line::Settled {
+                        delivered: d,
+                        failed: f,
+                    } => {
+                        delivered += d as usize;
+                        failed += f as usize;
+                    }
+                    Line::Kept => {
+                        // `cur[t]` stays on this line: no mark passes it.
+                        lock(&kept).push(i);
+                        stop.store(true, Ordering::Release);
+                        break;
+                    }
+                }
+                cur[t].store(usize::MAX, Ordering::SeqCst);
+                if (i + 1) % PROGRESS_EVERY == 0 && !stop.load(Ordering::Acquire) {
+                    let low = cur
+                        .iter()
+                        .map(|c| c.load(Ordering::SeqCst))
+                        .fold(next.load(Ordering::SeqCst), usize::min)
+                        .min(end);
+                    let mut m = lock(&marked);
+                    if low > *m {
+                        *m = low;
+                        claimed.set_progress(low);
+                    }
+                }
+            }
+            let mut tot = lock(&totals);
+            tot.delivered += delivered;
+            tot.failed += failed;
+        };
+        std::thread::scope(|scope| {
+            for t in 1..k {
+                let work = &work;
+                scope.spawn(move || work(t));
+            }
+            work(0);
+        });
+        let mut unsent_idx = std::mem::take(&mut *lock(&kept));
+        unsent_idx.extend(next.load(Ordering::Acquire).min(end)..lines.len());
+        unsent_idx.sort_unstable();
+        unsent_idx.dedup();
+        let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
+        let mut round = std::mem::take(&mut *lock(&totals));
+        round.stopped = stop.load(Ordering::Acquire);
+        b.release(claimed, &unsent)?;
+        if !unsent.is_empty() || round.failed > 0 {
+            b.mark_backlog();
+        }
+        if round.delivered > 0 {
+            // A flush waiting for the disk to drain looks again now, not at its next tick.
+            self.progress.notify();
+        }
+        Ok(round)
+    }
+
+    /// Sends one buffer line (see [`Line`]).
+    fn replay_line(&self, b: &DiskBuffer, line: &[u8]) -> Line {
+        let Some((service, strikes)) = parse_line(line) else {
+            Stats::add(&self.stats.corrupt, 1);
+            let _ = b.side(buffer::CORRUPT, line);
+            return Line::Settled {
+                delivered: false,
+                failed: false,
+            };
+        };
+        let Some(bearer) = self.bearer(&service) else {
+            return Line::Kept;
+        };
+        let (kind, status, reason) = match self.transport.post(line, &bearer, self.deadline()) {
+            Outcome::Delivered => {
+                self.policy.success(self.now_ms());
+                Stats::add(&self.stats.delivered, 1);
+                Stats::add(&self.stats.replayed, 1);
+                return Line::Settled {
+                    delivered: true,
+                    failed: false,
+                };
+            }
+            Outcome::Rejected { status, reason } => {
+                // The server is up: it read the entry and refused it.
+                self.policy.success(self.now_ms());
+                Stats::add(&self.stats.failed_attempts, 1);
+                self.dead_letter(&service, line, status, &reason, None);
+                return Line::Settled {
+                    delivered: false,
+                    failed: false,
+                };
+            }
+            Outcome::Retry { status, reason, .. } => (Failure::Retryable, status, reason),
+            Outcome::Auth { status, reason } => {
+                Stats::add(&self.stats.auth_failures, 1);
+                self.tokens.invalidate(&service);
+                (
+                    Failure::Auth,
+                    status,
+                    format!("authentication refused: {reason}"),
+                )
+            }
+        };
+        Stats::add(&self.stats.failed_attempts, 1);
+        self.note_error(&reason);
+        let v = self
+            .policy
+            .failure(self.now_ms(), entry_key(line), strikes, kind);
+        if v.poisoned {
+            self.dead_letter(&service, line, status, &reason, Some(v.strikes));
+            return Line::Settled {
+                delivered: false,
+                failed: false,
+            };
+        }
+        // To the end of the backlog, with its strikes; tried again in a later round.
+        let mut data = if v.strikes != strikes {
+            with_retry_count(line, v.strikes)
+        } else {
+            line.to_vec()
+        };
+        data.push(b'\n');
+        match b.append(&data, 1) {
+            Ok(a) if a.error.is_none() && a.lines == 1 => {
+                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                Line::Settled {
+                    delivered: false,
+                    failed: true,
+                }
+            }
+            Ok(a) => {
+                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                Line::Kept
+            }
+            Err(_) => Line::Kept,
+        }
+    }
+}
+
+/// The service and the strikes (`retry_count`) of a buffer line, if the line is an entry.
+fn parse_line(line: &[u8]) -> Option<(String, u32)> {
+    #[derive(serde::Deserialize)]
+    struct Head {
+        service: String,
+        #[allow(dead_code)]
+        level: String,
+        #[allow(dead_code)]
+        message: String,
+        #[serde(default)]
+        retry_count: Option<serde_json::Value>,
+    }
+    let h: Head = serde_json::from_slice(line).ok()?;
+    // Any number the Python client or we wrote; anything else counts as none.
+    let strikes = h
+        .retry_count
+        .and_then(|v| v.as_u64())
+        .map_or(0, |n| n.min(u32::MAX as u64) as u32);
+    (!h.service.is_empty()).then_some((h.service, strikes))
+}

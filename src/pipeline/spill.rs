@@ -1,0 +1,271 @@
+//! Every write to the buffer files: the spill thread (which writes the callers' overflow to
+//! disk and keeps the buffer pool and the journal segments ready), `spill` (entries to their
+//! services' `buffer.jsonl`, with their strikes as `retry_count`), and the dead-letter file.
+
+use super::{lock, Item, Shared, POOL_FRESH_CAPACITY, POOL_LOW, SPILL_RUN};
+use crate::buffer::{self, DiskBuffer};
+use crate::config::Mode;
+use crate::stats::Stats;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Shared {
+    /// Tops the buffer pool up to [`POOL_LOW`] with buffers whose pages are already touched
+    /// (see [`POOL_LOW`]).
+    pub(super) fn refill_pool(&self) {
+        self.pool_low.store(false, Ordering::Release);
+        while self.pool_rx.len() < POOL_LOW {
+            let mut v = vec![0u8; POOL_FRESH_CAPACITY];
+            // `vec![0; n]` may get pages that are not touched yet (zeroed by the kernel):
+            // write them, so that the fault is taken here.
+            v.fill(1);
+            v.clear();
+            if self.pool_tx.try_send(v).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Writes entries to their services' buffer files; returns how many are on disk.
+    ///
+    /// In threaded mode, entries whose file cannot be written stay in memory (the overflow,
+    /// which the spill thread retries) while there is room, and are dropped and counted
+    /// (`dropped_io`) after that, or when the pipeline is closing.
+    pub(super) fn spill(&self, items: Vec<Item>) -> u64 {
+        self.spill_with(items, true)
+    }
+
+    /// [`Shared::spill`]; `keep` false drops (and counts) what cannot be written at once.
+    pub(super) fn spill_with(&self, items: Vec<Item>, keep: bool) -> u64 {
+        if items.is_empty() {
+            return 0;
+        }
+        let threaded = self.cfg.mode == Mode::Threaded;
+        let mut groups: HashMap<Arc<str>, Vec<Item>> = HashMap::new();
+        for it in items {
+            groups.entry(it.service.clone()).or_default().push(it);
+        }
+        let (mut written, mut dropped) = (0u64, 0u64);
+        for (service, mut group) in groups {
+            // Written in runs of at most SPILL_RUN bytes, so that a large batch is not copied
+            // whole into one more buffer (the peak memory while the server is down).
+            let mut failure = None;
+            match self.buffer_for(&service) {
+                Err(e) => failure = Some(e.message),
+                Ok(b) => {
+                    let mut data = Vec::new();
+                    while !group.is_empty() {
+                        let (mut n, mut bytes) = (0, 0);
+                        while n < group.len() && (n == 0 || bytes + group[n].body.len() < SPILL_RUN)
+                        {
+                            bytes += group[n].body.len() + 1;
+                            n += 1;
+                        }
+                        data.clear();
+                        data.reserve(bytes);
+                        for it in &group[..n] {
+                            if it.strikes > 0 {
+                                data.extend_from_slice(&with_retry_count(&it.body, it.strikes));
+                            } else {
+                                data.extend_from_slice(&it.body);
+                            }
+                            data.push(b'\n');
+                        }
+                        let a = match b.append(&data, n as u64) {
+                            Ok(a) => a,
+                            Err(e) => {
+                                failure = Some(format!("{}: {e}", b.dir().display()));
+                                break;
+                            }
+                        };
+                        Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                        written += a.lines;
+                        Stats::add(&self.stats.buffered, a.lines);
+                        for it in group.drain(..a.lines as usize) {
+                            self.done(it);
+                        }
+                        if let Some(e) = a.error {
+                            failure = Some(format!("{}: {e}", b.dir().display()));
+                            break;
+                        }
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                self.note_error(&format!("cannot write the buffer file: {e}"));
+                self.disk_failing_until
+                    .store(self.now_ms() + 250, Ordering::Relaxed);
+                // What is left in the group is not on disk.
+                let rest: Vec<Item> = group;
+                let n_rest = rest.len() as u64;
+                let kept = if threaded && keep && !self.closing.load(Ordering::Acquire) {
+                    self.keep_in_memory(rest)
+                } else {
+                    0
+                };
+                dropped += n_rest - kept;
+            }
+        }
+        Stats::add(&self.stats.dropped_io, dropped);
+        if threaded {
+            self.settle(written + dropped);
+        }
+        written
+    }
+
+    /// Puts entries back in the overflow for the spill thread to retry; returns how many fit.
+    fn keep_in_memory(&self, group: Vec<Item>) -> u64 {
+        let mut ov = lock(&self.overflow);
+        let room = self.cfg.queue_capacity.saturating_sub(ov.len());
+        let n = group.len().min(room);
+        ov.extend(group.into_iter().take(n));
+        self.overflow_len.store(ov.len(), Ordering::Relaxed);
+        n as u64
+    }
+
+    /// Writes an entry to `buffer.rejected.jsonl` with its last status (0: no answer) and
+    /// reason: refused by the server (`poisoned_after` None, counted as rejected), or poison
+    /// after that many strikes (counted as poisoned).
+    pub(super) fn dead_letter(
+        &self,
+        service: &str,
+        body: &[u8],
+        status: u16,
+        reason: &str,
+        poisoned_after: Option<u32>,
+    ) {
+        let reason = match poisoned_after {
+            Some(n) => {
+                Stats::add(&self.stats.poisoned, 1);
+                format!(
+                    "failed {n} attempts while the server delivered other entries (max_attempts); last: {reason}"
+                )
+            }
+            None => {
+                Stats::add(&self.stats.rejected, 1);
+                reason.to_owned()
+            }
+        };
+        let entry: Box<serde_json::value::RawValue> =
+            match serde_json::from_slice::<Box<serde_json::value::RawValue>>(body) {
+                Ok(v) => v,
+                Err(_) => return,
+            };
+        let rec = serde_json::json!({
+            "status": status,
+            "reason": reason,
+            "attempts": poisoned_after,
+            "rejected_at": String::from_utf8_lossy(&{
+                let mut v = Vec::new();
+                crate::entry::now(&mut v, std::time::SystemTime::now());
+                v
+            }),
+            "entry": entry,
+        });
+        let line = rec.to_string();
+        if let Ok(b) = self.buffer_for(service) {
+            if let Err(e) = b.side(buffer::REJECTED, line.as_bytes()) {
+                self.note_error(&format!("cannot write the dead-letter file: {e}"));
+            }
+        }
+    }
+
+    pub(super) fn spiller(&self) {
+        loop {
+            let seen = self.spill_wake.current();
+            self.prepare_journals();
+            self.refill_pool();
+            let batch = std::mem::take(&mut *lock(&self.overflow));
+            self.overflow_len.store(0, Ordering::Relaxed);
+            if !batch.is_empty() {
+                let n = batch.len() as u64;
+                let written = self.spill(batch);
+                self.replay_wake.notify();
+                if written < n && self.overflow_len.load(Ordering::Relaxed) > 0 {
+                    // The disk failed: retry a little later, not in a hot loop.
+                    self.spill_wake
+                        .wait(self.spill_wake.current(), Duration::from_millis(250));
+                }
+                continue;
+            }
+            if self.closing.load(Ordering::Acquire) {
+                return;
+            }
+            self.spill_wake.wait(seen, Duration::from_millis(200));
+        }
+    }
+
+    /// Makes the spare journal segments that writers asked for.
+    fn prepare_journals(&self) {
+        if !self.cfg.durable {
+            return;
+        }
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        for b in buffers {
+            if let Some(j) = b.journal().filter(|j| j.spare_wanted()) {
+                if let Err(e) = j.prepare() {
+                    self.note_error(&format!("journal: {}: {e}", b.dir().display()));
+                }
+            }
+        }
+    }
+}
+
+/// `body` (a JSON object) with its `retry_count` set to `n`: the entry's strikes, kept on disk
+/// with it (the Python client writes the same field; the server ignores it). Our own bodies
+/// have no such field and end in `}`: the field is added before it, without a parse.
+pub(super) fn with_retry_count(body: &[u8], n: u32) -> Vec<u8> {
+    const KEY: &[u8] = b"\"retry_count\"";
+    let has_key = body.windows(KEY.len()).any(|w| w == KEY);
+    if !has_key {
+        if let Some(end) = body.iter().rposition(|&b| b == b'}') {
+            let mut v = Vec::with_capacity(body.len() + 24);
+            v.extend_from_slice(&body[..end]);
+            let empty = body[..end]
+                .iter()
+                .rev()
+                .find(|b| !b.is_ascii_whitespace())
+                .is_some_and(|&b| b == b'{');
+            if !empty {
+                v.push(b',');
+            }
+            v.extend_from_slice(format!("\"retry_count\":{n}").as_bytes());
+            v.extend_from_slice(&body[end..]);
+            return v;
+        }
+    }
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(mut m) => {
+            m.insert("retry_count".into(), n.into());
+            serde_json::to_vec(&m).unwrap_or_else(|_| body.to_vec())
+        }
+        // Not an object: left as it is (replay sets it aside as corrupt).
+        Err(_) => body.to_vec(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_retry_count;
+
+    #[test]
+    fn retry_count_is_added_or_replaced() {
+        let v = with_retry_count(br#"{"level":"INFO","message":"m"}"#, 3);
+        assert_eq!(v, br#"{"level":"INFO","message":"m","retry_count":3}"#);
+        let v = with_retry_count(&v, 4);
+        assert_eq!(v, br#"{"level":"INFO","message":"m","retry_count":4}"#);
+        // The Python client's layout (", " separators, the field in the middle).
+        let py = br#"{"level": "INFO", "retry_count": 2, "message": "m"}"#;
+        let v: serde_json::Value = serde_json::from_slice(&with_retry_count(py, 7)).unwrap();
+        assert_eq!(v["retry_count"], 7);
+        assert_eq!(v["message"], "m");
+        assert_eq!(with_retry_count(b"{}", 1), br#"{"retry_count":1}"#);
+        // A message that mentions the field is not the field.
+        let tricky = br#"{"message":"\"retry_count\":9"}"#;
+        let v: serde_json::Value = serde_json::from_slice(&with_retry_count(tricky, 2)).unwrap();
+        assert_eq!(v["retry_count"], 2);
+        assert_eq!(v["message"], "\"retry_count\":9");
+    }
+}

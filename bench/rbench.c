@@ -3,6 +3,8 @@
  *
  *   rbench caller     URL KEY BUFDIR THREADS COUNT RATE DURABLE LABEL
  *   rbench throughput URL KEY BUFDIR CONNECTIONS COUNT ON_FULL
+ *   rbench degraded   URL KEY BUFDIR COUNT [FLUSH_TIMEOUT_S]   (the default options against a
+ *                     server that fails a share of requests; bench/run.sh sets the fault)
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
@@ -89,6 +91,10 @@ static void print_stats(rarch_logger *l, const char *prefix) {
            (unsigned long long)s.dropped_buffer_cap, prefix, (unsigned long long)s.dropped_io,
            prefix, (unsigned long long)s.failed_attempts, prefix,
            (unsigned long long)s.queue_len);
+    printf(" %sretried=%llu %srejected=%llu %scorrupt=%llu %sauth_failures=%llu %spoisoned=%llu",
+           prefix, (unsigned long long)s.retried, prefix, (unsigned long long)s.rejected, prefix,
+           (unsigned long long)s.corrupt, prefix, (unsigned long long)s.auth_failures, prefix,
+           (unsigned long long)s.poisoned);
 }
 
 static long status_kib(const char *field) {
@@ -258,6 +264,47 @@ static int cmd_throughput(int argc, char **argv) {
     printf("\n");
     fflush(stdout);
     rarch_logger_free(l);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- degraded server */
+
+/* As a new user would log: the default options (connections=2, on_full=spill), COUNT typical
+ * entries in a tight loop from one thread, then rarch_flush(FLUSH_TIMEOUT_S, default 300).
+ * bench/run.sh has set the receiver's fault (a share of 503s, of connection resets) and reads
+ * the receiver's counters and the buffer files after this process has ended. The stats are read
+ * when flush returns, before rarch_logger_free; close_timeout_ms=0, so that free writes what is
+ * left to disk at once instead of delivering more after the clock stopped. */
+static int cmd_degraded(int argc, char **argv) {
+    if (argc != 6 && argc != 7) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    size_t count = strtoull(argv[5], NULL, 10);
+    long timeout_s = argc == 7 ? atol(argv[6]) : 300;
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "close_timeout_ms", "0");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    size_t errors = 0;
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < count; i++)
+        if (log_typical(l) != RARCH_OK) errors++;
+    uint64_t t1 = now_ns();
+    int st = rarch_flush(l, (uint32_t)(timeout_s * 1000));
+    uint64_t t2 = now_ns();
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench degraded: flush: %s\n", buf);
+    }
+    printf("RESULT bench=degraded count=%zu errors=%zu flush=%d flush_timeout_s=%ld log_ms=%.1f "
+           "total_ms=%.1f",
+           count, errors, st, timeout_s, (t1 - t0) / 1e6, (t2 - t0) / 1e6);
+    print_stats(l, "");
+    fflush(stdout);
+    uint64_t t3 = now_ns();
+    rarch_logger_free(l);
+    printf(" free_ms=%.1f\n", (now_ns() - t3) / 1e6);
+    fflush(stdout);
     return 0;
 }
 
@@ -453,6 +500,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[1], "replay")) r = cmd_replay(argc, argv);
         else if (!strcmp(argv[1], "blocking")) r = cmd_blocking(argc, argv);
         else if (!strcmp(argv[1], "pause")) r = cmd_pause(argc, argv);
+        else if (!strcmp(argv[1], "degraded")) r = cmd_degraded(argc, argv);
     }
     if (r < 0) {
         fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");

@@ -1,65 +1,110 @@
 #!/bin/sh
-# The rarch-logging benchmark suite (issue 8). `make bench` runs it; `bench/run.sh --quick`
-# (or BENCH_QUICK=1 make bench) is a ~1 minute version with smaller counts. Loopback only, bounded counts and times.
+# The rarch-logging benchmark suite (issues 8 and 15). `make bench` runs it; `bench/run.sh --quick`
+# (or BENCH_QUICK=1 make bench) is a ~2 minute version with smaller counts (up to 6 more when
+# the degraded rows time out). Loopback only, bounded counts and times.
 #
 # Everything is reported as ratios against baselines measured side by side in this run (wrk,
 # a Python-style sender, an empty library call), because the machine is shared and noisy.
 # Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
+#
+#   bench/run.sh [--quick] [--only SECTIONS] [--rev REF]
+#   --only caller,throughput,memory,blocking,degraded   run only these sections (BENCH_ONLY=...)
+#   --rev REF   measure the library of commit REF (built from `git archive` in target/bench/rev-*)
+#               instead of the working tree's (BENCH_REV=...); rbench uses this tree's header
+# Section 5 (degraded server, issue 15): BENCH_DEGRADED_COUNT entries per row (200000, quick
+# 20000), rarch_flush timeout BENCH_DEGRADED_TIMEOUT_S (300, quick 60); a row is killed 60 s later.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
-for a in "$@"; do
-  case $a in
+ONLY=${BENCH_ONLY:-}
+REV=${BENCH_REV:-}
+SECTIONS="caller throughput memory blocking degraded"
+while [ $# -gt 0 ]; do
+  case $1 in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $a (use --quick)" >&2; exit 2 ;;
+    --only) [ $# -ge 2 ] || { echo "--only needs a list of sections" >&2; exit 2; }; ONLY=$2; shift ;;
+    --only=*) ONLY=${1#--only=} ;;
+    --rev) [ $# -ge 2 ] || { echo "--rev needs a git ref" >&2; exit 2; }; REV=$2; shift ;;
+    --rev=*) REV=${1#--rev=} ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF)" >&2; exit 2 ;;
   esac
+  shift
 done
+ONLY=$(printf '%s' "$ONLY" | tr ', ' '  ')
+for s in $ONLY; do
+  case " $SECTIONS " in *" $s "*) ;; *) echo "unknown section: $s (sections: $SECTIONS)" >&2; exit 2 ;; esac
+done
+want() { [ -z "$ONLY" ] && return 0; case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
 # Per-thread call counts are paced at CALLER_RATE calls/s, so CALLER_N/CALLER_RATE seconds a run.
 if [ $QUICK = 1 ]; then
   CALLER_N=2000; CALLER_RATE=2000
   TP_N=20000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=2; PY_N=300; PY_S=4
   MEM_N=50000; BLK_N=500
+  DEG_N=20000; DEG_T=60
 else
   CALLER_N=5000; CALLER_RATE=2000
   TP_N=200000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=3; PY_N=1500; PY_S=8
   MEM_N=1000000; BLK_N=2000
+  DEG_N=200000; DEG_T=300
 fi
+DEG_N=${BENCH_DEGRADED_COUNT:-$DEG_N}
+DEG_T=${BENCH_DEGRADED_TIMEOUT_S:-$DEG_T}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
 
 # --- tools ---------------------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-  say "installing wrk"
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
-  else
-    sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq wrk >/dev/null
-  fi
-fi
-command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 PY=${PYTHON:-python3}
-# The Python-style baseline runs with the old client's own dependencies (requests, PyJWT), in
-# a venv of its own; without network it falls back to the standard library (and says so).
 mkdir -p "$ROOT/target/bench"
-BPY=$ROOT/target/bench/pyenv/bin/python
-if [ ! -x "$BPY" ] || ! "$BPY" -c 'import requests, jwt' 2>/dev/null; then
-  say "making target/bench/pyenv (requests, PyJWT) for the Python-style baseline"
-  $PY -m venv "$ROOT/target/bench/pyenv" >&2 &&
-    "$ROOT/target/bench/pyenv/bin/pip" install -q requests==2.34.2 PyJWT==2.15.1 >&2 ||
-    say "could not install requests/PyJWT: the baseline falls back to the standard library"
+if want throughput; then
+  if ! command -v wrk >/dev/null 2>&1; then
+    say "installing wrk"
+    if [ "$(id -u)" = 0 ]; then
+      apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+    else
+      sudo apt-get update -qq >/dev/null && sudo apt-get install -y -qq wrk >/dev/null
+    fi
+  fi
+  command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+  # The Python-style baseline runs with the old client's own dependencies (requests, PyJWT), in
+  # a venv of its own; without network it falls back to the standard library (and says so).
+  BPY=$ROOT/target/bench/pyenv/bin/python
+  if [ ! -x "$BPY" ] || ! "$BPY" -c 'import requests, jwt' 2>/dev/null; then
+    say "making target/bench/pyenv (requests, PyJWT) for the Python-style baseline"
+    $PY -m venv "$ROOT/target/bench/pyenv" >&2 &&
+      "$ROOT/target/bench/pyenv/bin/pip" install -q requests==2.34.2 PyJWT==2.15.1 >&2 ||
+      say "could not install requests/PyJWT: the baseline falls back to the standard library"
+  fi
+  [ -x "$BPY" ] || BPY=$PY
 fi
-[ -x "$BPY" ] || BPY=$PY
+if want degraded; then
+  command -v timeout >/dev/null || { echo "timeout (coreutils) is required" >&2; exit 1; }
+fi
 
-if [ -z "${MAKELEVEL:-}" ]; then
+LIB=$ROOT/target/release
+if [ -n "$REV" ]; then
+  # Another commit's library, built apart (its own copy of the sources and target directory),
+  # so that edits in the working tree, and builds of it, do not change what is measured.
+  SHA=$(git rev-parse --verify "$REV^{commit}")
+  RD=$ROOT/target/bench/rev-$(git rev-parse --short "$SHA")
+  if [ ! -f "$RD/target/release/librarch_logging.so" ]; then
+    say "building the library of $REV ($SHA) in $RD"
+    rm -rf "$RD/src"; mkdir -p "$RD/src"
+    git archive "$SHA" | tar -x -C "$RD/src"
+    (cd "$RD/src" && CARGO_TARGET_DIR=$RD/target cargo build --release -q >&2)
+  fi
+  LIB=$RD/target/release
+  SONAME=$(sed -n 's/^version = "\([0-9]*\)\..*/\1/p' "$RD/src/Cargo.toml" | head -n1)
+  ln -sf librarch_logging.so "$LIB/librarch_logging.so.$SONAME"
+  if [ -z "${MAKELEVEL:-}" ]; then say "building (make receiver)"; make -s receiver >&2; fi
+elif [ -z "${MAKELEVEL:-}" ]; then
   say "building (make lib receiver)"
   make -s lib receiver >&2
 fi
-LIB=$ROOT/target/release
 mkdir -p target/bench
 CC=${CC:-cc}
 $CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/rbench.c -L"$LIB" -lrarch_logging \
@@ -90,8 +135,10 @@ start_receiver() { # name -> sets $ADDR
   ADDR=$(cat "$WORK/$1.addr")
 }
 start_receiver healthy; HEALTHY=$ADDR
-start_receiver slow; SLOW=$ADDR
-curl -sf -X POST -d '{"mode":"delay","delay_ms":2000,"rate":1}' "http://$SLOW/admin/fault" >/dev/null
+if want caller; then
+  start_receiver slow; SLOW=$ADDR
+  curl -sf -X POST -d '{"mode":"delay","delay_ms":2000,"rate":1}' "http://$SLOW/admin/fault" >/dev/null
+fi
 # "down": a loopback port where nothing listens (connection refused).
 DOWN_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 DOWN=127.0.0.1:$DOWN_PORT
@@ -114,70 +161,126 @@ emit() { tee -a "$OUT" | sed 's/^/   /' >&2; }
   echo "MACHINE load=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "MACHINE mode=$([ $QUICK = 1 ] && echo quick || echo full)"
   echo "MACHINE version=$(git describe --always --dirty 2>/dev/null || echo unknown)"
+  if [ -n "$REV" ]; then echo "MACHINE library=$(git rev-parse --short "$SHA")"; fi
+  echo "MACHINE sections=$(echo ${ONLY:-$SECTIONS} | tr ' ' ',')"
 } >>"$OUT"
 T0=$(date +%s)
 
 # --- 1. caller cost --------------------------------------------------------------------------
-say "1. caller cost of rarch_log (paced: bursts of 100 calls, $CALLER_RATE calls/s per thread)"
-for durable in 0 1; do
-  N=$CALLER_N
-  for scen in healthy down slow; do
-    case $scen in healthy) A=$HEALTHY ;; down) A=$DOWN ;; slow) A=$SLOW ;; esac
-    for th in 1 4; do
-      "$RB" caller "http://$A/log" "$KEY" "$(bufdir)" $th $N $CALLER_RATE $durable $scen | emit
+if want caller; then
+  say "1. caller cost of rarch_log (paced: bursts of 100 calls, $CALLER_RATE calls/s per thread)"
+  for durable in 0 1; do
+    N=$CALLER_N
+    for scen in healthy down slow; do
+      case $scen in healthy) A=$HEALTHY ;; down) A=$DOWN ;; slow) A=$SLOW ;; esac
+      for th in 1 4; do
+        "$RB" caller "http://$A/log" "$KEY" "$(bufdir)" $th $N $CALLER_RATE $durable $scen | emit
+      done
     done
   done
-done
-# The same calls back to back (no pause; healthy server): the cost with warm caches. Four
-# threads log 2/5 as many each, so that all of it fits in the queue.
-"$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 0 healthy-b2b | emit
-"$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 4 $((CALLER_N * 2 / 5)) 0 0 healthy-b2b | emit
-# The first call of a burst against the length of the pause before it (healthy server).
-PAUSE_BURSTS=$([ $QUICK = 1 ] && echo 40 || echo 100)
-for pause in 200 2000 20000 100000; do
-  "$RB" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" $pause $PAUSE_BURSTS | emit
-done
-reset
+  # The same calls back to back (no pause; healthy server): the cost with warm caches. Four
+  # threads log 2/5 as many each, so that all of it fits in the queue.
+  "$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 0 healthy-b2b | emit
+  "$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 4 $((CALLER_N * 2 / 5)) 0 0 healthy-b2b | emit
+  # The first call of a burst against the length of the pause before it (healthy server).
+  PAUSE_BURSTS=$([ $QUICK = 1 ] && echo 40 || echo 100)
+  for pause in 200 2000 20000 100000; do
+    "$RB" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" $pause $PAUSE_BURSTS | emit
+  done
+  reset
+fi
 
 # --- 2. delivery throughput --------------------------------------------------------------------
-say "2. delivery throughput ($TP_N entries) vs wrk (${WRK_S}s) and a Python-style sender"
-BODY=$WORK/body.json
-JWT=$($PY bench/pyclient_baseline.py wrk-setup "$KEY" "$BODY")
-run_wrk() { # connections
-  t=$1; [ "$t" -gt 2 ] && t=2
-  BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT wrk -t"$t" -c"$1" -d"${WRK_S}s" -s bench/wrk_post.lua \
-    "http://$HEALTHY/log" | grep '^RESULT' | sed "s/\$/ connections=$1/"
-}
-# wrk runs before and after the library's runs at each connection count; the mean is the limit.
-for c in 2 4; do
-  run_wrk $c | emit
-  for m in $TP_MODES; do
-    [ "${m%%:*}" = $c ] || continue
-    reset
-    line=$("$RB" throughput "http://$HEALTHY/log" "$KEY" "$(bufdir)" $c $TP_N "${m#*:}")
-    echo "$line $(accepted)" | emit
+if want throughput; then
+  say "2. delivery throughput ($TP_N entries) vs wrk (${WRK_S}s) and a Python-style sender"
+  BODY=$WORK/body.json
+  JWT=$($PY bench/pyclient_baseline.py wrk-setup "$KEY" "$BODY")
+  run_wrk() { # connections
+    t=$1; [ "$t" -gt 2 ] && t=2
+    BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT wrk -t"$t" -c"$1" -d"${WRK_S}s" -s bench/wrk_post.lua \
+      "http://$HEALTHY/log" | grep '^RESULT' | sed "s/\$/ connections=$1/"
+  }
+  # wrk runs before and after the library's runs at each connection count; the mean is the limit.
+  for c in 2 4; do
+    run_wrk $c | emit
+    for m in $TP_MODES; do
+      [ "${m%%:*}" = $c ] || continue
+      reset
+      line=$("$RB" throughput "http://$HEALTHY/log" "$KEY" "$(bufdir)" $c $TP_N "${m#*:}")
+      echo "$line $(accepted)" | emit
+    done
+    run_wrk $c | emit
   done
-  run_wrk $c | emit
-done
-reset
-"$BPY" bench/pyclient_baseline.py send "http://$HEALTHY/log" "$KEY" $PY_N $PY_S | emit
+  reset
+  "$BPY" bench/pyclient_baseline.py send "http://$HEALTHY/log" "$KEY" $PY_N $PY_S | emit
+fi
 
 # --- 3. memory while down, then replay -----------------------------------------------------------
-say "3. memory: $MEM_N entries logged while the server is down, then replay"
-MEMBUF=$(bufdir)
-"$RB" memory "http://$DOWN/log" "$KEY" "$MEMBUF" $MEM_N | emit
-echo "RESULT bench=bufferfiles bytes=$(du -sb "$MEMBUF" | cut -f1) lines=$(cat "$MEMBUF"/bench/*.jsonl 2>/dev/null | wc -l)" | emit
-reset
-line=$("$RB" replay "http://$HEALTHY/log" "$KEY" "$MEMBUF")
-echo "$line $(accepted)" | emit
-rm -rf "$MEMBUF"
+if want memory; then
+  say "3. memory: $MEM_N entries logged while the server is down, then replay"
+  MEMBUF=$(bufdir)
+  "$RB" memory "http://$DOWN/log" "$KEY" "$MEMBUF" $MEM_N | emit
+  echo "RESULT bench=bufferfiles bytes=$(du -sb "$MEMBUF" | cut -f1) lines=$(cat "$MEMBUF"/bench/*.jsonl 2>/dev/null | wc -l)" | emit
+  reset
+  line=$("$RB" replay "http://$HEALTHY/log" "$KEY" "$MEMBUF")
+  echo "$line $(accepted)" | emit
+  rm -rf "$MEMBUF"
+fi
 
 # --- 4. blocking mode ------------------------------------------------------------------------
-say "4. blocking mode"
-for th in 1 4; do
-  reset
-  "$RB" blocking "http://$HEALTHY/log" "$KEY" "$(bufdir)" $th $BLK_N | emit
-done
+if want blocking; then
+  say "4. blocking mode"
+  for th in 1 4; do
+    reset
+    "$RB" blocking "http://$HEALTHY/log" "$KEY" "$(bufdir)" $th $BLK_N | emit
+  done
+fi
+
+# --- 5. degraded server (issue 15) ---------------------------------------------------------------
+# The default options (connections=2, on_full=spill), DEG_N entries in a tight loop, then
+# rarch_flush(DEG_T s), against a receiver of its own that answers a share of the requests with
+# 503 or resets the connection, at random. Healthy first and last: the reference is their mean.
+# Each row: a fresh buffer_dir, the receiver's counters cleared, and a bound (the flush
+# timeout, then `timeout` kills the row 60 s later).
+if want degraded; then
+  say "5. degraded server: $DEG_N entries per row, default options, rarch_flush(${DEG_T} s)"
+  start_receiver degraded; DEG=$ADDR
+  fault() { curl -sf -X POST -d "$1" "http://$DEG/admin/fault" >/dev/null; }
+  deg_stats() {
+    curl -sf "http://$DEG/stats" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("receiver_%s=%d" % (k, d[k]) for k in ("requests", "accepted", "distinct", "duplicates", "faults")))'
+  }
+  jsonl_lines() { # DIR [NAME]: lines left in the buffer files (not dead letters or corrupt ones), or in NAME
+    if [ $# -gt 1 ]; then
+      cat "$1"/*/"$2" 2>/dev/null | wc -l | tr -d ' '
+    else
+      find "$1" -name '*.jsonl' ! -name buffer.rejected.jsonl ! -name buffer.corrupt.jsonl \
+        -exec cat {} + 2>/dev/null | wc -l | tr -d ' '
+    fi
+  }
+  for row in healthy:none:0 503-10:status:0.1 503-30:status:0.3 503-50:status:0.5 \
+             reset-20:reset:0.2 healthy-after:none:0; do
+    scen=${row%%:*}; r=${row#*:}; mode=${r%%:*}; rate=${r#*:}
+    say "   $scen"
+    fault '{"mode":"none"}'
+    curl -sf -X POST "http://$DEG/admin/reset" >/dev/null
+    case $mode in
+      status) fault "{\"mode\":\"status\",\"status\":503,\"rate\":$rate}" ;;
+      reset) fault "{\"mode\":\"reset\",\"rate\":$rate}" ;;
+    esac
+    B=$(bufdir)
+    s0=$(date +%s)
+    rc=0
+    line=$(timeout -k 10 $((DEG_T + 60)) "$RB" degraded "http://$DEG/log" "$KEY" "$B" $DEG_N $DEG_T) || rc=$?
+    fault '{"mode":"none"}'
+    case $line in
+      "RESULT bench=degraded "*) ;;
+      *) line="RESULT bench=degraded count=$DEG_N flush=-1 flush_timeout_s=$DEG_T total_ms=$(( ($(date +%s) - s0) * 1000 ))" ;;
+    esac
+    if [ $rc != 0 ]; then line="$line killed=1 exit=$rc"; fi
+    echo "$line scenario=$scen fault=$mode fault_rate=$rate $(deg_stats) disk_lines=$(jsonl_lines "$B") dead_letters=$(jsonl_lines "$B" buffer.rejected.jsonl)" | emit
+    rm -rf "$B"
+  done
+fi
 
 echo "MACHINE elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT"
 cp "$OUT" bench/results.txt

@@ -66,21 +66,12 @@ demo: build
 	  -L$(REL) -lrarch_logging -Wl,-rpath,$(CURDIR)/$(REL) -o target/demo/demo
 	@sh examples/run-demo.sh target/demo
 
+# The stripped library (3.8 MB instead of 29.6), its debug symbols beside it
+# (librarch_logging.so.X.Y.Z.debug, found by gdb through the debuglink), the stripped static
+# library, the headers, the pkg-config file and the CMake package (packaging/install-tree.sh).
 install: lib
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig \
-	  $(DESTDIR)$(LIBDIR)/cmake/rarch_logging
-	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/librarch_logging.so.$(VERSION)
-	ln -sf librarch_logging.so.$(VERSION) $(DESTDIR)$(LIBDIR)/librarch_logging.so.$(MAJOR)
-	ln -sf librarch_logging.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/librarch_logging.so
-	install -m 0644 $(REL)/librarch_logging.a $(DESTDIR)$(LIBDIR)/librarch_logging.a
-	install -m 0644 include/rarch_logging.h $(DESTDIR)$(INCDIR)/rarch_logging.h
-	@for h in bindings/c/*.h bindings/c/*.hpp; do [ -f "$$h" ] && install -m 0644 "$$h" $(DESTDIR)$(INCDIR)/ || true; done
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' \
-	  -e 's|@VERSION@|$(VERSION)|g' packaging/rarch-logging.pc.in \
-	  > $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
-	@for f in packaging/cmake/*.cmake; do [ -f "$$f" ] && sed -e 's|@VERSION@|$(VERSION)|g' \
-	  -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@INCDIR@|$(INCDIR)|g' "$$f" \
-	  > $(DESTDIR)$(LIBDIR)/cmake/rarch_logging/$$(basename $$f) || true; done
+	sh packaging/install-tree.sh --lib $(LIB) --destdir "$(DESTDIR)" --prefix "$(PREFIX)" \
+	  --libdir "$(LIBDIR)" --incdir "$(INCDIR)" --version $(VERSION)
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/librarch_logging.so* $(DESTDIR)$(LIBDIR)/librarch_logging.a \

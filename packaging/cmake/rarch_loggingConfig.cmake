@@ -9,15 +9,16 @@
 # are found from this file's location (falling back to the directories given at install).
 
 get_filename_component(_rarch_libdir "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
-get_filename_component(_rarch_prefix "${_rarch_libdir}/.." ABSOLUTE)
-set(_rarch_incdir "${_rarch_prefix}/include")
+# The include directory, relative to this file when the package was installed under one prefix
+# (a tarball unpacked anywhere, a .deb unpacked into a root), else the absolute one.
+get_filename_component(_rarch_incdir "@CMAKE_INCDIR@" ABSOLUTE)
 if(NOT EXISTS "${_rarch_incdir}/rarch_logging.h")
   set(_rarch_incdir "@INCDIR@")
 endif()
 if(NOT EXISTS "${_rarch_incdir}/rarch_logging.h")
   set(${CMAKE_FIND_PACKAGE_NAME}_FOUND FALSE)
   set(${CMAKE_FIND_PACKAGE_NAME}_NOT_FOUND_MESSAGE
-      "rarch_logging.h not found (looked in ${_rarch_prefix}/include and @INCDIR@)")
+      "rarch_logging.h not found (looked in @CMAKE_INCDIR@ and @INCDIR@)")
   return()
 endif()
 set(rarch_logging_INCLUDE_DIR "${_rarch_incdir}")
@@ -32,7 +33,7 @@ if(NOT TARGET rarch_logging::rarch_logging)
   add_library(rarch_logging::rarch_logging SHARED IMPORTED)
   set_target_properties(rarch_logging::rarch_logging PROPERTIES
     IMPORTED_LOCATION "${_rarch_libdir}/librarch_logging.so.@VERSION@"
-    IMPORTED_SONAME "librarch_logging.so.0"
+    IMPORTED_SONAME "librarch_logging.so.@MAJOR@"
     INTERFACE_INCLUDE_DIRECTORIES "${_rarch_incdir}")
 endif()
 
@@ -58,5 +59,4 @@ endif()
 
 set(rarch_logging_VERSION "@VERSION@")
 unset(_rarch_libdir)
-unset(_rarch_prefix)
 unset(_rarch_incdir)

@@ -1,12 +1,13 @@
 #!/bin/sh
-# Tests of the Python binding (run from the repository root by `make test-python`, after the
-# library and the receiver are built): makes a venv in bindings/python/.venv, installs the
-# package (./bindings/python) with pytest and python-dotenv from PyPI, and runs pytest from a
-# temporary directory so that the installed package, not the source tree, is what is tested.
+# Tests of the Python binding (run by `make test-python`, after the library and the receiver
+# are built; from any directory): makes a venv in bindings/python/.venv, installs the package
+# (this directory) with pytest and python-dotenv from PyPI, and runs pytest from a temporary
+# directory so that the installed package, not the source tree, is what is tested.
+# Out of the repository (the directory copied elsewhere), give the library to bundle with
+# RARCH_LOGGING_LIB and the receiver with RARCH_RECEIVER.
 set -eu
 
-ROOT=$(pwd)
-PYDIR="$ROOT/bindings/python"
+PYDIR=$(cd "$(dirname "$0")" && pwd)
 VENV="$PYDIR/.venv"
 PYTHON=${PYTHON:-python3}
 
@@ -19,7 +20,7 @@ fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall \
     --no-deps "$PYDIR"
 
-: "${RARCH_RECEIVER:=$ROOT/examples/receiver/receiver}"
+: "${RARCH_RECEIVER:=$PYDIR/../../examples/receiver/receiver}"
 export RARCH_RECEIVER
 export RARCH_PYTHON_SOURCE="$PYDIR"
 

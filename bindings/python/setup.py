@@ -3,6 +3,11 @@
 The library is taken from, in order: $RARCH_LOGGING_LIB; the repository's
 target/release/librarch_logging.so (the repository is $RARCH_LOGGING_REPO or two levels up);
 else `cargo build --release` is run in the repository and its output is copied.
+
+The wheel is tagged py3-none-<platform>: the library is loaded with ctypes, not built against
+one Python, so one wheel serves every CPython 3 (and PyPy) of the platform. `make dist`
+(packaging/dist.sh) builds it with the stripped library and has auditwheel give it its
+manylinux tag.
 """
 
 import os
@@ -49,6 +54,24 @@ class build_py_with_library(build_py):
         os.chmod(os.path.join(dest, LIB), 0o755)
 
 
+try:  # setuptools >= 70.1 has bdist_wheel; before it, the wheel package did
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # pragma: no cover
+    from wheel.bdist_wheel import bdist_wheel
+
+
+class bdist_wheel_any_python(bdist_wheel):
+    """Platform-specific (it holds a native library) but for any Python 3: py3-none-<plat>."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self):
+        _, _, plat = super().get_tag()
+        return "py3", "none", plat
+
+
 class BinaryDistribution(Distribution):
     """The wheel holds a native library: mark it platform-specific."""
 
@@ -56,4 +79,7 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": build_py_with_library}, distclass=BinaryDistribution)
+setup(
+    cmdclass={"build_py": build_py_with_library, "bdist_wheel": bdist_wheel_any_python},
+    distclass=BinaryDistribution,
+)

@@ -17,20 +17,33 @@ function libFileNames() {
   }
 }
 
-// Where the library is looked for, in order: $RARCH_LOGGING_LIB, the repo's build
-// (target/release, two levels above this package), then an installed copy (the dynamic
-// loader's own search by bare name, then the usual install prefixes).
+// The copy of the library that a packed package carries (`make dist` puts it there):
+// prebuilds/<platform>-<arch>/ inside the package, as in prebuildify's layout.
+function bundledDir() {
+  return path.resolve(__dirname, '..', 'prebuilds', `${process.platform}-${process.arch}`);
+}
+
+// Debian's library directory (where the .deb installs), for the loader-less fallback.
+function multiarchDirs() {
+  const triplet = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu' }[process.arch];
+  return triplet ? [`/usr/lib/${triplet}`] : [];
+}
+
+// Where the library is looked for, in order: $RARCH_LOGGING_LIB, the copy bundled in the
+// package, the repo's build (target/release, two levels above this package), then an
+// installed copy (the dynamic loader's own search by bare name, then the usual prefixes).
 function candidates() {
   const out = [];
   const env = process.env[LIB_ENV];
   if (env) out.push({ how: `$${LIB_ENV}`, file: env });
   const names = libFileNames();
+  out.push({ how: 'bundled', file: path.join(bundledDir(), names[0]) });
   const repo = path.resolve(__dirname, '..', '..', '..', 'target', 'release');
   out.push({ how: 'repo build', file: path.join(repo, names[0]) });
   for (const n of names.slice().reverse()) out.push({ how: 'installed (loader search)', file: n });
   const dirs = process.platform === 'darwin'
     ? ['/usr/local/lib', '/opt/homebrew/lib']
-    : ['/usr/local/lib', '/usr/lib', '/usr/lib64'];
+    : ['/usr/local/lib', ...multiarchDirs(), '/usr/lib', '/usr/lib64'];
   for (const dir of dirs) {
     for (const n of names) out.push({ how: 'installed', file: path.join(dir, n) });
   }
@@ -104,8 +117,9 @@ function load() {
   }
   throw new LibraryNotFoundError(
     'rarch-logging: cannot load librarch_logging. Tried, in order:\n  ' + tried.join('\n  ') +
-      `\nSet ${LIB_ENV} to the library's path, run \`make lib\` in the repository, or install it ` +
-      '(`make install`).',
+      `\nSet ${LIB_ENV} to the library's path, install the release package (its npm tarball ` +
+      'carries the linux-x64 library), run `make lib` in the repository, or install the library ' +
+      '(`make install`, the tarball or the .deb).',
     tried);
 }
 
@@ -149,4 +163,4 @@ function declare(lib, file) {
   return n;
 }
 
-module.exports = { load, candidates, LibraryNotFoundError };
+module.exports = { load, candidates, bundledDir, LibraryNotFoundError };

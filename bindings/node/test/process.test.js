@@ -110,42 +110,58 @@ test('the same API from import and require', async () => {
   assert.deepEqual(got.map((e) => e.context), [{ esm: true }]);
 });
 
-test('library lookup: RARCH_LOGGING_LIB first, then the repo build; a failure lists every path tried', async () => {
-  const lib = path.resolve(PKG, '..', '..', 'target', 'release', 'librarch_logging.so');
+test('library lookup: RARCH_LOGGING_LIB first, then the bundled copy, then the repo build; a failure lists every path tried', async () => {
+  // The library these tests run with: $RARCH_LOGGING_LIB when it is given (the package copied
+  // out of the repository), else the repo build.
+  const repoLib = path.resolve(PKG, '..', '..', 'target', 'release', 'librarch_logging.so');
+  const envLib = process.env.RARCH_LOGGING_LIB;
+  const lib = envLib && fs.existsSync(envLib) ? envLib : repoLib;
+  assert.ok(fs.existsSync(lib), `no library: set RARCH_LOGGING_LIB or run make lib (${repoLib})`);
   // A copy of the library through the variable.
   const copy = path.join(tmp, 'librarch_logging_copy.so');
   fs.copyFileSync(fs.realpathSync(lib), copy);
   const show = "console.log(require('rarch-logging').libraryPath())";
   let res = await node(['-e', show], { RARCH_LOGGING_LIB: copy });
   assert.equal(res.stdout.trim(), copy, res.stderr);
-  // A wrong variable falls through to the repo build.
-  res = await node(['-e', show], { RARCH_LOGGING_LIB: path.join(tmp, 'nope.so') });
-  assert.equal(res.stdout.trim(), lib, res.stderr);
-  // The package outside the repo, with a bad variable and no installed copy: a clear error.
+  // Inside the repository, a wrong variable falls through to the repo build.
+  if (fs.existsSync(repoLib)) {
+    res = await node(['-e', show], { RARCH_LOGGING_LIB: path.join(tmp, 'nope.so') });
+    assert.equal(res.stdout.trim(), repoLib, res.stderr);
+  }
+  // The package outside the repository, as npm installs the packed tarball: its bundled copy
+  // (prebuilds/<platform>-<arch>/) is found when the variable is wrong.
   const outside = path.join(tmp, 'pkg');
   fs.mkdirSync(path.join(outside, 'lib'), { recursive: true });
   for (const f of ['index.js', 'package.json', 'lib/native.js', 'lib/errors.js']) {
     fs.copyFileSync(path.join(PKG, f), path.join(outside, f));
   }
   fs.symlinkSync(path.join(PKG, 'node_modules'), path.join(outside, 'node_modules'));
+  const bundled = path.join(outside, 'prebuilds', `${process.platform}-${process.arch}`);
+  fs.mkdirSync(bundled, { recursive: true });
+  fs.copyFileSync(copy, path.join(bundled, 'librarch_logging.so'));
   const script = `
     const r = require(${JSON.stringify(outside)});
     try { r.createLogger({ service: 'x' }); console.log('loaded ' + r.libraryPath()); }
     catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, tried: e.tried, isRarch: e instanceof r.RarchError })); }`;
   res = await node(['-e', script], { RARCH_LOGGING_LIB: path.join(tmp, 'nope.so') });
+  assert.equal(res.stdout.trim(), 'loaded ' + path.join(bundled, 'librarch_logging.so'), res.stderr);
+  // Without the bundled copy, a bad variable and no installed copy: a clear error.
+  fs.rmSync(path.join(outside, 'prebuilds'), { recursive: true });
+  res = await node(['-e', script], { RARCH_LOGGING_LIB: path.join(tmp, 'nope.so') });
   if (res.stdout.startsWith('loaded ')) {
-    // An installed copy exists on this machine: it was found after the two others, as designed.
-    assert.doesNotMatch(res.stdout, /nope\.so/);
+    // An installed copy exists on this machine: it was found after the others, as designed.
+    assert.doesNotMatch(res.stdout, /nope\.so|prebuilds/);
     return;
   }
   const e = JSON.parse(res.stdout);
   assert.equal(e.code, 'RARCH_ERR_LIBRARY_NOT_FOUND');
   assert.equal(e.isRarch, true);
   assert.match(e.message, /nope\.so \(\$RARCH_LOGGING_LIB\): not found/);
+  assert.match(e.message, /prebuilds\/[a-z0-9]+-[a-z0-9]+\/librarch_logging\.so \(bundled\): not found/);
   assert.match(e.message, /target\/release\/librarch_logging\.so \(repo build\): not found/);
   assert.match(e.message, /librarch_logging\.so\.0 \(installed/);
   assert.match(e.message, /RARCH_LOGGING_LIB/);
-  assert.ok(e.tried.length >= 4);
+  assert.ok(e.tried.length >= 5);
 });
 
 test('a logger left open in a child that is waiting on flush at process.exit() does not crash', async () => {

@@ -1,5 +1,6 @@
 # rarch-logging: `make` builds, `make test` runs every test, `make demo` runs the demo,
-# `make install PREFIX=...` installs, `make bench` runs the benchmarks.
+# `make install PREFIX=...` installs, `make dist` makes the release artifacts (dist/),
+# `make bench` runs the benchmarks.
 PREFIX   ?= /usr/local
 LIBDIR   ?= $(PREFIX)/lib
 INCDIR   ?= $(PREFIX)/include
@@ -14,7 +15,8 @@ export RARCH_LOGGING_LIB := $(CURDIR)/$(LIB)
 export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver test test-rust test-c test-go test-node test-python \
-        header-check lint demo install uninstall bench clean deps bench-ab
+        header-check lint demo install uninstall bench clean deps bench-ab dist test-dist \
+        test-bindings-outside
 
 all: build
 
@@ -28,7 +30,7 @@ receiver:
 	cd examples/receiver && go build -o receiver .
 
 # Every test in the repo, whatever the language.
-test: build header-check test-rust test-c test-go test-node test-python
+test: build header-check test-rust test-c test-go test-node test-python test-dist
 	@echo "make test: all suites passed"
 
 test-rust: build
@@ -48,6 +50,27 @@ test-node: build
 
 test-python: build
 	@if [ -f bindings/python/run-tests.sh ]; then sh bindings/python/run-tests.sh; fi
+
+# The release artifacts, in dist/ (packaging/dist.sh): the tarball, the .debs, the wheel and the
+# npm tarball, with the version of Cargo.toml; lintian checks the .debs.
+dist: lib
+	bash packaging/dist.sh
+
+# The same artifacts (compressed fast, into target/test-dist; lintian leaves out the -dev
+# package, a minute of its time), installed as a user would, outside the checkout, each
+# delivering to a receiver (packaging/check-dist.sh); then the Node binding's own tests from a
+# copy outside the repository. A tool that cannot be had skips its artifact, with a message.
+TEST_DIST := $(CURDIR)/target/test-dist
+test-dist: lib receiver
+	DIST_DIR=$(TEST_DIST)/out DIST_WORK=$(TEST_DIST)/work DIST_FAST=1 LINTIAN=quick \
+	  DIST_ALLOW_SKIP=1 bash packaging/dist.sh
+	bash packaging/check-dist.sh $(TEST_DIST)/out
+	env -u RARCH_LOGGING_LIB DIST_DIR=$(TEST_DIST)/out bash packaging/check-bindings-outside.sh node
+
+# Every binding's own tests from a copy outside the repository, the library (from the release
+# tarball) and the receiver given by RARCH_LOGGING_LIB and RARCH_RECEIVER (about 75 s).
+test-bindings-outside: test-dist
+	env -u RARCH_LOGGING_LIB DIST_DIR=$(TEST_DIST)/out bash packaging/check-bindings-outside.sh go node python
 
 # The committed header must be what cbindgen makes of the code.
 header-check: lib
@@ -90,3 +113,4 @@ bench-ab: build
 clean:
 	$(CARGO) clean
 	rm -f $(RECEIVER)
+	rm -rf dist

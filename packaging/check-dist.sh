@@ -301,8 +301,10 @@ check_deb() {
 }
 
 check_wheel() {
-	local whl
-	whl=$(ls "$DIST"/redarch_logging_client-"$VERSION"-py3-none-manylinux_*_x86_64.whl 2>/dev/null | head -n1)
+	local whl= f
+	for f in "$DIST"/redarch_logging_client-"$VERSION"-py3-none-manylinux_*_x86_64.whl; do
+		[ -f "$f" ] && whl=$f
+	done
 	[ -n "$whl" ] || { echo "no manylinux wheel in $DIST"; exit 77; }
 	echo "${whl##*/}"
 	python3 -m venv "$S/venv"

@@ -629,15 +629,6 @@ impl DiskBuffer {
                 }
                 a.file = None;
             }
-            if target == claimed.path {
-                // The file is rewritten with only its unsent lines: its progress mark goes
-                // first (a stale mark beside the new content would skip unsent lines; a crash
-                // in between only sends lines again).
-                match fs::remove_file(&mark) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
             let tmp = claimed.path.with_extension("jsonl.tmp");
             let _ = fs::remove_file(&tmp);
             let mut f = OpenOptions::new()
@@ -646,9 +637,25 @@ impl DiskBuffer {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
-            f.write_all(&data)?;
-            if self.durable {
-                f.sync_data()?;
+            if let Err(e) = f.write_all(&data).and_then(|_| {
+                if self.durable {
+                    f.sync_data()
+                } else {
+                    Ok(())
+                }
+            }) {
+                // The claimed file and its mark stay as they are: a later drain adopts them.
+                let _ = fs::remove_file(&tmp);
+                return Err(e);
+            }
+            if target == claimed.path {
+                // The file is rewritten with only its unsent lines: its progress mark goes
+                // first (a stale mark beside the new content would skip unsent lines; a crash
+                // in between only sends lines again).
+                match fs::remove_file(&mark) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
             }
             fs::rename(&tmp, &target)?;
             if target != claimed.path {

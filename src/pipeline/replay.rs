@@ -4,8 +4,9 @@
 //!   first, `buffer.jsonl` last) and sends their lines over as many threads as the pipeline
 //!   has connections. A line that fails goes on past: it is appended to `buffer.jsonl` at once,
 //!   with its strikes as `retry_count`, and the lines behind it keep going. A round that had
-//!   failures is followed by the next one after a backoff (growing while rounds keep failing),
-//!   so the failed lines are tried again later, not in a hot loop. A line that is poison (see
+//!   failures is followed by the next one after `backoff_initial` while rounds deliver, and
+//!   after a growing backoff while they deliver nothing, so the failed lines are tried again
+//!   later, not in a hot loop. A line that is poison (see
 //!   [`policy`](super::policy)) is dead-lettered.
 //! - **Progress.** Every [`PROGRESS_EVERY`] lines, the index below which every line of the
 //!   claimed file is settled is written beside it (`<claimed>.progress`, no fsync). A process
@@ -80,11 +81,16 @@ impl Shared {
             next_probe = None;
             if Instant::now() >= next_round {
                 let r = self.replay_all();
-                if r.failed > 0 {
+                // Failed lines come back after a short wait while rounds make progress, and
+                // after a growing backoff while they deliver nothing (a poison line alone).
+                if r.failed > 0 && r.delivered == 0 {
                     failing_rounds = failing_rounds.saturating_add(1);
                     let wait = Shared::jitter(self.policy.backoff_base(failing_rounds))
                         .max(self.cfg.backoff_initial);
                     next_round = Instant::now() + wait;
+                } else if r.failed > 0 {
+                    failing_rounds = 0;
+                    next_round = Instant::now() + self.cfg.backoff_initial;
                 } else {
                     failing_rounds = 0;
                     next_round = Instant::now();
@@ -201,6 +207,10 @@ impl Shared {
             }
         };
         let start = claimed.progress().min(lines.len());
+        // The mark is made now, while there may be room on the disk; later marks overwrite it
+        // in place. So even when the release below fails (a full disk), the mark tells the
+        // next drain which lines are settled.
+        claimed.set_progress(start);
         let end = limit.map_or(lines.len(), |n| lines.len().min(start + n));
         let k = if end - start < 64 {
             1
@@ -280,6 +290,10 @@ impl Shared {
         let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
         let mut round = std::mem::take(&mut *lock(&totals));
         round.stopped = stop.load(Ordering::Acquire);
+        let settled_to = unsent_idx.first().copied().unwrap_or(lines.len());
+        if settled_to > *lock(&marked) {
+            claimed.set_progress(settled_to);
+        }
         b.release(claimed, &unsent)?;
         if !unsent.is_empty() || round.failed > 0 {
             b.mark_backlog();

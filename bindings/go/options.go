@@ -50,6 +50,7 @@ type Options struct {
 	CloseTimeoutMs      *int   // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
 	Mirror              Mirror // mirror (off): also print each entry as one line
 	MaxRetries          *int   // max_retries (5): in-memory retries before an entry goes to disk
+	MaxAttempts         *int   // max_attempts (10): failed attempts, while others are delivered, before an entry is dead-lettered
 	BackoffInitialMs    *int   // backoff_initial_ms (100)
 	BackoffMaxMs        *int   // backoff_max_ms (30000)
 	OnFull              OnFull // on_full (spill)
@@ -101,6 +102,7 @@ func (o *Options) pairs() []kv {
 	num("close_timeout_ms", o.CloseTimeoutMs)
 	str("mirror", string(o.Mirror))
 	num("max_retries", o.MaxRetries)
+	num("max_attempts", o.MaxAttempts)
 	num("backoff_initial_ms", o.BackoffInitialMs)
 	num("backoff_max_ms", o.BackoffMaxMs)
 	str("on_full", string(o.OnFull))

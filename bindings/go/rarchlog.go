@@ -433,6 +433,7 @@ type Stats struct {
 	DroppedBufferCap uint64 // dropped: the buffer reached buffer_max_total_bytes
 	DroppedIO        uint64 // dropped: the buffer file could not be written
 	QueueLen         uint64 // entries in memory now
+	Poisoned         uint64 // dead-lettered after max_attempts failures while others were delivered
 }
 
 // Stats returns the pipeline's counters.
@@ -453,6 +454,7 @@ func (l *Logger) Stats() (Stats, error) {
 		Corrupt: uint64(s.corrupt), AuthFailures: uint64(s.auth_failures),
 		DroppedQueueFull: uint64(s.dropped_queue_full), DroppedBufferCap: uint64(s.dropped_buffer_cap),
 		DroppedIO: uint64(s.dropped_io), QueueLen: uint64(s.queue_len),
+		Poisoned: uint64(s.poisoned),
 	}, nil
 }
 

@@ -82,6 +82,8 @@ export interface LoggerOptions {
   mirror?: 'off' | 'stdout' | 'stderr';
   /** `max_retries` (default 5): in-memory retries before an entry goes to disk. */
   maxRetries?: number;
+  /** `max_attempts` (default 10): failed attempts of one entry, while others are delivered, before it is dead-lettered. */
+  maxAttempts?: number;
   /** `backoff_initial_ms` (default 100): first full-jitter backoff. */
   backoffInitialMs?: number;
   /** `backoff_max_ms` (default 30000): largest backoff. */
@@ -158,6 +160,8 @@ export interface LoggerStats {
   droppedIo: number;
   /** Entries in memory now. */
   queueLen: number;
+  /** Dead-lettered after maxAttempts failures while other entries were delivered. */
+  poisoned: number;
 }
 
 /**

@@ -86,6 +86,7 @@ const OPTION_KEYS = {
   closeTimeoutMs: 'close_timeout_ms',
   mirror: 'mirror',
   maxRetries: 'max_retries',
+  maxAttempts: 'max_attempts',
   backoffInitialMs: 'backoff_initial_ms',
   backoffMaxMs: 'backoff_max_ms',
   onFull: 'on_full',
@@ -429,6 +430,7 @@ class Logger {
       droppedBufferCap: Number(out.dropped_buffer_cap),
       droppedIo: Number(out.dropped_io),
       queueLen: Number(out.queue_len),
+      poisoned: Number(out.poisoned),
     };
   }
 

@@ -79,6 +79,7 @@ const rarch_statistics = koffi.struct('rarch_statistics', {
   dropped_buffer_cap: 'uint64_t',
   dropped_io: 'uint64_t',
   queue_len: 'uint64_t',
+  poisoned: 'uint64_t',
 });
 
 

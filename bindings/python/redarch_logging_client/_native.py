@@ -155,6 +155,7 @@ _STAT_FIELDS = [
     "dropped_buffer_cap",
     "dropped_io",
     "queue_len",
+    "poisoned",
 ]
 
 

@@ -637,13 +637,10 @@ impl DiskBuffer {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
-            if let Err(e) = f.write_all(&data).and_then(|_| {
-                if self.durable {
-                    f.sync_data()
-                } else {
-                    Ok(())
-                }
-            }) {
+            if let Err(e) =
+                f.write_all(&data)
+                    .and_then(|_| if self.durable { f.sync_data() } else { Ok(()) })
+            {
                 // The claimed file and its mark stay as they are: a later drain adopts them.
                 let _ = fs::remove_file(&tmp);
                 return Err(e);

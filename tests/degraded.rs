@@ -264,7 +264,10 @@ fn a_replay_killed_with_sigkill_sends_at_most_1000_entries_again() {
         });
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        assert!(r.stat("distinct") < N, "the child finished before it was killed");
+        assert!(
+            r.stat("distinct") < N,
+            "the child finished before it was killed"
+        );
         let dups = r.stat("duplicates");
         assert!(
             dups <= 1_000 * (kill + 1),

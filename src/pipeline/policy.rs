@@ -32,21 +32,21 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// The fewest consecutive failures that make an outage.
-pub const MIN_RUN: u32 = 5;
+pub(crate) const MIN_RUN: u32 = 5;
 /// The most consecutive failures asked for, whatever the error rate.
-pub const MAX_RUN: u32 = 64;
+pub(crate) const MAX_RUN: u32 = 64;
 /// Different entries among the consecutive failures before they make an outage.
-pub const OUTAGE_ENTRIES: usize = 3;
+pub(crate) const OUTAGE_ENTRIES: usize = 3;
 /// "Unlikely by chance" for an outage: a false one costs a few entries a trip through the disk
 /// and one probe.
-pub const OUTAGE_CHANCE: f64 = 1e-6;
+pub(crate) const OUTAGE_CHANCE: f64 = 1e-6;
 /// "Unlikely by chance" for a poison entry: a false one dead-letters a good entry.
-pub const POISON_CHANCE: f64 = 1e-9;
+pub(crate) const POISON_CHANCE: f64 = 1e-9;
 /// Weight of one attempt in the success rate (an exponential moving average over about the
 /// last 64 attempts).
 const EWMA_WEIGHT: f64 = 1.0 / 64.0;
 /// A failure is a strike only if some entry was delivered within this many `backoff_max`.
-pub const STRIKE_WINDOW_STEPS: u64 = 4;
+pub(crate) const STRIKE_WINDOW_STEPS: u64 = 4;
 
 /// What kind of failure an attempt had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 //!   first, `buffer.jsonl` last) and sends their lines over as many threads as the pipeline
 //!   has connections. A line that fails goes on past: it is appended to `buffer.jsonl` at once,
 //!   with its strikes as `retry_count`, and the lines behind it keep going. A round that had
-//!   failures is followed by the next one after `backoff_initial` while rounds deliver, and
-//!   after a growing backoff while they deliver nothing, so the failed lines are tried again
+//!   failures is followed by the next one at least `backoff_initial` after it began while
+//!   rounds deliver, and after a growing backoff while they deliver nothing, so the failed lines are tried again
 //!   later, not in a hot loop. A line that is poison (see
 //!   [`policy`](super::policy)) is dead-lettered.
 //! - **Progress.** Every [`PROGRESS_EVERY`] lines, the index below which every line of the
@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Lines between two progress marks of a claimed file.
-pub const PROGRESS_EVERY: usize = 256;
+const PROGRESS_EVERY: usize = 256;
 
 /// What became of one line.
 enum Line {
@@ -80,6 +80,7 @@ impl Shared {
             }
             next_probe = None;
             if Instant::now() >= next_round {
+                let round_start = Instant::now();
                 let r = self.replay_all();
                 // Failed lines come back after a short wait while rounds make progress, and
                 // after a growing backoff while they deliver nothing (a poison line alone).
@@ -89,8 +90,10 @@ impl Shared {
                         .max(self.cfg.backoff_initial);
                     next_round = Instant::now() + wait;
                 } else if r.failed > 0 {
+                    // Each failed line waits at least backoff_initial before its next try:
+                    // a round that took longer than that has spaced them already.
                     failing_rounds = 0;
-                    next_round = Instant::now() + self.cfg.backoff_initial;
+                    next_round = round_start + self.cfg.backoff_initial;
                 } else {
                     failing_rounds = 0;
                     next_round = Instant::now();

@@ -261,7 +261,9 @@ run_lintian() {
 		[ "$LINTIAN" = quick ] && [ $p = librarch-logging-dev ] && continue
 		debs+=("$DIST/${p}_${VERSION}_$DEBARCH.deb")
 	done
-	lintian --allow-root --pedantic --display-info --tag-display-limit 0 "${debs[@]}" \
+	# Its temporary files (it leaves some behind) stay in the staging area.
+	mkdir -p "$WORK/tmp"
+	TMPDIR=$WORK/tmp lintian --allow-root --pedantic --display-info --tag-display-limit 0 "${debs[@]}" \
 		> "$WORK/lintian.txt" 2>&1 || true
 	say "lintian ($(lintian --version)) on ${debs[*]##*/}:"
 	if [ -s "$WORK/lintian.txt" ]; then sed 's/^/  /' "$WORK/lintian.txt"; else echo "  (no tags)"; fi

@@ -275,11 +275,19 @@ struct rarch_options *rarch_options_new(void);
  * Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
  * (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.
  * Ownership: key and value are copied. Threading: one thread at a time per options object.
+ *
+ * # Safety
+ * `opts` is NULL or a live pointer from `rarch_options_new`, not used by another thread
+ * during the call; `key` and `value` are NULL or NUL-terminated strings.
  */
 enum rarch_status rarch_options_set(struct rarch_options *opts, const char *key, const char *value);
 
 /**
  * Frees an options object. NULL is fine. Loggers made with it keep their own copy.
+ *
+ * # Safety
+ * `opts` is NULL or a pointer from `rarch_options_new` not freed yet; it is not used after
+ * the call.
  */
 void rarch_options_free(struct rarch_options *opts);
 
@@ -296,6 +304,10 @@ void rarch_options_free(struct rarch_options *opts);
  * Returns NULL on error: `rarch_last_error` says why (NULL service, invalid UTF-8, bad
  * service name, bad option or environment variable, buffer directory unusable, ca_file
  * unreadable). Thread-safe.
+ *
+ * # Safety
+ * `service` and `logger_name` are NULL or NUL-terminated strings; `opts` is NULL or a live
+ * pointer from `rarch_options_new`.
  */
 struct rarch_logger *rarch_logger_new(const char *service,
                                       const char *logger_name,
@@ -307,6 +319,9 @@ struct rarch_logger *rarch_logger_new(const char *service,
  * RARCH_ERR_INVALID_UTF8, RARCH_ERR_INVALID_ARGUMENT for a bad service name, RARCH_ERR_CONFIG,
  * RARCH_ERR_IO for an unusable buffer directory, RARCH_ERR_PANIC). `out` must not be NULL.
  * Thread-safe.
+ *
+ * # Safety
+ * As for `rarch_logger_new`; `out` is NULL or points to writable memory for one pointer.
  */
 enum rarch_status rarch_logger_open(const char *service,
                                     const char *logger_name,
@@ -331,6 +346,10 @@ enum rarch_status rarch_logger_open(const char *service,
  * RARCH_ERR_INVALID_JSON, RARCH_ERR_INVALID_TIMESTAMP, RARCH_ERR_INVALID_ARGUMENT (too
  * large), RARCH_ERR_QUEUE_FULL, RARCH_ERR_IO (durable mode), RARCH_ERR_TRANSPORT,
  * RARCH_ERR_AUTH, RARCH_ERR_REJECTED (blocking mode) or RARCH_ERR_PANIC. Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live pointer from `rarch_logger_new`/`rarch_logger_open`; every
+ * string is NULL or NUL-terminated.
  */
 enum rarch_status rarch_log(struct rarch_logger *logger,
                             int level,
@@ -345,6 +364,10 @@ enum rarch_status rarch_log(struct rarch_logger *logger,
  * The same as `rarch_log`, with pointer+length strings (no NUL needed, no copy by the
  * caller): the call for bindings. `entry` and `entry->message.ptr` are required.
  * Returns the statuses of `rarch_log`. Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `entry` is NULL or points to a `rarch_entry` whose
+ * strings each have `ptr == NULL` or `len` readable bytes at `ptr`.
  */
 enum rarch_status rarch_log_n(struct rarch_logger *logger,
                               int level,
@@ -357,6 +380,9 @@ enum rarch_status rarch_log_n(struct rarch_logger *logger,
  * Returns RARCH_OK, RARCH_ERR_TIMED_OUT (nothing is dropped; the message says what is
  * pending and the last failure), RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_PANIC. Thread-safe;
  * several threads may flush at once.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger.
  */
 enum rarch_status rarch_flush(struct rarch_logger *logger, uint32_t timeout_ms);
 
@@ -365,17 +391,26 @@ enum rarch_status rarch_flush(struct rarch_logger *logger, uint32_t timeout_ms);
  * can within `close_timeout_ms` (plus at most one request already in flight, bounded by
  * `timeout_ms`) and writes what is left to the buffer file, replayed by the next start.
  * Must be the last call on this logger; other loggers are unaffected.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger, and no other call on it runs or follows.
  */
 void rarch_logger_free(struct rarch_logger *logger);
 
 /**
  * Sets the logger's level; entries below it are dropped before any work. Returns RARCH_OK,
  * RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_LEVEL. Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger.
  */
 enum rarch_status rarch_set_level(struct rarch_logger *logger, int level);
 
 /**
  * The logger's level. For NULL, RARCH_LEVEL_DEBUG (and a message in rarch_last_error).
+ *
+ * # Safety
+ * `logger` is NULL or a live logger.
  */
 enum rarch_level rarch_get_level(const struct rarch_logger *logger);
 
@@ -383,6 +418,10 @@ enum rarch_level rarch_get_level(const struct rarch_logger *logger);
  * Copies the counters of the logger's pipeline into `out`; `out->size` must be set to
  * `sizeof(rarch_statistics)` (at least `sizeof(size_t)`). Returns RARCH_OK,
  * RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_ARGUMENT (size too small). Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `out` is NULL or points to at least `out->size`
+ * writable bytes, `size` (its first field) set.
  */
 enum rarch_status rarch_stats(const struct rarch_logger *logger, struct rarch_statistics *out);
 
@@ -391,6 +430,9 @@ enum rarch_status rarch_stats(const struct rarch_logger *logger, struct rarch_st
  * snprintf-style: returns the message's length without the NUL, so a caller can size `buf`.
  * `buf` may be NULL when `len` is 0. Messages never contain the API key. Thread-safe (the
  * message is per thread; successful calls do not clear it).
+ *
+ * # Safety
+ * `buf` is NULL or points to `len` writable bytes.
  */
 size_t rarch_last_error(char *buf, size_t len);
 

@@ -1,12 +1,12 @@
 //! The C ABI. This is the only module with raw pointers; everything it does is: check the
 //! arguments (NULL, UTF-8, range), call the core, turn the result into a status, and never let
-//! a panic cross into C. `unwrap`/`expect` are not used here.
+//! a panic cross into C. `unwrap`/`expect` are not used here (clippy denies them).
 //!
 //! Threading (for every function): a `rarch_options` may be used by one thread at a time. A
 //! `rarch_logger` may be used by any number of threads at once, except `rarch_logger_free`,
 //! which must be the last call on it. Error messages are per thread (`rarch_last_error`).
 #![allow(non_camel_case_types)]
-#![allow(clippy::missing_safety_doc)]
+#![deny(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::config::Options;
 use crate::entry::{utf8, Fields};
@@ -307,6 +307,10 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
 /// (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.
 /// Ownership: key and value are copied. Threading: one thread at a time per options object.
+///
+/// # Safety
+/// `opts` is NULL or a live pointer from `rarch_options_new`, not used by another thread
+/// during the call; `key` and `value` are NULL or NUL-terminated strings.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_options_set(
     opts: *mut rarch_options,
@@ -319,14 +323,19 @@ pub unsafe extern "C" fn rarch_options_set(
             Some(o) => o,
             None => return Err(null("opts")),
         };
-        // SAFETY: NUL-terminated strings by contract.
+        // SAFETY: NULL or a NUL-terminated string, by contract (both).
         let key = unsafe { req_cstr(key, "key") }?;
+        // SAFETY: as for `key`.
         let value = unsafe { req_cstr(value, "value") }?;
         opts.inner.set(key, value)
     })
 }
 
 /// Frees an options object. NULL is fine. Loggers made with it keep their own copy.
+///
+/// # Safety
+/// `opts` is NULL or a pointer from `rarch_options_new` not freed yet; it is not used after
+/// the call.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_options_free(opts: *mut rarch_options) {
     if opts.is_null() {
@@ -350,6 +359,10 @@ pub unsafe extern "C" fn rarch_options_free(opts: *mut rarch_options) {
 /// Returns NULL on error: `rarch_last_error` says why (NULL service, invalid UTF-8, bad
 /// service name, bad option or environment variable, buffer directory unusable, ca_file
 /// unreadable). Thread-safe.
+///
+/// # Safety
+/// `service` and `logger_name` are NULL or NUL-terminated strings; `opts` is NULL or a live
+/// pointer from `rarch_options_new`.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_logger_new(
     service: *const c_char,
@@ -367,6 +380,9 @@ pub unsafe extern "C" fn rarch_logger_new(
 /// RARCH_ERR_INVALID_UTF8, RARCH_ERR_INVALID_ARGUMENT for a bad service name, RARCH_ERR_CONFIG,
 /// RARCH_ERR_IO for an unusable buffer directory, RARCH_ERR_PANIC). `out` must not be NULL.
 /// Thread-safe.
+///
+/// # Safety
+/// As for `rarch_logger_new`; `out` is NULL or points to writable memory for one pointer.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_logger_open(
     service: *const c_char,
@@ -381,12 +397,14 @@ pub unsafe extern "C" fn rarch_logger_open(
     // SAFETY: `out` is a valid pointer to write to, by contract.
     unsafe { *out = std::ptr::null_mut() };
     status(|| {
-        // SAFETY: NUL-terminated strings and NULL-or-valid options by contract.
+        // SAFETY: NULL or a NUL-terminated string, by contract.
         let service = unsafe { req_cstr(service, "service") }?;
+        // SAFETY: as for `service`.
         let name = unsafe { opt_cstr(logger_name, "logger_name") }?;
+        // SAFETY: NULL or a live pointer from rarch_options_new, by contract.
         let opts = unsafe { opts.as_ref() }.map(|o| &o.inner);
         let inner = Logger::new(service, name, opts)?;
-        // SAFETY: as above.
+        // SAFETY: `out` is writable, checked non-NULL above.
         unsafe { *out = Box::into_raw(Box::new(rarch_logger { inner })) };
         Ok(())
     })
@@ -421,6 +439,10 @@ fn level_to_log(logger: &rarch_logger, level: c_int) -> Result<Option<Level>> {
 /// RARCH_ERR_INVALID_JSON, RARCH_ERR_INVALID_TIMESTAMP, RARCH_ERR_INVALID_ARGUMENT (too
 /// large), RARCH_ERR_QUEUE_FULL, RARCH_ERR_IO (durable mode), RARCH_ERR_TRANSPORT,
 /// RARCH_ERR_AUTH, RARCH_ERR_REJECTED (blocking mode) or RARCH_ERR_PANIC. Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live pointer from `rarch_logger_new`/`rarch_logger_open`; every
+/// string is NULL or NUL-terminated.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_log(
     logger: *mut rarch_logger,
@@ -455,6 +477,10 @@ pub unsafe extern "C" fn rarch_log(
 /// The same as `rarch_log`, with pointer+length strings (no NUL needed, no copy by the
 /// caller): the call for bindings. `entry` and `entry->message.ptr` are required.
 /// Returns the statuses of `rarch_log`. Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live logger; `entry` is NULL or points to a `rarch_entry` whose
+/// strings each have `ptr == NULL` or `len` readable bytes at `ptr`.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_log_n(
     logger: *mut rarch_logger,
@@ -488,6 +514,9 @@ pub unsafe extern "C" fn rarch_log_n(
 /// Returns RARCH_OK, RARCH_ERR_TIMED_OUT (nothing is dropped; the message says what is
 /// pending and the last failure), RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_PANIC. Thread-safe;
 /// several threads may flush at once.
+///
+/// # Safety
+/// `logger` is NULL or a live logger.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_flush(logger: *mut rarch_logger, timeout_ms: u32) -> rarch_status {
     status(|| {
@@ -502,6 +531,9 @@ pub unsafe extern "C" fn rarch_flush(logger: *mut rarch_logger, timeout_ms: u32)
 /// can within `close_timeout_ms` (plus at most one request already in flight, bounded by
 /// `timeout_ms`) and writes what is left to the buffer file, replayed by the next start.
 /// Must be the last call on this logger; other loggers are unaffected.
+///
+/// # Safety
+/// `logger` is NULL or a live logger, and no other call on it runs or follows.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_logger_free(logger: *mut rarch_logger) {
     if logger.is_null() {
@@ -515,6 +547,9 @@ pub unsafe extern "C" fn rarch_logger_free(logger: *mut rarch_logger) {
 
 /// Sets the logger's level; entries below it are dropped before any work. Returns RARCH_OK,
 /// RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_LEVEL. Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live logger.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_set_level(logger: *mut rarch_logger, level: c_int) -> rarch_status {
     status(|| {
@@ -525,6 +560,9 @@ pub unsafe extern "C" fn rarch_set_level(logger: *mut rarch_logger, level: c_int
 }
 
 /// The logger's level. For NULL, RARCH_LEVEL_DEBUG (and a message in rarch_last_error).
+///
+/// # Safety
+/// `logger` is NULL or a live logger.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_get_level(logger: *const rarch_logger) -> rarch_level {
     value(rarch_level::RARCH_LEVEL_DEBUG, || {
@@ -542,6 +580,10 @@ pub unsafe extern "C" fn rarch_get_level(logger: *const rarch_logger) -> rarch_l
 /// Copies the counters of the logger's pipeline into `out`; `out->size` must be set to
 /// `sizeof(rarch_statistics)` (at least `sizeof(size_t)`). Returns RARCH_OK,
 /// RARCH_ERR_NULL_ARGUMENT or RARCH_ERR_INVALID_ARGUMENT (size too small). Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live logger; `out` is NULL or points to at least `out->size`
+/// writable bytes, `size` (its first field) set.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_stats(
     logger: *const rarch_logger,
@@ -595,6 +637,9 @@ pub unsafe extern "C" fn rarch_stats(
 /// snprintf-style: returns the message's length without the NUL, so a caller can size `buf`.
 /// `buf` may be NULL when `len` is 0. Messages never contain the API key. Thread-safe (the
 /// message is per thread; successful calls do not clear it).
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn rarch_last_error(buf: *mut c_char, len: usize) -> usize {
     catch_unwind(AssertUnwindSafe(|| {

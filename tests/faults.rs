@@ -1029,6 +1029,7 @@ fn last_error() -> String {
 struct Lg(*mut rarch_logger);
 // SAFETY: a rarch_logger may be used from any number of threads at once (the C API's contract).
 unsafe impl Send for Lg {}
+// SAFETY: as for Send.
 unsafe impl Sync for Lg {}
 
 impl Lg {
@@ -1069,10 +1070,8 @@ fn ffi_stats(l: Lg) -> rarch_statistics {
         ..Default::default()
     };
     // SAFETY: a live logger and a stats struct with its size set.
-    assert_eq!(
-        unsafe { rarch_stats(l.p(), &mut s) },
-        rarch_status::RARCH_OK
-    );
+    let st = unsafe { rarch_stats(l.p(), &mut s) };
+    assert_eq!(st, rarch_status::RARCH_OK);
     s
 }
 

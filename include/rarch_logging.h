@@ -226,6 +226,15 @@ typedef struct rarch_statistics {
    * the server delivered other entries (a "poison" entry).
    */
   uint64_t poisoned;
+  /**
+   * Requests in flight the pipeline allows now (the adaptive concurrency limit; with
+   * concurrency=fixed, connections).
+   */
+  uint64_t concurrency_limit;
+  /**
+   * The median round-trip time of the pipeline's last 256 requests, in microseconds.
+   */
+  uint64_t rtt_p50_us;
 } rarch_statistics;
 
 
@@ -252,7 +261,11 @@ struct rarch_options *rarch_options_new(void);
  * - `buffer_dir` (./var/log): the disk buffer is `<buffer_dir>/<service>/buffer.jsonl`.
  * - `timeout_ms` (2000): timeout of each phase of a request.
  * - `queue_capacity` (8192): entries held in memory (and as many in the spill overflow).
- * - `connections` (2): parallel keep-alive connections (sender threads).
+ * - `connections` (64): the most requests in flight at once (sender threads are started as
+ *   the concurrency limit grows).
+ * - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
+ *   (AIMD on round-trip times and back-pressure), up to `connections`; `fixed` keeps
+ *   `connections` always.
  * - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
  * - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
  * - `max_retries` (5): in-memory retries before an entry goes to disk.

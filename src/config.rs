@@ -78,8 +78,14 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
     (
         "connections",
         None,
-        "2",
-        "parallel keep-alive connections (worker threads)",
+        "64",
+        "the most requests in flight at once (with concurrency=fixed: always this many)",
+    ),
+    (
+        "concurrency",
+        None,
+        "adaptive",
+        "adaptive (find the requests in flight the server sustains, up to connections) or fixed",
     ),
     (
         "close_timeout_ms",
@@ -219,6 +225,7 @@ pub struct Config {
     pub timeout: Duration,
     pub queue_capacity: usize,
     pub connections: usize,
+    pub adaptive: bool,
     pub close_timeout: Duration,
     pub mirror: Mirror,
     pub max_retries: u32,
@@ -259,6 +266,7 @@ impl Default for Config {
             timeout: Duration::ZERO,
             queue_capacity: 0,
             connections: 0,
+            adaptive: true,
             close_timeout: Duration::ZERO,
             mirror: Mirror::Off,
             max_retries: 0,
@@ -367,7 +375,14 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
         }
         "timeout_ms" => c.timeout = ms(key, value, 1, DAY_MS)?,
         "queue_capacity" => c.queue_capacity = num(key, value, 1, 1 << 24)? as usize,
-        "connections" => c.connections = num(key, value, 1, 64)? as usize,
+        "connections" => c.connections = num(key, value, 1, 256)? as usize,
+        "concurrency" => {
+            c.adaptive = match value.trim().to_ascii_lowercase().as_str() {
+                "adaptive" => true,
+                "fixed" => false,
+                _ => return Err(bad(key, value, "adaptive or fixed")),
+            }
+        }
         "close_timeout_ms" => c.close_timeout = ms(key, value, 0, DAY_MS)?,
         "mirror" => {
             c.mirror = match value.trim().to_ascii_lowercase().as_str() {

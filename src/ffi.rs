@@ -133,6 +133,11 @@ pub struct rarch_statistics {
     /// Entries dead-lettered to buffer.rejected.jsonl after max_attempts failed attempts while
     /// the server delivered other entries (a "poison" entry).
     pub poisoned: u64,
+    /// Requests in flight the pipeline allows now (the adaptive concurrency limit; with
+    /// concurrency=fixed, connections).
+    pub concurrency_limit: u64,
+    /// The median round-trip time of the pipeline's last 256 requests, in microseconds.
+    pub rtt_p50_us: u64,
 }
 
 /// Options for `rarch_logger_new` (opaque). See `rarch_options_set` for the keys.
@@ -284,7 +289,11 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `buffer_dir` (./var/log): the disk buffer is `<buffer_dir>/<service>/buffer.jsonl`.
 /// - `timeout_ms` (2000): timeout of each phase of a request.
 /// - `queue_capacity` (8192): entries held in memory (and as many in the spill overflow).
-/// - `connections` (2): parallel keep-alive connections (sender threads).
+/// - `connections` (64): the most requests in flight at once (sender threads are started as
+///   the concurrency limit grows).
+/// - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
+///   (AIMD on round-trip times and back-pressure), up to `connections`; `fixed` keeps
+///   `connections` always.
 /// - `close_timeout_ms` (5000): how long rarch_logger_free delivers before writing the rest to disk.
 /// - `mirror` (off): `off`, `stdout` or `stderr`: also print each entry as one line.
 /// - `max_retries` (5): in-memory retries before an entry goes to disk.
@@ -603,6 +612,7 @@ pub unsafe extern "C" fn rarch_stats(
             ));
         }
         let s = logger.inner.stats()?;
+        let conc = logger.inner.concurrency();
         let full = rarch_statistics {
             size: std::mem::size_of::<rarch_statistics>().min(size),
             logged: s.logged,
@@ -620,6 +630,8 @@ pub unsafe extern "C" fn rarch_stats(
             dropped_io: s.dropped_io,
             queue_len: logger.inner.queue_len() as u64,
             poisoned: s.poisoned,
+            concurrency_limit: conc.0 as u64,
+            rtt_p50_us: conc.1.as_micros() as u64,
         };
         // SAFETY: copies `full.size` bytes, no more than either side holds.
         unsafe {

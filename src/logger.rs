@@ -171,6 +171,14 @@ impl Logger {
         self.pipeline().map(|p| p.queue_len()).unwrap_or(0)
     }
 
+    /// The pipeline's concurrency limit now, and the median round-trip time of its last 256
+    /// requests.
+    pub fn concurrency(&self) -> (usize, Duration) {
+        self.pipeline()
+            .map(|p| (p.concurrency_limit(), p.rtt_p50()))
+            .unwrap_or_default()
+    }
+
     /// The last delivery failure of the pipeline, if any.
     pub fn last_delivery_error(&self) -> String {
         self.pipeline().map(|p| p.last_error()).unwrap_or_default()

@@ -13,12 +13,14 @@
 //! Every entry taken in ends in exactly one counter of [`Stats`]: delivered, buffered (on
 //! disk), rejected or poisoned (dead-lettered) or dropped with a reason.
 
+mod concurrency;
 mod policy;
 mod replay;
 mod sender;
 mod signal;
 mod spill;
 
+use concurrency::Limiter;
 use policy::Policy;
 use signal::Signal;
 
@@ -109,6 +111,11 @@ struct Shared {
     /// Entries that failed, parked until their retry is due (earliest first).
     retry: Mutex<BinaryHeap<sender::Parked>>,
     retry_len: AtomicUsize,
+    /// Requests in flight: a permit per request, the limit adaptive (see [`concurrency`]).
+    limiter: Limiter,
+    /// The sender threads, started as the limit grows (joined at close).
+    senders: Mutex<Vec<JoinHandle<()>>>,
+    sender_count: AtomicUsize,
     closing: AtomicBool,
     close_deadline: Mutex<Option<Instant>>,
     /// Wakes flush waiters (entries settled) and sleeping workers (closing).
@@ -127,6 +134,8 @@ struct Shared {
 }
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
+/// The concurrency limit an adaptive pipeline starts with (the old fixed default).
+const INITIAL_CONCURRENCY: usize = 2;
 /// The most bytes of entries a spill copies into one write.
 const SPILL_RUN: usize = 1 << 20;
 
@@ -246,6 +255,9 @@ impl Pipeline {
             }),
             retry: Mutex::default(),
             retry_len: AtomicUsize::new(0),
+            limiter: Limiter::new(cfg.adaptive, INITIAL_CONCURRENCY, cfg.connections),
+            senders: Mutex::default(),
+            sender_count: AtomicUsize::new(0),
             closing: AtomicBool::new(false),
             close_deadline: Mutex::new(None),
             progress: Signal::default(),
@@ -266,12 +278,13 @@ impl Pipeline {
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))
         };
         if cfg.mode == Mode::Threaded {
-            for i in 0..cfg.connections {
-                let s = shared.clone();
-                threads.push(spawn(
-                    format!("rarch-send-{i}"),
-                    Box::new(move || s.worker()),
-                )?);
+            let first = if cfg.adaptive {
+                INITIAL_CONCURRENCY.min(cfg.connections)
+            } else {
+                cfg.connections
+            };
+            for _ in 0..first {
+                shared.add_sender()?;
             }
             let s = shared.clone();
             threads.push(spawn("rarch-spill".into(), Box::new(move || s.spiller()))?);
@@ -302,6 +315,16 @@ impl Pipeline {
 
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
+    }
+
+    /// The concurrency limit now (requests in flight allowed).
+    pub fn concurrency_limit(&self) -> usize {
+        self.shared.limiter.limit()
+    }
+
+    /// The median round-trip time of the last 256 requests.
+    pub fn rtt_p50(&self) -> Duration {
+        self.shared.limiter.rtt_p50()
     }
 
     /// Entries in memory now (queue, overflow and those parked for a retry).
@@ -511,6 +534,16 @@ impl Pipeline {
         for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
+        // Senders may have started more senders until they saw `closing` (under this lock).
+        loop {
+            let senders = std::mem::take(&mut *lock(&s.senders));
+            if senders.is_empty() {
+                break;
+            }
+            for t in senders {
+                let _ = t.join();
+            }
+        }
         // Whatever is still in memory goes to disk.
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
         rest.append(&mut lock(&s.overflow));
@@ -643,6 +676,26 @@ impl Shared {
         } else {
             None
         }
+    }
+
+    /// Starts one more sender thread (none once the pipeline is closing: `close` joins every
+    /// thread in `senders`, and the check is made under its lock).
+    fn add_sender(self: &Arc<Self>) -> Result<()> {
+        let mut senders = lock(&self.senders);
+        if self.closing.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let i = self.sender_count.fetch_add(1, Ordering::AcqRel);
+        let s = self.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("rarch-send-{i}"))
+            .spawn(move || s.worker())
+            .map_err(|e| {
+                self.sender_count.fetch_sub(1, Ordering::AcqRel);
+                Error::new(ErrorKind::Io, format!("cannot start a thread: {e}"))
+            })?;
+        senders.push(t);
+        Ok(())
     }
 
     /// Full jitter: a random duration from 0 to `d`.

@@ -11,13 +11,14 @@
 //! - **Progress.** Every [`PROGRESS_EVERY`] lines, the index below which every line of the
 //!   claimed file is settled is written beside it (`<claimed>.progress`, no fsync). A process
 //!   that adopts a claimed file after a crash starts there, so a SIGKILL costs at most that
-//!   many lines (plus one per sending thread) sent twice.
+//!   many lines, plus those in flight (up to `connections`, twice: the ones the server had
+//!   not answered yet, and the ones waiting for a permit), sent twice.
 //! - **Probes.** During an outage one line is sent per backoff step (full jitter, at most
 //!   `backoff_max` apart). A failed probe line is moved to the end of the backlog, so the next
 //!   probe sends another one: a poison line never keeps an outage going.
 
 use super::policy::Failure;
-use super::sender::entry_key;
+use super::sender::{backpressure, entry_key};
 use super::spill::with_retry_count;
 use super::{lock, Shared, RECOVERY_EVERY_MS};
 use crate::buffer::{self, Claimed, DiskBuffer};
@@ -28,7 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Lines between two progress marks of a claimed file.
-const PROGRESS_EVERY: usize = 256;
+const PROGRESS_EVERY: usize = 64;
 
 /// What became of one line.
 enum Line {
@@ -246,7 +247,7 @@ impl Shared {
                     break;
                 }
                 cur[t].store(i, Ordering::SeqCst);
-                match self.replay_line(b, &lines[i]) {
+                match self.replay_line(b, &lines[i], limit.is_some()) {
                     Line::Settled {
                         delivered: d,
                         failed: f,
@@ -309,7 +310,7 @@ impl Shared {
     }
 
     /// Sends one buffer line (see [`Line`]).
-    fn replay_line(&self, b: &DiskBuffer, line: &[u8]) -> Line {
+    fn replay_line(&self, b: &DiskBuffer, line: &[u8], probe: bool) -> Line {
         let Some((service, strikes)) = parse_line(line) else {
             Stats::add(&self.stats.corrupt, 1);
             let _ = b.side(buffer::CORRUPT, line);
@@ -321,7 +322,16 @@ impl Shared {
         let Some(bearer) = self.bearer(&service) else {
             return Line::Kept;
         };
-        let (kind, status, reason) = match self.transport.post(line, &bearer, self.deadline()) {
+        // A probe is sent during an outage; other lines stop with it.
+        let Some(permit) = self
+            .limiter
+            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
+        else {
+            return Line::Kept;
+        };
+        let outcome = self.transport.post(line, &bearer, self.deadline());
+        permit.answered(backpressure(&outcome));
+        let (kind, status, reason) = match outcome {
             Outcome::Delivered => {
                 self.policy.success(self.now_ms());
                 Stats::add(&self.stats.delivered, 1);

@@ -1,6 +1,7 @@
-//! The sender threads (`connections` of them): each takes an entry (a parked one whose retry
-//! is due first, else the next in the queue), signs and POSTs it, and hands the outcome to the
-//! [`policy`](super::policy). A failed entry is parked with its backoff and the sender goes on
+//! The sender threads (started as the concurrency limit grows, up to `connections`): each
+//! takes an entry (a parked one whose retry is due first, else the next in the queue), waits
+//! for a permit of the [`concurrency`](super::concurrency) limiter, signs and POSTs it, and
+//! hands the outcome to the [`policy`](super::policy) and the limiter. A failed entry is parked with its backoff and the sender goes on
 //! with the entries behind it, so one failing entry never holds the others back. During an
 //! outage (or past the close deadline) what is in memory goes to disk in batches instead.
 //! Blocking mode's one POST on the caller's thread is here too.
@@ -14,6 +15,7 @@ use crate::transport::Outcome;
 use crossbeam_channel::RecvTimeoutError;
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// An entry waiting for its retry. Ordered so that a max-heap's top is the earliest due (and,
@@ -44,6 +46,12 @@ impl Ord for Parked {
     }
 }
 
+/// Whether an outcome tells the server to slow down: 429, 503, or no answer (a timeout, a
+/// refused or reset connection).
+pub(super) fn backpressure(o: &Outcome) -> bool {
+    matches!(o, Outcome::Retry { status, .. } if matches!(status, 0 | 429 | 503))
+}
+
 /// Tells entries apart for the policy's "different entries" count: the address of the body,
 /// which is the same for every attempt of one entry and different for entries alive at once.
 pub(super) fn entry_key(body: &[u8]) -> u64 {
@@ -55,7 +63,7 @@ impl Shared {
     /// takes what has accumulated, so a caller never pays for waking it; after a quiet spell
     /// it blocks on the queue (the next caller's send wakes it once), or until the next
     /// parked entry is due.
-    pub(super) fn worker(&self) {
+    pub(super) fn worker(self: &Arc<Self>) {
         const POLL: Duration = Duration::from_millis(1);
         const QUIET: Duration = Duration::from_millis(200);
         let mut idle_since: Option<Instant> = None;
@@ -106,6 +114,16 @@ impl Shared {
                 self.spill(vec![item]);
                 continue;
             }
+            // The limit has grown past the senders there are, and there is work: one more.
+            let n = self.sender_count.load(Ordering::Acquire);
+            if n < self.cfg.connections
+                && self.limiter.limit() > n
+                && (!self.rx.is_empty() || self.retry_len.load(Ordering::Acquire) > 0)
+            {
+                if let Err(e) = self.add_sender() {
+                    self.note_error(&e.message);
+                }
+            }
             self.attempt(item);
         }
     }
@@ -126,8 +144,17 @@ impl Shared {
             self.spill(vec![item]);
             return;
         };
+        let Some(permit) = self
+            .limiter
+            .acquire(|| self.policy.outage() || self.past_deadline())
+        else {
+            self.spill(vec![item]);
+            return;
+        };
         item.tries += 1;
-        match self.transport.post(&item.body, &bearer, self.deadline()) {
+        let outcome = self.transport.post(&item.body, &bearer, self.deadline());
+        permit.answered(backpressure(&outcome));
+        match outcome {
             Outcome::Delivered => {
                 if self.policy.success(self.now_ms()) {
                     self.progress.notify();

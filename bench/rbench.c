@@ -49,7 +49,23 @@ static rarch_options *base_options(const char *url, const char *key, const char 
     return o;
 }
 
+/* RBENCH_OPTS="k=v,k=v" sets more options, last (e.g. "concurrency=fixed,connections=2"),
+ * for side-by-side runs of one command with other settings. */
+static void extra_options(rarch_options *o) {
+    const char *env = getenv("RBENCH_OPTS");
+    if (!env || !*env) return;
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", env);
+    for (char *save = NULL, *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) die("RBENCH_OPTS: k=v expected");
+        *eq = 0;
+        set(o, kv, eq + 1);
+    }
+}
+
 static rarch_logger *new_logger(rarch_options *o) {
+    extra_options(o);
     rarch_logger *l = rarch_logger_new("bench", "bench.main", o);
     if (!l) die("rarch_logger_new");
     return l;
@@ -95,6 +111,8 @@ static void print_stats(rarch_logger *l, const char *prefix) {
            prefix, (unsigned long long)s.retried, prefix, (unsigned long long)s.rejected, prefix,
            (unsigned long long)s.corrupt, prefix, (unsigned long long)s.auth_failures, prefix,
            (unsigned long long)s.poisoned);
+    printf(" %sconcurrency_limit=%llu %srtt_p50_us=%llu", prefix,
+           (unsigned long long)s.concurrency_limit, prefix, (unsigned long long)s.rtt_p50_us);
 }
 
 static long status_kib(const char *field) {

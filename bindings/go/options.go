@@ -46,7 +46,8 @@ type Options struct {
 	BufferDir           string // buffer_dir (./var/log): the buffer is <BufferDir>/<service>/buffer.jsonl
 	TimeoutMs           *int   // timeout_ms (2000): timeout of each phase of a request
 	QueueCapacity       *int   // queue_capacity (16384): entries held in memory
-	Connections         *int   // connections (2): parallel keep-alive connections
+	Connections         *int   // connections (64): the most requests in flight
+	Concurrency         string // concurrency (adaptive): "adaptive" or "fixed" (always Connections)
 	CloseTimeoutMs      *int   // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
 	Mirror              Mirror // mirror (off): also print each entry as one line
 	MaxRetries          *int   // max_retries (5): in-memory retries before an entry goes to disk
@@ -99,6 +100,7 @@ func (o *Options) pairs() []kv {
 	num("timeout_ms", o.TimeoutMs)
 	num("queue_capacity", o.QueueCapacity)
 	num("connections", o.Connections)
+	str("concurrency", o.Concurrency)
 	num("close_timeout_ms", o.CloseTimeoutMs)
 	str("mirror", string(o.Mirror))
 	num("max_retries", o.MaxRetries)

@@ -434,6 +434,8 @@ type Stats struct {
 	DroppedIO        uint64 // dropped: the buffer file could not be written
 	QueueLen         uint64 // entries in memory now
 	Poisoned         uint64 // dead-lettered after max_attempts failures while others were delivered
+	ConcurrencyLimit uint64 // requests in flight allowed now (adaptive concurrency)
+	RttP50Us         uint64 // median round-trip time of the last 256 requests, µs
 }
 
 // Stats returns the pipeline's counters.
@@ -454,7 +456,8 @@ func (l *Logger) Stats() (Stats, error) {
 		Corrupt: uint64(s.corrupt), AuthFailures: uint64(s.auth_failures),
 		DroppedQueueFull: uint64(s.dropped_queue_full), DroppedBufferCap: uint64(s.dropped_buffer_cap),
 		DroppedIO: uint64(s.dropped_io), QueueLen: uint64(s.queue_len),
-		Poisoned: uint64(s.poisoned),
+		Poisoned: uint64(s.poisoned), ConcurrencyLimit: uint64(s.concurrency_limit),
+		RttP50Us: uint64(s.rtt_p50_us),
 	}, nil
 }
 

@@ -74,8 +74,10 @@ export interface LoggerOptions {
   timeoutMs?: number;
   /** `queue_capacity` (default 16384): entries held in memory. */
   queueCapacity?: number;
-  /** `connections` (default 2): parallel keep-alive connections (sender threads). */
+  /** `connections` (default 64): the most requests in flight at once. */
   connections?: number;
+  /** `concurrency` (default `adaptive`): find the requests in flight the server sustains, or `fixed` (always `connections`). */
+  concurrency?: 'adaptive' | 'fixed';
   /** `close_timeout_ms` (default 5000): how long closing delivers before writing the rest to disk. */
   closeTimeoutMs?: number;
   /** `mirror` (default `off`): also print each entry as one line on stdout or stderr. */
@@ -162,6 +164,10 @@ export interface LoggerStats {
   queueLen: number;
   /** Dead-lettered after maxAttempts failures while other entries were delivered. */
   poisoned: number;
+  /** Requests in flight allowed now (adaptive concurrency). */
+  concurrencyLimit: number;
+  /** Median round-trip time of the last 256 requests, in microseconds. */
+  rttP50Us: number;
 }
 
 /**

@@ -83,6 +83,7 @@ const OPTION_KEYS = {
   timeoutMs: 'timeout_ms',
   queueCapacity: 'queue_capacity',
   connections: 'connections',
+  concurrency: 'concurrency',
   closeTimeoutMs: 'close_timeout_ms',
   mirror: 'mirror',
   maxRetries: 'max_retries',
@@ -431,6 +432,8 @@ class Logger {
       droppedIo: Number(out.dropped_io),
       queueLen: Number(out.queue_len),
       poisoned: Number(out.poisoned),
+      concurrencyLimit: Number(out.concurrency_limit),
+      rttP50Us: Number(out.rtt_p50_us),
     };
   }
 

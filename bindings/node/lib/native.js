@@ -80,6 +80,8 @@ const rarch_statistics = koffi.struct('rarch_statistics', {
   dropped_io: 'uint64_t',
   queue_len: 'uint64_t',
   poisoned: 'uint64_t',
+  concurrency_limit: 'uint64_t',
+  rtt_p50_us: 'uint64_t',
 });
 
 

@@ -156,6 +156,8 @@ _STAT_FIELDS = [
     "dropped_io",
     "queue_len",
     "poisoned",
+    "concurrency_limit",
+    "rtt_p50_us",
 ]
 
 

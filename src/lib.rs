@@ -19,6 +19,7 @@ pub mod json;
 pub mod jwt;
 pub mod level;
 pub mod logger;
+mod net;
 pub mod pipeline;
 pub mod stats;
 pub mod transport;

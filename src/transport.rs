@@ -193,23 +193,24 @@ struct Ureq {
 
 impl Ureq {
     fn new(config: ureq::config::Config, url: ureq::http::Uri, slots: usize) -> Ureq {
-        let host_port = url.authority().map(|a| {
+        // One address cache for every agent (ureq resolves before it looks for a pooled
+        // connection, so each POST asks for the addresses).
+        let addrs = url.authority().map(|a| {
             let host = a.host().trim_start_matches('[').trim_end_matches(']');
             let port = a.port_u16().unwrap_or(if url.scheme_str() == Some("http") {
                 80
             } else {
                 443
             });
-            (host.to_owned(), port)
+            Arc::new(Resolved::new(host, port))
         });
-        let agent = || match (&host_port, config.proxy()) {
-            // No proxy: our TCP transport and resolver (one address cache per agent, as ureq
-            // resolves before it looks for a pooled connection).
-            (Some((host, port)), None) => {
+        let agent = || match (&addrs, config.proxy()) {
+            // No proxy: our TCP transport and resolver.
+            (Some(addrs), None) => {
                 let connector = ().chain(tcp::TcpConnector).chain(RustlsConnector::default());
                 let resolver = CachingResolver {
                     url: url.clone(),
-                    addrs: Resolved::new(host, *port),
+                    addrs: addrs.clone(),
                 };
                 Agent::with_parts(config.clone(), connector, resolver)
             }
@@ -514,12 +515,12 @@ mod tcp {
     }
 }
 
-/// ureq's resolver for the one URL a [`Ureq`] client posts to: its addresses from a
-/// [`Resolved`] cache (ureq resolves before it looks for a pooled connection, so it asks for
-/// every POST). Any other URL (none is expected: redirects are off) goes to ureq's own.
+/// ureq's resolver for the one URL a [`Ureq`] client posts to: its addresses from the
+/// client's [`Resolved`] cache. Any other URL (none is expected: redirects are off) goes to
+/// ureq's own.
 struct CachingResolver {
     url: ureq::http::Uri,
-    addrs: Resolved,
+    addrs: Arc<Resolved>,
 }
 
 impl std::fmt::Debug for CachingResolver {

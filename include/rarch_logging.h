@@ -400,6 +400,21 @@ enum rarch_status rarch_log_n(struct rarch_logger *logger,
 enum rarch_status rarch_flush(struct rarch_logger *logger, uint32_t timeout_ms);
 
 /**
+ * `rarch_flush` with its message: on failure the message is also copied into `msg`
+ * (NUL-terminated, truncated to `len` bytes at a character boundary), on success `msg` is
+ * set to "". For a caller that runs the flush on one thread and reads the result on another
+ * (a worker pool), where `rarch_last_error` would give the other thread's message. `msg` may
+ * be NULL when `len` is 0. Returns the statuses of `rarch_flush`. Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `msg` is NULL or points to `len` writable bytes.
+ */
+enum rarch_status rarch_flush_msg(struct rarch_logger *logger,
+                                  uint32_t timeout_ms,
+                                  char *msg,
+                                  size_t len);
+
+/**
  * Frees a logger. NULL is fine. The last logger of a pipeline stops it: it delivers what it
  * can within `close_timeout_ms` (plus at most one request already in flight, bounded by
  * `timeout_ms`) and writes what is left to the buffer file, replayed by the next start.

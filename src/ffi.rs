@@ -4,7 +4,8 @@
 //!
 //! Threading (for every function): a `rarch_options` may be used by one thread at a time. A
 //! `rarch_logger` may be used by any number of threads at once, except `rarch_logger_free`,
-//! which must be the last call on it. Error messages are per thread (`rarch_last_error`).
+//! which must be the last call on it. Error messages are per thread (`rarch_last_error`);
+//! `rarch_flush_msg` returns a flush's message with its status.
 #![allow(non_camel_case_types)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
@@ -536,6 +537,36 @@ pub unsafe extern "C" fn rarch_flush(logger: *mut rarch_logger, timeout_ms: u32)
     })
 }
 
+/// `rarch_flush` with its message: on failure the message is also copied into `msg`
+/// (NUL-terminated, truncated to `len` bytes at a character boundary), on success `msg` is
+/// set to "". For a caller that runs the flush on one thread and reads the result on another
+/// (a worker pool), where `rarch_last_error` would give the other thread's message. `msg` may
+/// be NULL when `len` is 0. Returns the statuses of `rarch_flush`. Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live logger; `msg` is NULL or points to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_flush_msg(
+    logger: *mut rarch_logger,
+    timeout_ms: u32,
+    msg: *mut c_char,
+    len: usize,
+) -> rarch_status {
+    // SAFETY: forwarded contract.
+    let st = unsafe { rarch_flush(logger, timeout_ms) };
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        if st == rarch_status::RARCH_OK {
+            // SAFETY: forwarded contract.
+            unsafe { copy_out("", msg, len) }
+        } else {
+            // The message rarch_flush just left for this thread.
+            // SAFETY: forwarded contract.
+            LAST_ERROR.with(|l| unsafe { copy_out(&l.borrow(), msg, len) })
+        }
+    }));
+    st
+}
+
 /// Frees a logger. NULL is fine. The last logger of a pipeline stops it: it delivers what it
 /// can within `close_timeout_ms` (plus at most one request already in flight, bounded by
 /// `timeout_ms`) and writes what is left to the buffer file, replayed by the next start.
@@ -655,20 +686,30 @@ pub unsafe extern "C" fn rarch_stats(
 #[no_mangle]
 pub unsafe extern "C" fn rarch_last_error(buf: *mut c_char, len: usize) -> usize {
     catch_unwind(AssertUnwindSafe(|| {
-        LAST_ERROR.with(|l| {
-            let msg = l.borrow();
-            if !buf.is_null() && len > 0 {
-                let n = msg.len().min(len - 1);
-                // SAFETY: `buf` holds `len` writable bytes by contract; n < len.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
-                    *buf.add(n) = 0;
-                }
-            }
-            msg.len()
-        })
+        // SAFETY: forwarded contract.
+        LAST_ERROR.with(|l| unsafe { copy_out(&l.borrow(), buf, len) })
     }))
     .unwrap_or(0)
+}
+
+/// Copies `msg` into `buf`, NUL-terminated, cut at a character boundary to fit `len` bytes
+/// (nothing when `buf` is NULL or `len` is 0); returns `msg`'s length.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+unsafe fn copy_out(msg: &str, buf: *mut c_char, len: usize) -> usize {
+    if !buf.is_null() && len > 0 {
+        let mut n = msg.len().min(len - 1);
+        while !msg.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: `buf` holds `len` writable bytes by contract; n < len.
+        unsafe {
+            std::ptr::copy_nonoverlapping(msg.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    msg.len()
 }
 
 /// A static, NUL-terminated description of a status (any int: unknown values get

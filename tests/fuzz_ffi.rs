@@ -885,6 +885,65 @@ fn every_function_takes_null_and_bad_arguments() {
     }
 }
 
+/// rarch_flush_msg gives the message with the status, also when the flush ran on another
+/// thread than the one that reads it (what a worker pool does).
+#[test]
+fn flush_msg_gives_the_message_with_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = logger(dir.path(), "svc-fuzz-flush-msg", &[]);
+    struct Send(Lg);
+    // SAFETY: a rarch_logger may be used from any thread (the C API's contract).
+    unsafe impl std::marker::Send for Send {}
+    let on_worker = Send(l);
+    let n = null();
+    // SAFETY: a live logger and a NUL-terminated message.
+    let st = unsafe { rarch_log(l.0, 1, c"kept".as_ptr(), n, n, n, n, n) };
+    assert_eq!(st, RARCH_OK);
+    let (st, msg) = std::thread::spawn(move || {
+        let w = on_worker;
+        let mut buf = [0x55u8; 512];
+        // SAFETY: a live logger and a buffer of the given length.
+        let st = unsafe { rarch_flush_msg(w.0 .0, 50, buf.as_mut_ptr().cast(), buf.len()) };
+        (st, buf)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(st, RARCH_ERR_TIMED_OUT);
+    let text = CStr::from_bytes_until_nul(&msg).unwrap().to_str().unwrap();
+    assert!(text.starts_with("flush timed out after 50 ms"), "{text}");
+    // SAFETY: the documented NULL and truncation cases.
+    unsafe {
+        prime_error();
+        let mut buf = [0x55u8; 8];
+        assert_eq!(
+            rarch_flush_msg(std::ptr::null_mut(), 0, buf.as_mut_ptr().cast(), buf.len()),
+            RARCH_ERR_NULL_ARGUMENT
+        );
+        assert_eq!(
+            &buf, b"logger \0",
+            "truncated to the buffer, NUL-terminated"
+        );
+        assert!(
+            last_error().contains("logger is NULL"),
+            "the thread's message too"
+        );
+        assert_eq!(
+            rarch_flush_msg(l.0, 0, std::ptr::null_mut(), 0),
+            RARCH_ERR_TIMED_OUT
+        );
+        // Nothing pending: RARCH_OK and an empty message.
+        let idle = logger(dir.path(), "svc-fuzz-flush-idle", &[]);
+        let mut buf = [0x55u8; 4];
+        assert_eq!(
+            rarch_flush_msg(idle.0, 1000, buf.as_mut_ptr().cast(), 4),
+            RARCH_OK
+        );
+        assert_eq!(buf, [0, 0x55, 0x55, 0x55]);
+        rarch_logger_free(idle.0);
+        rarch_logger_free(l.0);
+    }
+}
+
 /// Bad values in the environment variables are reported like bad options (in a child process,
 /// so this process's environment is never changed).
 #[test]

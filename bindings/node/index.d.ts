@@ -36,8 +36,8 @@ export type StatusName = keyof typeof Status;
 
 /**
  * Every error thrown or rejected by this package. `code` is the status name of the C API
- * (e.g. `'RARCH_ERR_INVALID_JSON'`) and `message` the library's `rarch_last_error` message,
- * read on the thread of the failing call. One code is the binding's own:
+ * (e.g. `'RARCH_ERR_INVALID_JSON'`) and `message` the library's message for the failing call
+ * (for `flush()`, returned with the status by `rarch_flush_msg`). One code is the binding's own:
  * `'RARCH_ERR_LIBRARY_NOT_FOUND'` (the library could not be loaded; `tried` lists every path
  * with the reason).
  */

@@ -379,28 +379,26 @@ class Logger {
     }
     const ms = Math.min(Math.floor(t), 0xffffffff);
     const h = s.handle;
+    // The flush runs on a worker thread: its message comes back with the status (the
+    // library's per-thread message would be the worker's).
+    const msg = Buffer.alloc(1024);
     s.busy++;
     return new Promise((resolve, reject) => {
       const done = (err, st) => {
         try {
           if (err) return reject(err);
           if (st === 0) return resolve();
-          // The library's message is per thread and the call ran on a worker thread: ask
-          // again on this thread with a zero timeout, which gives the current message (or
-          // succeeds if everything got delivered in the meantime).
-          const again = N.flush(h, 0);
-          if (again === 0) return resolve();
-          const e = statusError(N, again, 'rarch_flush');
-          // The message is the re-check's: give the caller's timeout, not 0.
-          e.message = e.message.replace(/^flush timed out after 0 ms/, `flush timed out after ${ms} ms`);
-          reject(e);
+          const end = msg.indexOf(0);
+          const text = msg.toString('utf8', 0, end < 0 ? msg.length : end);
+          const code = STATUS_NAMES[st] || `RARCH_STATUS_${st}`;
+          reject(rarchError(code, text || `rarch_flush: ${N.status_str(st)}`, st));
         } finally {
           s.busy--;
           idle(s);
         }
       };
       try {
-        N.flush.async(h, ms, done);
+        N.flush_msg.async(h, ms, msg, msg.length, done);
       } catch (e) {
         s.busy--;
         idle(s);

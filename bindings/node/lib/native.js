@@ -150,6 +150,8 @@ function declare(lib, file) {
     // NUL-terminated strings converted by koffi (bench only: measured, slower).
     log: lib.func('int rarch_log(rarch_logger *logger, int level, const char *message, const char *user_id, const char *tenant_id, const char *request_id, const char *context_json, const char *client_log_datetime)'),
     flush: lib.func('int rarch_flush(rarch_logger *logger, uint32_t timeout_ms)'),
+    // The same, with the message copied into msg (a Buffer) with the status: for async calls.
+    flush_msg: lib.func('int rarch_flush_msg(rarch_logger *logger, uint32_t timeout_ms, void *msg, size_t len)'),
     set_level: lib.func('int rarch_set_level(rarch_logger *logger, int level)'),
     get_level: lib.func('int rarch_get_level(const rarch_logger *logger)'),
     stats: lib.func('int rarch_stats(const rarch_logger *logger, _Inout_ rarch_statistics *out)'),

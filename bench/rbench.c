@@ -5,6 +5,10 @@
  *   rbench throughput URL KEY BUFDIR CONNECTIONS COUNT ON_FULL
  *   rbench degraded   URL KEY BUFDIR COUNT [FLUSH_TIMEOUT_S]   (the default options against a
  *                     server that fails a share of requests; bench/run.sh sets the fault)
+ *   rbench latency    URL KEY BUFDIR COUNT FLUSH_TIMEOUT_S   (issue 16: as degraded, against a
+ *                     server that delays every answer; also threads, RSS, CPU of the process)
+ *   rbench cpu        URL KEY BUFDIR RATE COUNT [FLUSH_TIMEOUT_S]   (issue 21: COUNT entries at
+ *                     RATE/s, 0 = tight loop; CPU and context switches per delivered entry)
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "typical_entry.h"
@@ -326,6 +331,208 @@ static int cmd_degraded(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- what the process costs */
+
+/* Threads of the process (/proc/self/status "Threads:"), or -1. */
+static long status_threads(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "Threads:", 8) == 0) {
+            v = strtol(line + 8, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* A thread that reads the process's thread count every 20 ms and keeps the highest, without
+ * counting itself. It only reads /proc: 50 small reads a second. */
+struct sampler {
+    pthread_t tid;
+    volatile int stop;
+    long threads_max;
+};
+
+static void *sampler_thread(void *p) {
+    struct sampler *s = p;
+    while (!s->stop) {
+        long t = status_threads() - 1;
+        if (t > s->threads_max) s->threads_max = t;
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+/* RBENCH_NO_SAMPLER=1 (set for the strace runs, whose system calls it would add to): no
+ * sampling, threads_max is then the count when flush returned. */
+static void sampler_start(struct sampler *s) {
+    s->stop = 0;
+    s->threads_max = 0;
+    s->tid = 0;
+    const char *no = getenv("RBENCH_NO_SAMPLER");
+    if (no && *no && strcmp(no, "0") != 0) return;
+    if (pthread_create(&s->tid, NULL, sampler_thread, s) != 0) die("pthread_create");
+}
+
+/* The threads of the process when called, without the sampler. */
+static long sampler_threads_now(const struct sampler *s) {
+    return status_threads() - (s->tid ? 1 : 0);
+}
+
+static void sampler_stop(struct sampler *s) {
+    s->stop = 1;
+    if (s->tid) pthread_join(s->tid, NULL);
+}
+
+struct usage {
+    uint64_t user_us, sys_us, nvcsw, nivcsw;
+};
+
+static struct usage usage_of(int who) {
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (struct usage){(uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec,
+                          (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec,
+                          (uint64_t)ru.ru_nvcsw, (uint64_t)ru.ru_nivcsw};
+}
+
+/* Prints the difference b - a of the process's usage (user and system CPU in µs, voluntary and
+ * involuntary context switches), then the same for the calling thread ("caller_"). */
+static void print_usage(struct usage pa, struct usage pb, struct usage ta, struct usage tb) {
+    printf(" cpu_user_us=%llu cpu_sys_us=%llu nvcsw=%llu nivcsw=%llu caller_cpu_us=%llu"
+           " caller_nvcsw=%llu caller_nivcsw=%llu",
+           (unsigned long long)(pb.user_us - pa.user_us),
+           (unsigned long long)(pb.sys_us - pa.sys_us), (unsigned long long)(pb.nvcsw - pa.nvcsw),
+           (unsigned long long)(pb.nivcsw - pa.nivcsw),
+           (unsigned long long)(tb.user_us - ta.user_us + tb.sys_us - ta.sys_us),
+           (unsigned long long)(tb.nvcsw - ta.nvcsw), (unsigned long long)(tb.nivcsw - ta.nivcsw));
+}
+
+/* ---------------------------------------------------------------- distant server */
+
+/* Issue 16: as `degraded` (COUNT typical entries in a tight loop from one thread, the options
+ * of RBENCH_OPTS over the defaults, then rarch_flush(FLUSH_TIMEOUT_S), close_timeout_ms=0),
+ * against a receiver that bench/run.sh has told to delay every answer. Also what the process
+ * costs: its threads (the most seen while it ran, sampled every 20 ms, and when flush returned),
+ * VmRSS and VmHWM when flush returned, and its CPU (getrusage, all threads) and context
+ * switches from the first rarch_log until flush returned. */
+static int cmd_latency(int argc, char **argv) {
+    if (argc != 7) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    size_t count = strtoull(argv[5], NULL, 10);
+    long timeout_s = atol(argv[6]);
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "close_timeout_ms", "0");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    struct sampler sm;
+    sampler_start(&sm);
+    size_t errors = 0;
+    struct usage pa = usage_of(RUSAGE_SELF), ta = usage_of(RUSAGE_THREAD);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < count; i++)
+        if (log_typical(l) != RARCH_OK) errors++;
+    uint64_t t1 = now_ns();
+    int st = rarch_flush(l, (uint32_t)(timeout_s * 1000));
+    uint64_t t2 = now_ns();
+    struct usage pb = usage_of(RUSAGE_SELF), tb = usage_of(RUSAGE_THREAD);
+    long threads_end = sampler_threads_now(&sm);
+    sampler_stop(&sm);
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench latency: flush: %s\n", buf);
+    }
+    printf("RESULT bench=latency count=%zu errors=%zu flush=%d flush_timeout_s=%ld log_ms=%.1f "
+           "total_ms=%.1f threads_max=%ld threads_end=%ld rss_kib=%ld hwm_kib=%ld",
+           count, errors, st, timeout_s, (t1 - t0) / 1e6, (t2 - t0) / 1e6,
+           sm.threads_max > threads_end ? sm.threads_max : threads_end, threads_end,
+           status_kib("VmRSS"), status_kib("VmHWM"));
+    print_usage(pa, pb, ta, tb);
+    print_stats(l, "");
+    fflush(stdout);
+    uint64_t t3 = now_ns();
+    rarch_logger_free(l);
+    printf(" free_ms=%.1f\n", (now_ns() - t3) / 1e6);
+    fflush(stdout);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- CPU per delivered entry */
+
+/* Issue 21: COUNT typical entries from one thread at RATE entries/s (0: in a tight loop), then
+ * rarch_flush(FLUSH_TIMEOUT_S, default 60); the default options and RBENCH_OPTS. Paced on a
+ * tick of max(1 ms, 1/RATE): at each tick the caller logs the entries due by then and sleeps to
+ * the next (clock_nanosleep, absolute), so the caller itself wakes at most 1,000 times a
+ * second. From the first rarch_log until flush returns: the process's CPU (getrusage
+ * RUSAGE_SELF: user + system, every thread, those that ended too) and context switches, and
+ * the same for the calling thread alone (RUSAGE_THREAD), so that the sender side is the
+ * difference. */
+static int cmd_cpu(int argc, char **argv) {
+    if (argc != 7 && argc != 8) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    double rate = atof(argv[5]);
+    size_t count = strtoull(argv[6], NULL, 10);
+    long timeout_s = argc == 8 ? atol(argv[7]) : 60;
+    rarch_options *o = base_options(url, key, bufdir);
+    set(o, "close_timeout_ms", "0");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    struct sampler sm;
+    sampler_start(&sm);
+    size_t errors = 0;
+    uint64_t tick = rate > 0 ? (uint64_t)(1e9 / rate) : 0, sleeps = 0;
+    if (rate > 0 && tick < 1000000) tick = 1000000;
+    struct usage pa = usage_of(RUSAGE_SELF), ta = usage_of(RUSAGE_THREAD);
+    uint64_t t0 = now_ns();
+    if (rate <= 0) {
+        for (size_t i = 0; i < count; i++)
+            if (log_typical(l) != RARCH_OK) errors++;
+    } else {
+        size_t done = 0;
+        for (uint64_t t = t0; done < count; t += tick, sleeps++) {
+            /* Entries due by this tick: those whose time (i / rate) has come, the first at t0. */
+            size_t due = (size_t)((double)(t - t0) * rate / 1e9) + 1;
+            if (due > count) due = count;
+            for (; done < due; done++)
+                if (log_typical(l) != RARCH_OK) errors++;
+            uint64_t next = t + tick;
+            struct timespec ts = {(time_t)(next / 1000000000ull), (long)(next % 1000000000ull)};
+            while (done < count &&
+                   clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {
+            }
+        }
+    }
+    uint64_t t1 = now_ns();
+    int st = rarch_flush(l, (uint32_t)(timeout_s * 1000));
+    uint64_t t2 = now_ns();
+    struct usage pb = usage_of(RUSAGE_SELF), tb = usage_of(RUSAGE_THREAD);
+    long threads_end = sampler_threads_now(&sm);
+    sampler_stop(&sm);
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench cpu: flush: %s\n", buf);
+    }
+    printf("RESULT bench=cpu rate_target=%.0f count=%zu errors=%zu flush=%d log_ms=%.1f "
+           "total_ms=%.1f caller_sleeps=%llu threads_max=%ld threads_end=%ld rss_kib=%ld "
+           "hwm_kib=%ld",
+           rate, count, errors, st, (t1 - t0) / 1e6, (t2 - t0) / 1e6,
+           (unsigned long long)(sleeps > 0 ? sleeps - 1 : 0),
+           sm.threads_max > threads_end ? sm.threads_max : threads_end, threads_end,
+           status_kib("VmRSS"), status_kib("VmHWM"));
+    print_usage(pa, pb, ta, tb);
+    print_stats(l, "");
+    printf("\n");
+    fflush(stdout);
+    rarch_logger_free(l);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- memory while down */
 
 static int cmd_memory(int argc, char **argv) {
@@ -519,6 +726,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[1], "blocking")) r = cmd_blocking(argc, argv);
         else if (!strcmp(argv[1], "pause")) r = cmd_pause(argc, argv);
         else if (!strcmp(argv[1], "degraded")) r = cmd_degraded(argc, argv);
+        else if (!strcmp(argv[1], "latency")) r = cmd_latency(argc, argv);
+        else if (!strcmp(argv[1], "cpu")) r = cmd_cpu(argc, argv);
     }
     if (r < 0) {
         fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");

@@ -4,7 +4,7 @@ Markdown report: report.py RESULTS_TXT OUT_MD. Targets are marks, never assertio
 import sys
 
 MIB = 1024 * 1024
-SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded")
+SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu")
 # Issue 15: the share of failed requests of each faulted row of the degraded table, and whether
 # the issue sets the target for it (the resets row uses the same formula with p = 0.2, as a mark).
 DEGRADED_ROWS = (
@@ -93,6 +93,10 @@ def main():
         blocking_section(p, by, one)
     if by(bench="degraded"):
         degraded_section(p, by, one)
+    if by(bench="latency"):
+        latency_section(p, by, one)
+    if by(bench="cpu") or by(bench="cpuwrk"):
+        cpu_section(p, by, one)
     text = "\n".join(md)
     print(text)
     if out_md:
@@ -357,6 +361,263 @@ def degraded_section(p, by, one):
     if tp and ref:
         p("Section 2's healthy figure in the same run (2 connections, spill, %d entries): "
           "%.0f entries/s; this table's healthy reference: %.0f/s." % (tp["count"], tp["rate"], ref))
+        p("")
+
+
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def usage_us(r):
+    """The process's user + system CPU of a row (rbench's getrusage, or cpurun's), in µs."""
+    if "cpu_user_us" not in r:
+        return None
+    return r["cpu_user_us"] + r["cpu_sys_us"]
+
+
+def kib(v):
+    return "%.1f MiB" % (v / 1024) if isinstance(v, (int, float)) and v >= 0 else "-"
+
+
+def lat_rate(r):
+    """Delivered per second: the library's `delivered` when flush returned, over the time from
+    the first rarch_log until then (a bounded row counts what it delivered in its time)."""
+    secs = r.get("total_ms", 0) / 1e3
+    return r.get("delivered", 0) / secs if secs > 0 else 0.0
+
+
+LAT_CONFIGS = (("default", "default (adaptive, up to 64)"),
+               ("fixed2", "`concurrency=fixed,connections=2`"))
+
+
+def latency_section(p, by, one):
+    rows = by(bench="latency")
+    wrk = [r["rate"] for r in by(bench="latwrk") if r.get("rate")]
+    wm = sum(wrk) / len(wrk) if wrk else None
+    counts = lambda pred: sorted({r["count"] for r in rows if pred(r)})
+    c0 = counts(lambda r: r["latency_ms"] == 0)
+    cd = counts(lambda r: r["latency_ms"] > 0 and r["config"] == "default")
+    fixed_bounded = [r for r in rows if r.get("config") == "fixed2" and r.get("latency_ms", 0) > 0]
+    p("## 6. Distant server (issue 16): default options against "
+      "`concurrency=fixed,connections=2`, every answer delayed")
+    p("")
+    p("One thread logs %s typical entries (%s at 0 ms) in a tight loop, then calls "
+      "`rarch_flush`; the receiver delays every answer by the latency (`{\"latency_ms\":D}`, "
+      "no CPU). entries/s: the library's `delivered` when flush returned, over the time from "
+      "the first `rarch_log`. Concurrency limit and rtt p50: `rarch_stats` when flush returned "
+      "(the concurrency the pipeline settled on). Threads: the most seen while the row ran "
+      "(`/proc/self/status`, every 20 ms, the sampler not counted); RSS when flush returned; "
+      "CPU: the process's user + system time (getrusage) over the row, per delivered entry." % (
+          "/".join("{:,}".format(c) for c in cd) or "-",
+          "/".join("{:,}".format(c) for c in c0) or "-"))
+    if fixed_bounded:
+        f = fixed_bounded[0]
+        p("")
+        p("**Bounded rows**: the fixed-2 rows at 10 ms and more log {:,} entries (the default "
+          "rows {}) with `rarch_flush({} s)`; where the flush times out, the rate is what was "
+          "delivered within that time (marked `bounded`).".format(
+              f["count"], "/".join("{:,}".format(c) for c in cd), f.get("flush_timeout_s", 0)))
+    p("")
+    p("Targets: default >= 500/s at 50 ms and >= 100/s at 200 ms; at 0 ms at least the fixed-2 "
+      "figure of the same run (medians of the rounds) with a concurrency limit <= 8.")
+    p("")
+    p("| latency | options | round | entries | flush | time | delivered | entries/s | "
+      "vs fixed-2 | lib / wrk | concurrency limit | rtt p50 | threads (max) | RSS | "
+      "CPU per entry | spilled | receiver distinct / dups | target |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lats = sorted({r["latency_ms"] for r in rows})
+    checks = []
+    for d in lats:
+        fx = [lat_rate(r) for r in rows if r["latency_ms"] == d and r["config"] == "fixed2"]
+        fmed = median(fx)
+        for cfg, name in LAT_CONFIGS:
+            for r in [r for r in rows if r["latency_ms"] == d and r["config"] == cfg]:
+                rate = lat_rate(r)
+                flush = {0: "OK", 9: "TIMED_OUT", -1: "none"}.get(r.get("flush"), str(r.get("flush")))
+                if r.get("killed"):
+                    flush += ", killed"
+                if flush != "OK" and cfg == "fixed2":
+                    flush += " (bounded)"
+                cpu = usage_us(r)
+                target = "-"
+                if cfg == "default":
+                    if d == 50:
+                        target = mark(rate >= 500) + " (>= 500/s)"
+                    elif d == 200:
+                        target = mark(rate >= 100) + " (>= 100/s)"
+                    elif d == 0:
+                        target = "see below"
+                p("| %d ms | %s | %s | %d | %s | %.1f s | %d | %.0f | %s | %s | %s | %s | %s | %s "
+                  "| %s | %s | %s / %s | %s |" % (
+                      d, name, r.get("round", 1), r["count"], flush, r.get("total_ms", 0) / 1e3,
+                      r.get("delivered", 0), rate,
+                      "%.1fx" % (rate / fmed) if fmed and cfg == "default" else "-",
+                      "%.0f%%" % (100 * rate / wm) if wm and d == 0 else "-",
+                      r.get("concurrency_limit", "-"),
+                      ns(r["rtt_p50_us"] * 1000) if "rtt_p50_us" in r else "-",
+                      r.get("threads_max", "-"), kib(r.get("rss_kib")),
+                      ns(1000 * cpu / r["delivered"]) if cpu is not None and r.get("delivered") else "-",
+                      r.get("buffered", "-"), r.get("receiver_distinct", "?"),
+                      r.get("receiver_duplicates", "?"), target))
+    p("")
+    if wrk:
+        p("wrk against the same receiver with no delay, 2 connections, before and after the 0 ms "
+          "rows: %s req/s (mean %.0f)." % (" / ".join("%.0f" % x for x in wrk), wm))
+        p("")
+    p("Targets check (issue 16):")
+    p("")
+    for d, need in ((50, 500), (200, 100)):
+        r = one(bench="latency", latency_ms=d, config="default")
+        f = one(bench="latency", latency_ms=d, config="fixed2")
+        if r:
+            p("- %d ms, default: %.0f entries/s (needed %d; fixed-2 in this run: %s), settled on "
+              "a concurrency limit of %s, rtt p50 %s: **%s**" % (
+                  d, lat_rate(r), need, "%.0f/s" % lat_rate(f) if f else "-",
+                  r.get("concurrency_limit", "?"),
+                  ns(r["rtt_p50_us"] * 1000) if "rtt_p50_us" in r else "-",
+                  mark(lat_rate(r) >= need)))
+    z = [r for r in rows if r["latency_ms"] == 0 and r["config"] == "default"]
+    zf = [r for r in rows if r["latency_ms"] == 0 and r["config"] == "fixed2"]
+    if z and zf:
+        dm, fm = median([lat_rate(r) for r in z]), median([lat_rate(r) for r in zf])
+        lim = [r.get("concurrency_limit") for r in z]
+        ok = dm >= fm and all(x is not None and x <= 8 for x in lim)
+        p("- 0 ms: default %.0f entries/s against fixed-2 %.0f/s (medians of %d and %d rounds: "
+          "%.2fx%s), concurrency limit at the end %s (needed <= 8): **%s**" % (
+              dm, fm, len(z), len(zf), dm / fm if fm else 0,
+              "; of wrk: %.0f%% and %.0f%%" % (100 * dm / wm, 100 * fm / wm) if wm else "",
+              ", ".join(str(x) for x in lim), mark(ok)))
+    r = one(bench="latency", latency_ms=50, config="default")
+    if r:
+        cpu = usage_us(r)
+        p("- At 50 ms with the default options (%s requests in flight at the end): %s threads at "
+          "most (%s when flush returned), RSS %s (peak %s), CPU %.2f s (user %.2f + system %.2f) "
+          "for %d entries in %.1f s: %s per entry, %.0f%% of a core; %.0f context switches a "
+          "second." % (
+              r.get("concurrency_limit", "?"), r.get("threads_max", "?"), r.get("threads_end", "?"),
+              kib(r.get("rss_kib")), kib(r.get("hwm_kib")), cpu / 1e6, r["cpu_user_us"] / 1e6,
+              r["cpu_sys_us"] / 1e6, r.get("delivered", 0), r["total_ms"] / 1e3,
+              ns(1000 * cpu / r["delivered"]) if r.get("delivered") else "-",
+              100 * cpu / 1e3 / r["total_ms"],
+              (r["nvcsw"] + r["nivcsw"]) / (r["total_ms"] / 1e3)))
+    p("")
+
+
+def cpu_per(r, key="delivered"):
+    cpu = usage_us(r)
+    n = r.get(key)
+    return cpu / n if cpu is not None and n else None
+
+
+def us(v):
+    return "-" if v is None else "%.1f µs" % v
+
+
+def cpu_section(p, by, one):
+    rows = by(bench="cpu")
+    wrk = by(bench="cpuwrk")
+    st = by(bench="cpustrace")
+    p("## 7. CPU per delivered entry (issue 21): steady rates, full speed, and wrk beside")
+    p("")
+    p("`rbench cpu`: one thread logs the typical entry at 500/s or 5,000/s (a tick of "
+      "max(1 ms, 1/rate): the entries due, then `clock_nanosleep` to the next tick), or in a "
+      "tight loop (full speed), with the default options, then calls `rarch_flush`. CPU: the "
+      "process's user + system time (getrusage `RUSAGE_SELF`, every thread) from the first "
+      "`rarch_log` until flush returned, per entry delivered. Sender side: the same less the "
+      "calling thread's own (`RUSAGE_THREAD`: its `rarch_log` calls and its pacing sleeps). "
+      "Wake-ups: voluntary + involuntary context switches per second (getrusage), the "
+      "process's and the sender side's. wrk: 2 connections (`-t2 -c2`), against the same "
+      "receiver, its rusage from `bench/cpurun.py` (os.wait4), per request. Each row's figure is "
+      "the median of the rounds (the range beside it).")
+    p("")
+    p("Targets: at 5,000/s at most 1.2x the full-speed figure; at full speed at most 0.7x wrk's "
+      "CPU per request.")
+    p("")
+    p("| load | rounds | entries | achieved rate | CPU per delivered entry (median; range) | "
+      "user / system | sender side per entry | wake-ups/s: process / sender side | "
+      "concurrency limit | threads (max) | delivered / receiver distinct | target |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    wrk_med = median([cpu_per(r, "requests") for r in wrk])
+    meds = {rate: median([cpu_per(r) for r in rows if r.get("rate_target") == rate])
+            for rate in (500, 5000, 0)}
+    full = meds.get(0)
+    for rate, name in ((500, "500/s"), (5000, "5,000/s"), (0, "full speed")):
+        rs = [r for r in rows if r.get("rate_target") == rate]
+        if not rs:
+            continue
+        per = [cpu_per(r) for r in rs]
+        m = meds[rate]
+        secs = lambda r: r["total_ms"] / 1e3
+        sender = median([(usage_us(r) - r["caller_cpu_us"]) / r["delivered"] for r in rs
+                         if r.get("delivered")])
+        wake = median([(r["nvcsw"] + r["nivcsw"]) / secs(r) for r in rs])
+        wake_s = median([(r["nvcsw"] + r["nivcsw"] - r["caller_nvcsw"] - r["caller_nivcsw"]) /
+                         secs(r) for r in rs])
+        ufrac = median([r["cpu_user_us"] / usage_us(r) for r in rs if usage_us(r)])
+        target = "no target"
+        if rate == 5000 and m and full:
+            target = "%s (%.2fx full speed, <= 1.2x)" % (mark(m <= 1.2 * full), m / full)
+        elif rate == 0 and m and wrk_med:
+            target = "%s (%.2fx wrk, <= 0.7x)" % (mark(m <= 0.7 * wrk_med), m / wrk_med)
+        p("| %s | %d | %s | %s | %s (%s–%s) | %.0f%% / %.0f%% | %s | %.0f / %.0f | %s | %s | %s | "
+          "%s |" % (
+              name, len(rs), "/".join(str(r["count"]) for r in rs[:1]),
+              "%.0f/s" % median([r.get("delivered", 0) / secs(r) for r in rs]),
+              us(m), us(min(x for x in per if x is not None)),
+              us(max(x for x in per if x is not None)), 100 * ufrac, 100 - 100 * ufrac,
+              us(sender), wake, wake_s,
+              "/".join(str(r.get("concurrency_limit", "?")) for r in rs),
+              "/".join(str(r.get("threads_max", "?")) for r in rs),
+              "; ".join("%s / %s" % (r.get("delivered", "?"), r.get("receiver_distinct", "?"))
+                        for r in rs), target))
+    if wrk:
+        per = [cpu_per(r, "requests") for r in wrk]
+        secs = [r["wall_ms"] / 1e3 for r in wrk]
+        p("| wrk, 2 connections | %d | %s | %s | %s (%s–%s) per request | %.0f%% / %.0f%% | - | "
+          "%.0f / - | - | - | - | reference |" % (
+              len(wrk), "/".join(str(r["requests"]) for r in wrk[:1]),
+              "%.0f/s" % median([r["rate"] for r in wrk]), us(wrk_med), us(min(per)), us(max(per)),
+              100 * median([r["cpu_user_us"] / usage_us(r) for r in wrk]),
+              100 - 100 * median([r["cpu_user_us"] / usage_us(r) for r in wrk]),
+              median([(r["nvcsw"] + r["nivcsw"]) / s for r, s in zip(wrk, secs)])))
+    p("")
+    p("Targets check (issue 21):")
+    p("")
+    mid = meds.get(5000)
+    if full and mid:
+        p("- 5,000/s: %s per entry, %.2fx the full-speed %s (needed <= 1.2x): **%s**" % (
+            us(mid), mid / full, us(full), mark(mid <= 1.2 * full)))
+    if full and wrk_med:
+        p("- full speed: %s per entry, %.2fx wrk's %s per request (needed <= 0.7x): **%s**" % (
+            us(full), full / wrk_med, us(wrk_med), mark(full <= 0.7 * wrk_med)))
+    if meds.get(500) and full:
+        p("- 500/s (no target): %s per entry, %.2fx the full-speed figure." % (
+            us(meds[500]), meds[500] / full))
+    p("")
+    if st:
+        p("System calls (`strace -f -c`, one run of each load after the timed ones, without the "
+          "thread sampler; strace slows every call, so a run under it batches more than one "
+          "without: read these as counts, not times). The caller's pacing sleeps "
+          "(`clock_nanosleep`, one per tick) are taken out in the column after the total:")
+        p("")
+        p("| load | entries | system calls | per entry | per entry, without the caller's "
+          "sleeps | the most frequent, per entry |")
+        p("|---|---|---|---|---|---|")
+        for r in st:
+            n = r.get("delivered") or r["count"]
+            total = r.get("sc_total", 0)
+            calls = sorted(((k[3:], v) for k, v in r.items()
+                            if k.startswith("sc_") and k != "sc_total" and isinstance(v, int)),
+                           key=lambda kv: -kv[1])
+            p("| %s | %d | %d | %.2f | %.2f | %s |" % (
+                {500: "500/s", 5000: "5,000/s", 0: "full speed"}.get(r["rate_target"],
+                                                                     str(r["rate_target"])),
+                n, total, total / n, (total - r.get("caller_sleeps", 0)) / n,
+                ", ".join("%s %.2f" % (k, v / n) for k, v in calls[:5])))
         p("")
 
 

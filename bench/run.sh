@@ -1,25 +1,31 @@
 #!/bin/sh
-# The rarch-logging benchmark suite (issues 8 and 15). `make bench` runs it; `bench/run.sh --quick`
-# (or BENCH_QUICK=1 make bench) is a ~2 minute version with smaller counts (up to 6 more when
-# the degraded rows time out). Loopback only, bounded counts and times.
+# The rarch-logging benchmark suite (issues 8, 15, 16 and 21). `make bench` runs it;
+# `bench/run.sh --quick` (or BENCH_QUICK=1 make bench) is a ~5 minute version with smaller
+# counts (up to 6 more when the degraded rows time out). Loopback only, bounded counts and times.
 #
 # Everything is reported as ratios against baselines measured side by side in this run (wrk,
 # a Python-style sender, an empty library call), because the machine is shared and noisy.
 # Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
 #
 #   bench/run.sh [--quick] [--only SECTIONS] [--rev REF]
-#   --only caller,throughput,memory,blocking,degraded   run only these sections (BENCH_ONLY=...)
+#   --only caller,throughput,memory,blocking,degraded,latency,cpu
+#               run only these sections (BENCH_ONLY=...)
 #   --rev REF   measure the library of commit REF (built from `git archive` in target/bench/rev-*)
 #               instead of the working tree's (BENCH_REV=...); rbench uses this tree's header
 # Section 5 (degraded server, issue 15): BENCH_DEGRADED_COUNT entries per row (200000, quick
 # 20000), rarch_flush timeout BENCH_DEGRADED_TIMEOUT_S (300, quick 60); a row is killed 60 s later.
+# Section 6 (distant server, issue 16): BENCH_LAT_COUNT entries per default row at 10/50/200 ms
+# (20000, quick 5000) and BENCH_LAT0_COUNT (20000) per row at 0 ms; the fixed-2 rows at >= 10 ms
+# log BENCH_LAT_FIXED_COUNT (2000, quick 1000) within BENCH_LAT_FIXED_TIMEOUT_S (30, quick 15).
+# Section 7 (CPU per delivered entry, issue 21): BENCH_CPU_S seconds per paced row (5, quick 2),
+# BENCH_CPU_ROUNDS rounds (3); strace (installed if missing) counts the system calls.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
 ONLY=${BENCH_ONLY:-}
 REV=${BENCH_REV:-}
-SECTIONS="caller throughput memory blocking degraded"
+SECTIONS="caller throughput memory blocking degraded latency cpu"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -27,7 +33,7 @@ while [ $# -gt 0 ]; do
     --only=*) ONLY=${1#--only=} ;;
     --rev) [ $# -ge 2 ] || { echo "--rev needs a git ref" >&2; exit 2; }; REV=$2; shift ;;
     --rev=*) REV=${1#--rev=} ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF)" >&2; exit 2 ;;
   esac
   shift
@@ -44,14 +50,24 @@ if [ $QUICK = 1 ]; then
   TP_N=20000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=2; PY_N=300; PY_S=4
   MEM_N=50000; BLK_N=500
   DEG_N=20000; DEG_T=60
+  LAT_N=5000; LAT_T=120; LAT_FN=1000; LAT_FT=15
+  CPU_S=2; CPU_FULL_N=20000
 else
   CALLER_N=5000; CALLER_RATE=2000
   TP_N=200000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=3; PY_N=1500; PY_S=8
   MEM_N=1000000; BLK_N=2000
   DEG_N=200000; DEG_T=300
+  LAT_N=20000; LAT_T=300; LAT_FN=2000; LAT_FT=30
+  CPU_S=5; CPU_FULL_N=100000
 fi
 DEG_N=${BENCH_DEGRADED_COUNT:-$DEG_N}
 DEG_T=${BENCH_DEGRADED_TIMEOUT_S:-$DEG_T}
+LAT_N=${BENCH_LAT_COUNT:-$LAT_N}
+LAT0_N=${BENCH_LAT0_COUNT:-20000}
+LAT_FN=${BENCH_LAT_FIXED_COUNT:-$LAT_FN}
+LAT_FT=${BENCH_LAT_FIXED_TIMEOUT_S:-$LAT_FT}
+CPU_S=${BENCH_CPU_S:-$CPU_S}
+CPU_ROUNDS=${BENCH_CPU_ROUNDS:-3}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -60,7 +76,7 @@ say() { printf '== %s\n' "$*" >&2; }
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
 PY=${PYTHON:-python3}
 mkdir -p "$ROOT/target/bench"
-if want throughput; then
+if want throughput || want cpu; then
   if ! command -v wrk >/dev/null 2>&1; then
     say "installing wrk"
     if [ "$(id -u)" = 0 ]; then
@@ -70,6 +86,8 @@ if want throughput; then
     fi
   fi
   command -v wrk >/dev/null || { echo "wrk is required" >&2; exit 1; }
+fi
+if want throughput; then
   # The Python-style baseline runs with the old client's own dependencies (requests, PyJWT), in
   # a venv of its own; without network it falls back to the standard library (and says so).
   BPY=$ROOT/target/bench/pyenv/bin/python
@@ -81,7 +99,16 @@ if want throughput; then
   fi
   [ -x "$BPY" ] || BPY=$PY
 fi
-if want degraded; then
+if want cpu && ! command -v strace >/dev/null 2>&1; then
+  # System calls per entry (section 7) need strace; without it the section runs without them.
+  say "installing strace (section 7's system calls per entry; skipped if this fails)"
+  if [ "$(id -u)" = 0 ]; then
+    { apt-get update -qq && apt-get install -y -qq strace; } >/dev/null 2>&1 || true
+  else
+    { sudo -n apt-get update -qq && sudo -n apt-get install -y -qq strace; } >/dev/null 2>&1 || true
+  fi
+fi
+if want degraded || want latency; then
   command -v timeout >/dev/null || { echo "timeout (coreutils) is required" >&2; exit 1; }
 fi
 
@@ -153,6 +180,16 @@ OUT=$WORK/results.txt
 bufdir() { mktemp -d "$WORK/buf.XXXXXX"; }
 emit() { tee -a "$OUT" | sed 's/^/   /' >&2; }
 
+# wrk posts the typical entry (bench/wrk_post.lua) with a JWT signed here, with the same key.
+BODY=$WORK/body.json
+JWT=
+wrk_setup() { [ -n "$JWT" ] || JWT=$($PY bench/pyclient_baseline.py wrk-setup "$KEY" "$BODY"); }
+run_wrk() { # connections [host:port, default the healthy receiver]: one RESULT bench=wrk line
+  t=$1; [ "$t" -gt 2 ] && t=2
+  BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT wrk -t"$t" -c"$1" -d"${WRK_S}s" -s bench/wrk_post.lua \
+    "http://${2:-$HEALTHY}/log" | grep '^RESULT' | sed "s/\$/ connections=$1/"
+}
+
 # --- machine -------------------------------------------------------------------------------
 {
   echo "MACHINE nproc=$(nproc)"
@@ -193,13 +230,7 @@ fi
 # --- 2. delivery throughput --------------------------------------------------------------------
 if want throughput; then
   say "2. delivery throughput ($TP_N entries) vs wrk (${WRK_S}s) and a Python-style sender"
-  BODY=$WORK/body.json
-  JWT=$($PY bench/pyclient_baseline.py wrk-setup "$KEY" "$BODY")
-  run_wrk() { # connections
-    t=$1; [ "$t" -gt 2 ] && t=2
-    BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT wrk -t"$t" -c"$1" -d"${WRK_S}s" -s bench/wrk_post.lua \
-      "http://$HEALTHY/log" | grep '^RESULT' | sed "s/\$/ connections=$1/"
-  }
+  wrk_setup
   # wrk runs before and after the library's runs at each connection count; the mean is the limit.
   for c in 2 4; do
     run_wrk $c | emit
@@ -280,6 +311,111 @@ if want degraded; then
     echo "$line scenario=$scen fault=$mode fault_rate=$rate $(deg_stats) disk_lines=$(jsonl_lines "$B") dead_letters=$(jsonl_lines "$B" buffer.rejected.jsonl)" | emit
     rm -rf "$B"
   done
+fi
+
+# --- 6. distant server (issue 16) --------------------------------------------------------------
+# A new user's program (rbench latency: COUNT entries in a tight loop, then rarch_flush) against
+# a receiver of its own that delays every answer by D ms (POST /admin/fault {"latency_ms":D}:
+# a timer, no CPU), with the default options (adaptive concurrency up to connections=64) and
+# with the old default, concurrency=fixed,connections=2, side by side in this run. The fixed
+# rows at D >= 10 ms would take minutes (2 / D per second: 200, 40, 10/s), so they log
+# LAT_FN entries with a flush timeout of LAT_FT s, and their rate is what was delivered in that
+# time. At 0 ms both log LAT0_N (20,000 in quick mode too: a second or two a row), three times,
+# alternately, between two wrk runs (2 connections).
+if want latency; then
+  say "6. distant server: 0 ms ($LAT0_N entries a row, 3 rounds), 10/50/200 ms ($LAT_N; fixed-2 rows $LAT_FN within ${LAT_FT} s)"
+  start_receiver latency; LATR=$ADDR
+  lat_fault() { curl -sf -X POST -d "$1" "http://$LATR/admin/fault" >/dev/null; }
+  lat_stats() {
+    curl -sf "http://$LATR/stats" | $PY -c 'import json,sys; d=json.load(sys.stdin); print(" ".join("receiver_%s=%d" % (k, d[k]) for k in ("requests", "accepted", "distinct", "duplicates")))'
+  }
+  lat_row() { # latency_ms config(default|fixed2) count flush_timeout_s round
+    case $2 in default) opts= ;; fixed2) opts=concurrency=fixed,connections=2 ;; esac
+    lat_fault "{\"mode\":\"none\",\"latency_ms\":$1}"
+    curl -sf -X POST "http://$LATR/admin/reset" >/dev/null
+    B=$(bufdir)
+    s0=$(date +%s)
+    rc=0
+    line=$(RBENCH_OPTS=$opts timeout -k 10 $(($4 + 60)) "$RB" latency "http://$LATR/log" "$KEY" "$B" $3 $4) || rc=$?
+    case $line in
+      "RESULT bench=latency "*) ;;
+      *) line="RESULT bench=latency count=$3 flush=-1 flush_timeout_s=$4 total_ms=$(( ($(date +%s) - s0) * 1000 ))" ;;
+    esac
+    if [ $rc != 0 ]; then line="$line killed=1 exit=$rc"; fi
+    echo "$line latency_ms=$1 config=$2 round=$5 $(lat_stats)" | emit
+    rm -rf "$B"
+  }
+  if command -v wrk >/dev/null 2>&1; then
+    wrk_setup
+    run_wrk 2 "$LATR" | sed 's/^RESULT bench=wrk /RESULT bench=latwrk /' | emit
+  fi
+  for round in 1 2 3; do
+    lat_row 0 fixed2 $LAT0_N $LAT_T $round
+    lat_row 0 default $LAT0_N $LAT_T $round
+  done
+  if command -v wrk >/dev/null 2>&1; then
+    lat_fault '{"mode":"none"}'
+    run_wrk 2 "$LATR" | sed 's/^RESULT bench=wrk /RESULT bench=latwrk /' | emit
+  fi
+  for d in 10 50 200; do
+    say "   $d ms"
+    lat_row $d fixed2 $LAT_FN $LAT_FT 1
+    lat_row $d default $LAT_N $LAT_T 1
+  done
+  lat_fault '{"mode":"none"}'
+fi
+
+# --- 7. CPU per delivered entry (issue 21) -------------------------------------------------------
+# rbench cpu: typical entries at 500/s and 5,000/s for CPU_S s, and CPU_FULL_N in a tight loop,
+# default options, then rarch_flush; the process's user + system CPU (getrusage) from the
+# first rarch_log until flush returns, per delivered entry. Beside it wrk's CPU per request
+# (2 connections, WRK_S s, its rusage from bench/cpurun.py) against the same receiver. CPU_ROUNDS
+# rounds, wrk before the first and after each. Then, if strace works here, each load once more
+# under `strace -f -c` (without the thread sampler) for the system calls per entry.
+if want cpu; then
+  say "7. CPU per delivered entry: 500/s and 5000/s for ${CPU_S} s, $CPU_FULL_N at full speed, $CPU_ROUNDS rounds, wrk beside"
+  start_receiver cpu; CPUR=$ADDR
+  cpu_reset() { curl -sf -X POST "http://$CPUR/admin/reset" >/dev/null; }
+  cpu_accepted() {
+    curl -sf "http://$CPUR/stats" | $PY -c 'import json,sys; d=json.load(sys.stdin); print("receiver_accepted=%d receiver_distinct=%d" % (d["accepted"], d["distinct"]))'
+  }
+  cpu_wrk() { # round
+    cpu_reset
+    BENCH_BODY_FILE=$BODY BENCH_JWT=$JWT $PY bench/cpurun.py wrk -t2 -c2 -d"${WRK_S}s" \
+      -s bench/wrk_post.lua "http://$CPUR/log" | grep '^RESULT' |
+      sed "s/^RESULT bench=wrk /RESULT bench=cpuwrk /; s/\$/ connections=2 round=$1/" | emit
+  }
+  cpu_count() { if [ "$1" = 0 ]; then echo "$CPU_FULL_N"; else echo $(($1 * CPU_S)); fi; }
+  wrk_setup
+  cpu_wrk 0
+  r=1
+  while [ $r -le "$CPU_ROUNDS" ]; do
+    for rate in 500 5000 0; do
+      cpu_reset
+      B=$(bufdir)
+      line=$(RBENCH_OPTS= "$RB" cpu "http://$CPUR/log" "$KEY" "$B" $rate "$(cpu_count $rate)")
+      echo "$line round=$r $(cpu_accepted)" | emit
+      rm -rf "$B"
+    done
+    cpu_wrk $r
+    r=$((r + 1))
+  done
+  if command -v strace >/dev/null 2>&1; then
+    for rate in 500 5000 0; do
+      n=$(cpu_count $rate); [ "$rate" = 0 ] && [ "$n" -gt 20000 ] && n=20000
+      cpu_reset
+      B=$(bufdir)
+      rc=0
+      line=$(RBENCH_OPTS= RBENCH_NO_SAMPLER=1 strace -f -c -o "$WORK/strace.txt" \
+        "$RB" cpu "http://$CPUR/log" "$KEY" "$B" $rate $n 2>/dev/null) || rc=$?
+      rm -rf "$B"
+      case $line in "RESULT bench=cpu "*) ;; *) say "   strace did not run here (exit $rc): no system call counts"; break ;; esac
+      # strace -c: "% time seconds usecs/call calls [errors] syscall", then a "total" line.
+      sc=$(awk '$NF == "total" { printf "sc_total=%s ", $4 }
+                $1 ~ /^[0-9.]+$/ && $NF != "total" { printf "sc_%s=%s ", $NF, $4 }' "$WORK/strace.txt")
+      echo "$line $sc" | sed 's/^RESULT bench=cpu /RESULT bench=cpustrace /' | emit
+    done
+  fi
 fi
 
 echo "MACHINE elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT"

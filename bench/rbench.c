@@ -348,12 +348,15 @@ static long status_threads(void) {
     return v;
 }
 
-/* A thread that reads the process's thread count every 20 ms and keeps the highest, without
- * counting itself. It only reads /proc: 50 small reads a second. */
+/* A thread that reads the process's thread count every 50 ms and keeps the highest, without
+ * counting itself. It only reads /proc: 20 small reads a second; what that costs (its own CPU
+ * and context switches, RUSAGE_THREAD over its life) is printed as sampler_*, for the report
+ * to take out of the process's figures. */
 struct sampler {
     pthread_t tid;
     volatile int stop;
     long threads_max;
+    uint64_t cpu_us, csw;
 };
 
 static void *sampler_thread(void *p) {
@@ -361,9 +364,14 @@ static void *sampler_thread(void *p) {
     while (!s->stop) {
         long t = status_threads() - 1;
         if (t > s->threads_max) s->threads_max = t;
-        struct timespec ts = {0, 20 * 1000 * 1000};
+        struct timespec ts = {0, 50 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    struct rusage ru;
+    getrusage(RUSAGE_THREAD, &ru);
+    s->cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+                (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+    s->csw = (uint64_t)(ru.ru_nvcsw + ru.ru_nivcsw);
     return NULL;
 }
 
@@ -373,6 +381,7 @@ static void sampler_start(struct sampler *s) {
     s->stop = 0;
     s->threads_max = 0;
     s->tid = 0;
+    s->cpu_us = s->csw = 0;
     const char *no = getenv("RBENCH_NO_SAMPLER");
     if (no && *no && strcmp(no, "0") != 0) return;
     if (pthread_create(&s->tid, NULL, sampler_thread, s) != 0) die("pthread_create");
@@ -417,7 +426,7 @@ static void print_usage(struct usage pa, struct usage pb, struct usage ta, struc
 /* Issue 16: as `degraded` (COUNT typical entries in a tight loop from one thread, the options
  * of RBENCH_OPTS over the defaults, then rarch_flush(FLUSH_TIMEOUT_S), close_timeout_ms=0),
  * against a receiver that bench/run.sh has told to delay every answer. Also what the process
- * costs: its threads (the most seen while it ran, sampled every 20 ms, and when flush returned),
+ * costs: its threads (the most seen while it ran, sampled every 50 ms, and when flush returned),
  * VmRSS and VmHWM when flush returned, and its CPU (getrusage, all threads) and context
  * switches from the first rarch_log until flush returned. */
 static int cmd_latency(int argc, char **argv) {
@@ -453,6 +462,8 @@ static int cmd_latency(int argc, char **argv) {
            sm.threads_max > threads_end ? sm.threads_max : threads_end, threads_end,
            status_kib("VmRSS"), status_kib("VmHWM"));
     print_usage(pa, pb, ta, tb);
+    printf(" sampler_cpu_us=%llu sampler_csw=%llu", (unsigned long long)sm.cpu_us,
+           (unsigned long long)sm.csw);
     print_stats(l, "");
     fflush(stdout);
     uint64_t t3 = now_ns();
@@ -526,6 +537,8 @@ static int cmd_cpu(int argc, char **argv) {
            sm.threads_max > threads_end ? sm.threads_max : threads_end, threads_end,
            status_kib("VmRSS"), status_kib("VmHWM"));
     print_usage(pa, pb, ta, tb);
+    printf(" sampler_cpu_us=%llu sampler_csw=%llu", (unsigned long long)sm.cpu_us,
+           (unsigned long long)sm.csw);
     print_stats(l, "");
     printf("\n");
     fflush(stdout);

@@ -373,10 +373,20 @@ def median(xs):
 
 
 def usage_us(r):
-    """The process's user + system CPU of a row (rbench's getrusage, or cpurun's), in µs."""
+    """The process's user + system CPU of a row (rbench's getrusage, or cpurun's), in µs, less
+    what rbench's thread sampler spent (sampler_cpu_us: it is rbench's, not the library's)."""
     if "cpu_user_us" not in r:
         return None
-    return r["cpu_user_us"] + r["cpu_sys_us"]
+    return r["cpu_user_us"] + r["cpu_sys_us"] - r.get("sampler_cpu_us", 0)
+
+
+def switches(r):
+    """Voluntary + involuntary context switches of the process, less the sampler's."""
+    return r["nvcsw"] + r["nivcsw"] - r.get("sampler_csw", 0)
+
+
+def user_share(r):
+    return r["cpu_user_us"] / (r["cpu_user_us"] + r["cpu_sys_us"])
 
 
 def kib(v):
@@ -410,8 +420,9 @@ def latency_section(p, by, one):
       "no CPU). entries/s: the library's `delivered` when flush returned, over the time from "
       "the first `rarch_log`. Concurrency limit and rtt p50: `rarch_stats` when flush returned "
       "(the concurrency the pipeline settled on). Threads: the most seen while the row ran "
-      "(`/proc/self/status`, every 20 ms, the sampler not counted); RSS when flush returned; "
-      "CPU: the process's user + system time (getrusage) over the row, per delivered entry." % (
+      "(`/proc/self/status`, every 50 ms, the sampler not counted); RSS when flush returned; "
+      "CPU: the process's user + system time (getrusage) over the row, less the sampler's, "
+      "per delivered entry." % (
           "/".join("{:,}".format(c) for c in cd) or "-",
           "/".join("{:,}".format(c) for c in c0) or "-"))
     if fixed_bounded:
@@ -494,16 +505,15 @@ def latency_section(p, by, one):
     r = one(bench="latency", latency_ms=50, config="default")
     if r:
         cpu = usage_us(r)
-        p("- At 50 ms with the default options (%s requests in flight at the end): %s threads at "
-          "most (%s when flush returned), RSS %s (peak %s), CPU %.2f s (user %.2f + system %.2f) "
-          "for %d entries in %.1f s: %s per entry, %.0f%% of a core; %.0f context switches a "
-          "second." % (
+        p("- At 50 ms with the default options (a concurrency limit of %s at the end): %s threads "
+          "at most (%s when flush returned), RSS %s (peak %s), CPU %.2f s (user %.2f + system "
+          "%.2f, less %.3f s of rbench's thread sampler) for %d entries in %.1f s: %s per entry, "
+          "%.0f%% of a core; %.0f context switches a second (the sampler's taken out)." % (
               r.get("concurrency_limit", "?"), r.get("threads_max", "?"), r.get("threads_end", "?"),
               kib(r.get("rss_kib")), kib(r.get("hwm_kib")), cpu / 1e6, r["cpu_user_us"] / 1e6,
-              r["cpu_sys_us"] / 1e6, r.get("delivered", 0), r["total_ms"] / 1e3,
-              ns(1000 * cpu / r["delivered"]) if r.get("delivered") else "-",
-              100 * cpu / 1e3 / r["total_ms"],
-              (r["nvcsw"] + r["nivcsw"]) / (r["total_ms"] / 1e3)))
+              r["cpu_sys_us"] / 1e6, r.get("sampler_cpu_us", 0) / 1e6, r.get("delivered", 0),
+              r["total_ms"] / 1e3, ns(1000 * cpu / r["delivered"]) if r.get("delivered") else "-",
+              100 * cpu / 1e3 / r["total_ms"], switches(r) / (r["total_ms"] / 1e3)))
     p("")
 
 
@@ -527,8 +537,9 @@ def cpu_section(p, by, one):
       "max(1 ms, 1/rate): the entries due, then `clock_nanosleep` to the next tick), or in a "
       "tight loop (full speed), with the default options, then calls `rarch_flush`. CPU: the "
       "process's user + system time (getrusage `RUSAGE_SELF`, every thread) from the first "
-      "`rarch_log` until flush returned, per entry delivered. Sender side: the same less the "
-      "calling thread's own (`RUSAGE_THREAD`: its `rarch_log` calls and its pacing sleeps). "
+      "`rarch_log` until flush returned, per entry delivered, less what rbench's thread "
+      "sampler spent (it reads `/proc/self/status` every 50 ms). Sender side: the same less "
+      "the calling thread's own (`RUSAGE_THREAD`: its `rarch_log` calls and pacing sleeps). "
       "Wake-ups: voluntary + involuntary context switches per second (getrusage), the "
       "process's and the sender side's. wrk: 2 connections (`-t2 -c2`), against the same "
       "receiver, its rusage from `bench/cpurun.py` (os.wait4), per request. Each row's figure is "
@@ -554,10 +565,10 @@ def cpu_section(p, by, one):
         secs = lambda r: r["total_ms"] / 1e3
         sender = median([(usage_us(r) - r["caller_cpu_us"]) / r["delivered"] for r in rs
                          if r.get("delivered")])
-        wake = median([(r["nvcsw"] + r["nivcsw"]) / secs(r) for r in rs])
-        wake_s = median([(r["nvcsw"] + r["nivcsw"] - r["caller_nvcsw"] - r["caller_nivcsw"]) /
-                         secs(r) for r in rs])
-        ufrac = median([r["cpu_user_us"] / usage_us(r) for r in rs if usage_us(r)])
+        wake = median([switches(r) / secs(r) for r in rs])
+        wake_s = median([(switches(r) - r["caller_nvcsw"] - r["caller_nivcsw"]) / secs(r)
+                         for r in rs])
+        ufrac = median([user_share(r) for r in rs])
         target = "no target"
         if rate == 5000 and m and full:
             target = "%s (%.2fx full speed, <= 1.2x)" % (mark(m <= 1.2 * full), m / full)
@@ -581,9 +592,9 @@ def cpu_section(p, by, one):
           "%.0f / - | - | - | - | reference |" % (
               len(wrk), "/".join(str(r["requests"]) for r in wrk[:1]),
               "%.0f/s" % median([r["rate"] for r in wrk]), us(wrk_med), us(min(per)), us(max(per)),
-              100 * median([r["cpu_user_us"] / usage_us(r) for r in wrk]),
-              100 - 100 * median([r["cpu_user_us"] / usage_us(r) for r in wrk]),
-              median([(r["nvcsw"] + r["nivcsw"]) / s for r, s in zip(wrk, secs)])))
+              100 * median([user_share(r) for r in wrk]),
+              100 - 100 * median([user_share(r) for r in wrk]),
+              median([switches(r) / s for r, s in zip(wrk, secs)])))
     p("")
     p("Targets check (issue 21):")
     p("")

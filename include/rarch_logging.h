@@ -235,6 +235,10 @@ typedef struct rarch_statistics {
    * The median round-trip time of the pipeline's last 256 requests, in microseconds.
    */
   uint64_t rtt_p50_us;
+  /**
+   * Panics caught in a sending thread's request (the entry was retried; the thread went on).
+   */
+  uint64_t sender_panics;
 } rarch_statistics;
 
 
@@ -272,9 +276,13 @@ struct rarch_options *rarch_options_new(void);
  * - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
  *   others (across live sends, replays and restarts), before it is dead-lettered.
  * - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
- * - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
- *   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up
- *   to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at once).
+ * - `on_full` (spill): `spill` (to disk: the spill thread takes the in-memory overflow, up to
+ *   queue_capacity more entries, whole and writes it; the caller never writes to disk. If the
+ *   overflow is full again before the spill thread took it, the caller waits for it in 1 ms
+ *   steps, at worst the time of one overflow's write, a few ms on a local disk; after 1 s
+ *   of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL, counted), `block` (wait
+ *   up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at
+ *   once).
  * - `block_timeout_ms` (100): the wait of on_full=block.
  * - `max_entry_bytes` (1048576): largest JSON entry accepted.
  * - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.

@@ -8,7 +8,8 @@
 //! - `buffer.sending-<UTC time>-rarch<pid>.jsonl`: a file claimed by a drain (atomic rename);
 //!   a drain holds an `flock` on it, so one left by a dead process is picked up again;
 //! - `buffer.sending-....jsonl.progress`: how far the drain of that file got (the index of
-//!   the first line not yet settled, in decimal), so that a drain that adopts it starts there;
+//!   the first line not yet settled, in decimal, then in hex a bitmap of the settled lines of
+//!   the 4,096 after it), so that a drain that adopts it sends only the others;
 //! - `buffer.rejected.jsonl`: entries the server refused (4xx), with status and reason;
 //! - `buffer.corrupt.jsonl`: lines that did not parse;
 //! - `buffer.journal-<pid>-<nonce>-<seq>.bin`: the crash journal of `durable=true` (see
@@ -31,6 +32,8 @@ pub const ACTIVE: &str = "buffer.jsonl";
 pub const REJECTED: &str = "buffer.rejected.jsonl";
 pub const CORRUPT: &str = "buffer.corrupt.jsonl";
 const LOCK: &str = "buffer.lock";
+/// Lines after the first unsettled one whose state a progress mark records.
+pub(crate) const PROGRESS_BITS: usize = 4096;
 const ROTATED: &str = "buffer.rotated-";
 const SENDING: &str = "buffer.sending-";
 /// A claimed file of another client (the Python one takes no lock) is only adopted once it has
@@ -110,26 +113,51 @@ impl Claimed {
         progress_path(&self.path)
     }
 
-    /// The progress mark: lines before it (in [`Claimed::lines`]) were settled by an earlier
-    /// drain. 0 when there is none.
-    pub fn progress(&self) -> usize {
+    /// The progress mark: every line (in [`Claimed::lines`]) before the first number was
+    /// settled by an earlier drain, and so was line `first + j` for each bit j set in the
+    /// bitmap. (0, nothing) when there is none, or it does not parse.
+    pub fn progress(&self) -> (usize, [u64; PROGRESS_BITS / 64]) {
+        let mut bits = [0u64; PROGRESS_BITS / 64];
         let Ok(f) = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(self.progress_path())
         else {
-            return 0;
+            return (0, bits);
         };
         let mut s = String::new();
-        if (&f).take(64).read_to_string(&mut s).is_err() {
-            return 0;
+        if (&f).take(4096).read_to_string(&mut s).is_err() {
+            return (0, bits);
         }
-        s.trim().parse().unwrap_or(0)
+        let mut parts = s.split('\n');
+        let Some(first) = parts.next().and_then(|l| l.trim().parse().ok()) else {
+            return (0, bits);
+        };
+        let hex = parts.next().unwrap_or("").trim();
+        if hex.len() == PROGRESS_BITS / 4 {
+            for (w, chunk) in bits.iter_mut().zip(hex.as_bytes().chunks(16)) {
+                match std::str::from_utf8(chunk)
+                    .ok()
+                    .and_then(|c| u64::from_str_radix(c, 16).ok())
+                {
+                    Some(v) => *w = v,
+                    // A torn mark: only the first number is trusted.
+                    None => return (first, [0; PROGRESS_BITS / 64]),
+                }
+            }
+        }
+        (first, bits)
     }
 
-    /// Records that every line before `n` is settled. Not synced: after a power loss the
-    /// mark may be older, which only means more lines are sent again.
-    pub fn set_progress(&self, n: usize) {
+    /// Records that every line before `first` is settled, and the lines after it whose bits are
+    /// set. Always the same length, written in place at offset 0, not synced: after a power
+    /// loss the mark may be older, which only means more lines are sent again.
+    pub fn set_progress(&self, first: usize, bits: &[u64; PROGRESS_BITS / 64]) {
+        let mut text = format!("{first:020}\n");
+        for w in bits {
+            text.push_str(&format!("{w:016x}"));
+        }
+        text.push('\n');
         let r = OpenOptions::new()
             .write(true)
             .create(true)
@@ -137,10 +165,7 @@ impl Claimed {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(self.progress_path())
-            .and_then(|f| {
-                // Fixed width: a longer number never leaves digits of a shorter one behind.
-                std::os::unix::fs::FileExt::write_all_at(&f, format!("{n:020}\n").as_bytes(), 0)
-            });
+            .and_then(|f| std::os::unix::fs::FileExt::write_all_at(&f, text.as_bytes(), 0));
         // A mark that cannot be written only means more lines are sent again after a crash.
         let _ = r;
     }

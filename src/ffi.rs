@@ -139,6 +139,8 @@ pub struct rarch_statistics {
     pub concurrency_limit: u64,
     /// The median round-trip time of the pipeline's last 256 requests, in microseconds.
     pub rtt_p50_us: u64,
+    /// Panics caught in a sending thread's request (the entry was retried; the thread went on).
+    pub sender_panics: u64,
 }
 
 /// Options for `rarch_logger_new` (opaque). See `rarch_options_set` for the keys.
@@ -301,9 +303,13 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
 ///   others (across live sends, replays and restarts), before it is dead-lettered.
 /// - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
-/// - `on_full` (spill): `spill` (to disk: the spill thread writes the overflow; if it falls
-///   behind a sustained burst, the caller writes it, so nothing is refused), `block` (wait up
-///   to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at once).
+/// - `on_full` (spill): `spill` (to disk: the spill thread takes the in-memory overflow, up to
+///   queue_capacity more entries, whole and writes it; the caller never writes to disk. If the
+///   overflow is full again before the spill thread took it, the caller waits for it in 1 ms
+///   steps, at worst the time of one overflow's write, a few ms on a local disk; after 1 s
+///   of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL, counted), `block` (wait
+///   up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at
+///   once).
 /// - `block_timeout_ms` (100): the wait of on_full=block.
 /// - `max_entry_bytes` (1048576): largest JSON entry accepted.
 /// - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
@@ -663,6 +669,7 @@ pub unsafe extern "C" fn rarch_stats(
             poisoned: s.poisoned,
             concurrency_limit: conc.0 as u64,
             rtt_p50_us: conc.1.as_micros() as u64,
+            sender_panics: s.sender_panics,
         };
         // SAFETY: copies `full.size` bytes, no more than either side holds.
         unsafe {

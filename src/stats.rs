@@ -45,6 +45,8 @@ counters! {
     /// Entries dead-lettered (buffer.rejected.jsonl) after `max_attempts` failed attempts
     /// while the server delivered other entries: a "poison" entry.
     poisoned,
+    /// Panics caught in a sending thread's request (the entry was retried; the thread goes on).
+    sender_panics,
     /// Buffer lines that did not parse: moved to buffer.corrupt.jsonl.
     corrupt,
     /// 401/403 answers: the key or token is wrong; the entries are kept.

@@ -436,6 +436,7 @@ type Stats struct {
 	Poisoned         uint64 // dead-lettered after max_attempts failures while others were delivered
 	ConcurrencyLimit uint64 // requests in flight allowed now (adaptive concurrency)
 	RttP50Us         uint64 // median round-trip time of the last 256 requests, µs
+	SenderPanics     uint64 // panics caught in a sending thread's request (the entry was retried)
 }
 
 // Stats returns the pipeline's counters.
@@ -457,7 +458,7 @@ func (l *Logger) Stats() (Stats, error) {
 		DroppedQueueFull: uint64(s.dropped_queue_full), DroppedBufferCap: uint64(s.dropped_buffer_cap),
 		DroppedIO: uint64(s.dropped_io), QueueLen: uint64(s.queue_len),
 		Poisoned: uint64(s.poisoned), ConcurrencyLimit: uint64(s.concurrency_limit),
-		RttP50Us: uint64(s.rtt_p50_us),
+		RttP50Us: uint64(s.rtt_p50_us), SenderPanics: uint64(s.sender_panics),
 	}, nil
 }
 

@@ -168,6 +168,8 @@ export interface LoggerStats {
   concurrencyLimit: number;
   /** Median round-trip time of the last 256 requests, in microseconds. */
   rttP50Us: number;
+  /** Panics caught in a sending thread's request (the entry was retried). */
+  senderPanics: number;
 }
 
 /**

@@ -432,6 +432,7 @@ class Logger {
       poisoned: Number(out.poisoned),
       concurrencyLimit: Number(out.concurrency_limit),
       rttP50Us: Number(out.rtt_p50_us),
+      senderPanics: Number(out.sender_panics),
     };
   }
 

@@ -124,6 +124,8 @@ struct Shared {
     /// one wake-up per half a queue, not one per entry taken (they also look every 1 ms).
     room: Signal,
     spill_wake: Signal,
+    /// Notified by the spill thread each time it takes the overflow (callers waiting for room).
+    spilled: Signal,
     replay_wake: Signal,
     last_error: Mutex<String>,
     /// Until when (ms since `born`) the disk is taken as failing after a failed write.
@@ -134,6 +136,10 @@ struct Shared {
 }
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
+/// With `on_full=spill`, the longest a caller waits for the spill thread to make room in
+/// memory (it takes the whole overflow at once; a write of one overflow takes milliseconds on
+/// a local disk). Past it the entry is dropped and counted: the disk has stalled.
+const SPILL_WAIT_MAX: Duration = Duration::from_secs(1);
 /// The concurrency limit an adaptive pipeline starts with (the old fixed default).
 const INITIAL_CONCURRENCY: usize = 2;
 /// The most bytes of entries a spill copies into one write.
@@ -263,6 +269,7 @@ impl Pipeline {
             progress: Signal::default(),
             room: Signal::default(),
             spill_wake: Signal::default(),
+            spilled: Signal::default(),
             replay_wake: Signal::default(),
             last_error: Mutex::default(),
             disk_failing_until: AtomicU64::new(0),
@@ -397,52 +404,49 @@ impl Pipeline {
         };
         match s.cfg.on_full {
             OnFull::Spill => {
-                let mut ov = lock(&s.overflow);
-                if ov.len() < s.cfg.queue_capacity {
-                    ov.push(item);
-                    let n = ov.len();
-                    s.overflow_len.store(n, Ordering::Relaxed);
-                    drop(ov);
-                    Stats::add(&s.stats.logged, 1);
-                    if n == 1 || n % 1024 == 0 {
-                        s.spill_wake.notify();
+                // Into the overflow, which the spill thread takes whole (a swap under the lock)
+                // and writes to disk. When it is full the caller waits, in 1 ms steps, for the
+                // spill thread to take it: never a disk write on the caller's thread.
+                let mut slot = Some(item);
+                let deadline = Instant::now() + SPILL_WAIT_MAX;
+                loop {
+                    let seen = s.spilled.current();
+                    if s.push_overflow(&mut slot) {
+                        Stats::add(&s.stats.logged, 1);
+                        return Ok(());
                     }
-                    return Ok(());
+                    let failing = s.disk_failing();
+                    if failing || s.closing.load(Ordering::Acquire) || Instant::now() >= deadline {
+                        let Some(item) = slot.take() else {
+                            return Ok(());
+                        };
+                        discard(item);
+                        Stats::add(&s.stats.logged, 1);
+                        if failing {
+                            Stats::add(&s.stats.dropped_io, 1);
+                            s.settle(1);
+                            return Err(Error::new(
+                                ErrorKind::Io,
+                                format!(
+                                    "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
+                                    self.last_error()
+                                ),
+                            ));
+                        }
+                        Stats::add(&s.stats.dropped_queue_full, 1);
+                        s.settle(1);
+                        return Err(Error::new(
+                            ErrorKind::QueueFull,
+                            format!(
+                                "queue and overflow full ({} entries each) and the spill thread did not make room within {} ms: entry dropped (counted as dropped_queue_full)",
+                                s.cfg.queue_capacity,
+                                SPILL_WAIT_MAX.as_millis()
+                            ),
+                        ));
+                    }
+                    s.spill_wake.notify();
+                    s.spilled.wait(seen, Duration::from_millis(1));
                 }
-                // Memory is full and the spill thread is behind: this caller writes the
-                // overflow (and its entry) to disk itself rather than lose anything, unless
-                // the disk has just failed (then the entry is dropped and counted at once).
-                if s.disk_failing() {
-                    drop(ov);
-                    discard(item);
-                    Stats::add(&s.stats.logged, 1);
-                    Stats::add(&s.stats.dropped_io, 1);
-                    s.settle(1);
-                    return Err(Error::new(
-                        ErrorKind::Io,
-                        format!(
-                            "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
-                            self.last_error()
-                        ),
-                    ));
-                }
-                let mut batch = std::mem::take(&mut *ov);
-                s.overflow_len.store(0, Ordering::Relaxed);
-                drop(ov);
-                batch.push(item);
-                let n = batch.len() as u64;
-                if s.spill(batch) == n {
-                    Stats::add(&s.stats.logged, 1);
-                    return Ok(());
-                }
-                Stats::add(&s.stats.logged, 1);
-                return Err(Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "queue full and the buffer file cannot be written ({}); entries were dropped (counted as dropped_io)",
-                        self.last_error()
-                    ),
-                ));
             }
             OnFull::Block => {
                 let mut slot = Some(item);
@@ -676,6 +680,26 @@ impl Shared {
         } else {
             None
         }
+    }
+
+    /// Puts the entry in `slot` into the overflow if there is room (and wakes the spill thread
+    /// for its first entry and every 1,024). True when it is in.
+    fn push_overflow(&self, slot: &mut Option<Item>) -> bool {
+        let mut ov = lock(&self.overflow);
+        if ov.len() >= self.cfg.queue_capacity {
+            return false;
+        }
+        let Some(item) = slot.take() else {
+            return true;
+        };
+        ov.push(item);
+        let n = ov.len();
+        self.overflow_len.store(n, Ordering::Relaxed);
+        drop(ov);
+        if n == 1 || n % 1024 == 0 {
+            self.spill_wake.notify();
+        }
+        true
     }
 
     /// Starts one more sender thread (none once the pipeline is closing: `close` joins every

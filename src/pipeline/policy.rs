@@ -11,9 +11,12 @@
 //!    is never taken as down, and one entry that keeps failing alone never makes an outage.
 //!    During an outage entries go to disk and the replay thread probes, one entry per backoff
 //!    step (full jitter, at most `backoff_max` apart); the first success ends it.
-//! 2. **Is this entry poison?** A failed attempt is a *strike* against its entry only while
-//!    the server is delivering others (no outage, and a success within [`STRIKE_WINDOW_STEPS`]
-//!    × `backoff_max`). Strikes travel with the entry (in memory, and on disk as the
+//! 2. **Is this entry poison?** A failed attempt is a *strike* against its entry only when the
+//!    server answered it with an error of its own (a 500, or another 5xx but 502, 503 and 504,
+//!    which are a gateway's or an overloaded server's words, not the entry's; no answer at all
+//!    says nothing of the entry either), and only while the server is delivering others (no
+//!    outage, and a success within `max_attempts` + 2 backoff steps of `backoff_max`, so that a
+//!    poison entry left alone after the others went still reaches `max_attempts`). Strikes travel with the entry (in memory, and on disk as the
 //!    `retry_count` field of its line, which the Python client writes too), so they add up
 //!    across live sends, replays and restarts. The entry is dead-lettered when it has at least
 //!    `max_attempts` strikes *and* that many failures in a row would happen to a good entry
@@ -45,16 +48,27 @@ pub(crate) const POISON_CHANCE: f64 = 1e-9;
 /// Weight of one attempt in the success rate (an exponential moving average over about the
 /// last 64 attempts).
 const EWMA_WEIGHT: f64 = 1.0 / 64.0;
-/// A failure is a strike only if some entry was delivered within this many `backoff_max`.
-pub(crate) const STRIKE_WINDOW_STEPS: u64 = 4;
 
 /// What kind of failure an attempt had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// No answer (connection refused or reset, timeout) or a 408/429/5xx.
-    Retryable,
+    /// No answer (connection refused or reset, timeout), or 408, 429, 502, 503, 504: the
+    /// server (or a gateway before it) cannot take requests now. Never a strike.
+    Unavailable,
+    /// The server answered with an error of its own (500, another 5xx): may be the entry's.
+    Failed,
     /// 401/403: the key or token is refused; every entry would fail.
     Auth,
+}
+
+impl Failure {
+    /// The kind of a retryable answer's status (0: no answer).
+    pub fn of_status(status: u16) -> Failure {
+        match status {
+            500 | 501 | 505..=599 => Failure::Failed,
+            _ => Failure::Unavailable,
+        }
+    }
 }
 
 /// The policy's answer to a failed attempt.
@@ -154,11 +168,11 @@ impl Policy {
             s.probe_step = 0;
             self.outage.store(true, Ordering::Release);
         }
-        let window = self.cfg.backoff_max.as_millis() as u64 * STRIKE_WINDOW_STEPS;
+        let window = self.cfg.backoff_max.as_millis() as u64 * (self.cfg.max_attempts as u64 + 2);
         let others_delivered = s
             .last_success_ms
             .is_some_and(|t| now_ms.saturating_sub(t) <= window);
-        let strike = !outage && kind == Failure::Retryable && others_delivered;
+        let strike = !outage && kind == Failure::Failed && others_delivered;
         let strikes = strikes.saturating_add(strike as u32);
         let poisoned = strike
             && strikes >= self.cfg.max_attempts
@@ -262,7 +276,7 @@ mod tests {
         let mut n = 0;
         while !p.outage() {
             now += 1;
-            let v = p.failure(now, n, 0, Failure::Retryable);
+            let v = p.failure(now, n, 0, Failure::Failed);
             n += 1;
             assert!(!v.poisoned);
             assert!(n < 20, "no outage after {n} failures");
@@ -288,7 +302,7 @@ mod tests {
         let mut attempts = 0;
         loop {
             now += 100;
-            let v = p.failure(now, 42, strikes, Failure::Retryable);
+            let v = p.failure(now, 42, strikes, Failure::Failed);
             attempts += 1;
             assert!(!v.outage, "one entry made an outage");
             assert_eq!(v.strikes, strikes + 1);
@@ -311,7 +325,7 @@ mod tests {
                 now += 1;
                 p.success(now);
             }
-            let v = p.failure(now, 7, strikes, Failure::Retryable);
+            let v = p.failure(now, 7, strikes, Failure::Failed);
             strikes = v.strikes;
             assert_eq!(v.poisoned, attempt == 10, "attempt {attempt}");
         }
@@ -329,7 +343,7 @@ mod tests {
                 now += 1;
                 let e = (i % 64) as usize;
                 if coin.fails(rate) {
-                    let v = p.failure(now, e as u64, strikes[e], Failure::Retryable);
+                    let v = p.failure(now, e as u64, strikes[e], Failure::Failed);
                     assert!(!v.outage, "outage at {rate}% (attempt {i})");
                     assert!(!v.poisoned, "poison at {rate}% (attempt {i})");
                     strikes[e] = v.strikes;
@@ -351,7 +365,7 @@ mod tests {
         for i in 0..100_000u64 {
             now += 5_000; // 100,000 probes 5 s apart: about 6 days
             let e = (i % 8) as usize;
-            let v = p.failure(now, e as u64, strikes[e], Failure::Retryable);
+            let v = p.failure(now, e as u64, strikes[e], Failure::Failed);
             assert!(!v.poisoned);
             strikes[e] = v.strikes;
         }
@@ -364,13 +378,16 @@ mod tests {
     fn no_strike_without_a_recent_delivery() {
         let p = policy(1);
         // Nothing was ever delivered: a lone entry failing is no evidence against it.
-        let v = p.failure(1_000, 1, 0, Failure::Retryable);
+        let v = p.failure(1_000, 1, 0, Failure::Failed);
         assert_eq!((v.strikes, v.poisoned, v.outage), (0, false, false));
         p.success(2_000);
-        let v = p.failure(3_000, 1, 0, Failure::Retryable);
+        let v = p.failure(3_000, 1, 0, Failure::Failed);
         assert_eq!(v.strikes, 1);
-        // Long after the last delivery (over 4 x backoff_max): no strike.
-        let v = p.failure(2_000 + 4 * 30_000 + 1, 1, 1, Failure::Retryable);
+        // Long after the last delivery (over max_attempts + 2 backoff_max): no strike.
+        let v = p.failure(2_000 + 3 * 30_000 + 1, 1, 1, Failure::Failed);
+        assert_eq!(v.strikes, 1);
+        // No answer, or an overloaded server's 503: never a strike.
+        let v = p.failure(3_001, 1, 1, Failure::Unavailable);
         assert_eq!(v.strikes, 1);
     }
 
@@ -387,7 +404,7 @@ mod tests {
         let p = policy(10);
         p.success(0);
         for e in 0..10 {
-            p.failure(1, e, 0, Failure::Retryable);
+            p.failure(1, e, 0, Failure::Failed);
         }
         assert!(p.outage());
         let steps: Vec<u128> = (0..12).map(|_| p.next_probe(|d| d).as_millis()).collect();

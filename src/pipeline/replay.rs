@@ -210,27 +210,54 @@ impl Shared {
                 return Err(e);
             }
         };
-        let start = claimed.progress().min(lines.len());
-        // The mark is made now, while there may be room on the disk; later marks overwrite it
-        // in place. So even when the release below fails (a full disk), the mark tells the
-        // next drain which lines are settled.
-        claimed.set_progress(start);
-        let end = limit.map_or(lines.len(), |n| lines.len().min(start + n));
-        let k = if end - start < 64 {
+        let len = lines.len();
+        // What an earlier drain of this file settled: every line before `start`, and those
+        // marked in the bitmap of the lines after it.
+        let (start, bits) = claimed.progress();
+        let start = start.min(len);
+        let done: Vec<AtomicBool> = (0..len)
+            .map(|i| {
+                let j = i.wrapping_sub(start);
+                AtomicBool::new(
+                    i < start || (j < buffer::PROGRESS_BITS && bits[j / 64] >> (j % 64) & 1 == 1),
+                )
+            })
+            .collect();
+        let marked = Mutex::new(start);
+        // The first unsettled line and a bitmap of the settled ones after it, written in place.
+        let write_mark = || {
+            let mut low = lock(&marked);
+            while *low < len && done[*low].load(Ordering::Acquire) {
+                *low += 1;
+            }
+            let mut bits = [0u64; buffer::PROGRESS_BITS / 64];
+            for (j, d) in done[*low..].iter().take(buffer::PROGRESS_BITS).enumerate() {
+                if d.load(Ordering::Acquire) {
+                    bits[j / 64] |= 1 << (j % 64);
+                }
+            }
+            claimed.set_progress(*low, &bits);
+        };
+        // Made now, while there may be room on the disk; later marks overwrite it in place,
+        // so even when the release below fails (a full disk) the mark tells the next drain
+        // which lines are settled.
+        write_mark();
+        let to_send = (start..len)
+            .filter(|&i| !done[i].load(Ordering::Relaxed))
+            .count();
+        let k = if to_send < 64 || limit.is_some() {
             1
         } else {
             self.cfg.connections.max(1)
         };
-        // Lines are taken in order by `k` threads. `cur[t]` is the line thread t has in hand
-        // (usize::MAX: none), so the progress mark, the lowest line not yet settled, never
-        // passes a line in flight.
+        // Lines are taken in order by `k` threads; `done[i]` is set once line i is settled, so
+        // a mark never covers a line in flight, and a slow line holds back only itself.
         let next = AtomicUsize::new(start);
-        let cur: Vec<AtomicUsize> = (0..k).map(|_| AtomicUsize::new(usize::MAX)).collect();
+        let budget = AtomicUsize::new(limit.unwrap_or(usize::MAX));
+        let settled_n = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let kept = Mutex::new(Vec::new());
-        let marked = Mutex::new(start);
         let totals = Mutex::new(Round::default());
-        let work = |t: usize| {
+        let work = || {
             let (mut delivered, mut failed) = (0, 0);
             loop {
                 if stop.load(Ordering::Acquire)
@@ -240,13 +267,19 @@ impl Shared {
                     stop.store(true, Ordering::Release);
                     break;
                 }
-                cur[t].store(next.load(Ordering::SeqCst), Ordering::SeqCst);
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= end {
-                    cur[t].store(usize::MAX, Ordering::SeqCst);
+                let i = next.fetch_add(1, Ordering::AcqRel);
+                if i >= len {
                     break;
                 }
-                cur[t].store(i, Ordering::SeqCst);
+                if done[i].load(Ordering::Acquire) {
+                    continue;
+                }
+                if budget
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
+                    .is_err()
+                {
+                    break;
+                }
                 match self.replay_line(b, &lines[i], limit.is_some()) {
                     Line::Settled {
                         delivered: d,
@@ -254,26 +287,15 @@ impl Shared {
                     } => {
                         delivered += d as usize;
                         failed += f as usize;
+                        done[i].store(true, Ordering::Release);
                     }
                     Line::Kept => {
-                        // `cur[t]` stays on this line: no mark passes it.
-                        lock(&kept).push(i);
                         stop.store(true, Ordering::Release);
                         break;
                     }
                 }
-                cur[t].store(usize::MAX, Ordering::SeqCst);
-                if (i + 1) % PROGRESS_EVERY == 0 && !stop.load(Ordering::Acquire) {
-                    let low = cur
-                        .iter()
-                        .map(|c| c.load(Ordering::SeqCst))
-                        .fold(next.load(Ordering::SeqCst), usize::min)
-                        .min(end);
-                    let mut m = lock(&marked);
-                    if low > *m {
-                        *m = low;
-                        claimed.set_progress(low);
-                    }
+                if (settled_n.fetch_add(1, Ordering::AcqRel) + 1) % PROGRESS_EVERY == 0 {
+                    write_mark();
                 }
             }
             let mut tot = lock(&totals);
@@ -281,23 +303,18 @@ impl Shared {
             tot.failed += failed;
         };
         std::thread::scope(|scope| {
-            for t in 1..k {
-                let work = &work;
-                scope.spawn(move || work(t));
+            for _ in 1..k {
+                scope.spawn(work);
             }
-            work(0);
+            work();
         });
-        let mut unsent_idx = std::mem::take(&mut *lock(&kept));
-        unsent_idx.extend(next.load(Ordering::Acquire).min(end)..lines.len());
-        unsent_idx.sort_unstable();
-        unsent_idx.dedup();
-        let unsent: Vec<Vec<u8>> = unsent_idx.iter().map(|&i| lines[i].clone()).collect();
+        let unsent: Vec<Vec<u8>> = (start..len)
+            .filter(|&i| !done[i].load(Ordering::Acquire))
+            .map(|i| lines[i].clone())
+            .collect();
         let mut round = std::mem::take(&mut *lock(&totals));
         round.stopped = stop.load(Ordering::Acquire);
-        let settled_to = unsent_idx.first().copied().unwrap_or(lines.len());
-        if settled_to > *lock(&marked) {
-            claimed.set_progress(settled_to);
-        }
+        write_mark();
         b.release(claimed, &unsent)?;
         if !unsent.is_empty() || round.failed > 0 {
             b.mark_backlog();
@@ -329,7 +346,7 @@ impl Shared {
         else {
             return Line::Kept;
         };
-        let outcome = self.transport.post(line, &bearer, self.deadline());
+        let outcome = self.post(line, &bearer);
         permit.answered(backpressure(&outcome));
         let (kind, status, reason) = match outcome {
             Outcome::Delivered => {
@@ -351,7 +368,7 @@ impl Shared {
                     failed: false,
                 };
             }
-            Outcome::Retry { status, reason, .. } => (Failure::Retryable, status, reason),
+            Outcome::Retry { status, reason, .. } => (Failure::of_status(status), status, reason),
             Outcome::Auth { status, reason } => {
                 Stats::add(&self.stats.auth_failures, 1);
                 self.tokens.invalidate(&service);

@@ -152,7 +152,7 @@ impl Shared {
             return;
         };
         item.tries += 1;
-        let outcome = self.transport.post(&item.body, &bearer, self.deadline());
+        let outcome = self.post(&item.body, &bearer);
         permit.answered(backpressure(&outcome));
         match outcome {
             Outcome::Delivered => {
@@ -167,7 +167,13 @@ impl Shared {
                 status,
                 reason,
                 retry_after,
-            } => self.failed(item, Failure::Retryable, status, reason, retry_after),
+            } => self.failed(
+                item,
+                Failure::of_status(status),
+                status,
+                reason,
+                retry_after,
+            ),
             Outcome::Auth { status, reason } => {
                 Stats::add(&self.stats.auth_failures, 1);
                 self.tokens.invalidate(&item.service);
@@ -180,6 +186,33 @@ impl Shared {
                 self.dead_letter(&item.service, &item.body, status, &reason, None);
                 self.done(item);
                 self.settle(1);
+            }
+        }
+    }
+
+    /// One POST. A panic in the transport (a bug, or one of a library it uses) does not take the
+    /// sending thread down: it is counted (`sender_panics`), reported as the last error, and
+    /// the attempt fails as a request with no answer, so the entry is retried like any other.
+    pub(super) fn post(&self, body: &[u8], bearer: &str) -> Outcome {
+        let deadline = self.deadline();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.transport.post(body, bearer, deadline)
+        })) {
+            Ok(o) => o,
+            Err(p) => {
+                let what = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown".into());
+                Stats::add(&self.stats.sender_panics, 1);
+                let reason = format!("transport: a sending thread panicked ({what}); retried");
+                self.note_error(&reason);
+                Outcome::Retry {
+                    status: 0,
+                    reason,
+                    retry_after: None,
+                }
             }
         }
     }
@@ -296,10 +329,10 @@ impl Shared {
                 ))
             }
             o @ (Outcome::Retry { .. } | Outcome::Auth { .. }) => {
-                let (auth, reason) = match o {
-                    Outcome::Auth { reason, .. } => (true, reason),
-                    Outcome::Retry { reason, .. } => (false, reason),
-                    _ => (false, String::new()),
+                let (auth, status, reason) = match o {
+                    Outcome::Auth { status, reason } => (true, status, reason),
+                    Outcome::Retry { status, reason, .. } => (false, status, reason),
+                    _ => (false, 0, String::new()),
                 };
                 Stats::add(&self.stats.failed_attempts, 1);
                 if auth {
@@ -310,7 +343,7 @@ impl Shared {
                 let kind = if auth {
                     Failure::Auth
                 } else {
-                    Failure::Retryable
+                    Failure::of_status(status)
                 };
                 let v = self
                     .policy

@@ -179,6 +179,8 @@ impl Shared {
             self.refill_pool();
             let batch = std::mem::take(&mut *lock(&self.overflow));
             self.overflow_len.store(0, Ordering::Relaxed);
+            // Callers waiting for room in memory look again now.
+            self.spilled.notify();
             if !batch.is_empty() {
                 let n = batch.len() as u64;
                 let written = self.spill(batch);

@@ -82,6 +82,7 @@ const rarch_statistics = koffi.struct('rarch_statistics', {
   poisoned: 'uint64_t',
   concurrency_limit: 'uint64_t',
   rtt_p50_us: 'uint64_t',
+  sender_panics: 'uint64_t',
 });
 
 

@@ -12,7 +12,8 @@
  * Threading: a rarch_logger may be used from any number of threads at once (rarch_log,
  * rarch_log_n, rarch_flush, rarch_set_level, rarch_get_level, rarch_stats), except
  * rarch_logger_free, which must be its last call. A rarch_options is for one thread at a time.
- * Errors: functions return a rarch_status; rarch_last_error gives this thread's message.
+ * Errors: functions return a rarch_status; rarch_last_error gives this thread's message
+ * (rarch_flush_msg gives a flush's with its status).
  * No function aborts or unwinds into C: an internal panic becomes RARCH_ERR_PANIC.
  * fork(): a child may keep logging; it gets its own sender threads on its first call and
  * never sends the parent's queued entries.
@@ -257,7 +258,8 @@ struct rarch_options *rarch_options_new(void);
 /**
  * Sets one option; the value is checked now. Keys (environment variable, where there is
  * one, and default in brackets; an unset key falls back to its environment variable, then
- * to the default):
+ * to the default; one key per item: the library's tests check this list against its own
+ * table of options, and each binding's tests check theirs against it):
  * - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
  * - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
  * - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
@@ -275,7 +277,8 @@ struct rarch_options *rarch_options_new(void);
  * - `max_retries` (5): in-memory retries before an entry goes to disk.
  * - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
  *   others (across live sends, replays and restarts), before it is dead-lettered.
- * - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
+ * - `backoff_initial_ms` (100): the first retry delay (full-jitter exponential backoff).
+ * - `backoff_max_ms` (30000): the largest retry delay, also the slowest outage probe.
  * - `on_full` (spill): `spill` (to disk: the spill thread takes the in-memory overflow, up to
  *   queue_capacity more entries, whole and writes it; the caller never writes to disk. If the
  *   overflow is full again before the spill thread took it, the caller waits for it in 1 ms
@@ -290,7 +293,7 @@ struct rarch_options *rarch_options_new(void);
  * - `durable` (false): true copies each entry into a crash journal (a shared memory-mapped
  *   file in the buffer directory) before rarch_log returns: it survives a crash or kill -9 of
  *   the process (the next logger of the service recovers it), not a power loss (no fsync).
- * - `ca_file` (none: system roots): PEM CA certificates to trust for https.
+ * - `ca_file` (empty: the system roots): PEM CA certificates to trust for https.
  * - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
  *
  * Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG

@@ -72,6 +72,54 @@ pub enum rarch_status {
     RARCH_ERR_PANIC = 15,
 }
 
+impl rarch_status {
+    /// Every status, by value (a unit test checks it against the header).
+    const ALL: [rarch_status; 16] = {
+        use rarch_status::*;
+        [
+            RARCH_OK,
+            RARCH_ERR_NULL_ARGUMENT,
+            RARCH_ERR_INVALID_ARGUMENT,
+            RARCH_ERR_INVALID_LEVEL,
+            RARCH_ERR_INVALID_UTF8,
+            RARCH_ERR_INVALID_JSON,
+            RARCH_ERR_INVALID_TIMESTAMP,
+            RARCH_ERR_CONFIG,
+            RARCH_ERR_QUEUE_FULL,
+            RARCH_ERR_TIMED_OUT,
+            RARCH_ERR_IO,
+            RARCH_ERR_TRANSPORT,
+            RARCH_ERR_AUTH,
+            RARCH_ERR_REJECTED,
+            RARCH_ERR_CLOSED,
+            RARCH_ERR_PANIC,
+        ]
+    };
+
+    /// What `rarch_status_str` says of it.
+    fn description(self) -> &'static CStr {
+        use rarch_status::*;
+        match self {
+            RARCH_OK => c"ok",
+            RARCH_ERR_NULL_ARGUMENT => c"NULL argument",
+            RARCH_ERR_INVALID_ARGUMENT => c"invalid argument",
+            RARCH_ERR_INVALID_LEVEL => c"invalid level",
+            RARCH_ERR_INVALID_UTF8 => c"invalid UTF-8",
+            RARCH_ERR_INVALID_JSON => c"invalid JSON (context must be a JSON object)",
+            RARCH_ERR_INVALID_TIMESTAMP => c"invalid timestamp (RFC 3339 expected)",
+            RARCH_ERR_CONFIG => c"bad configuration",
+            RARCH_ERR_QUEUE_FULL => c"queue full",
+            RARCH_ERR_TIMED_OUT => c"timed out",
+            RARCH_ERR_IO => c"I/O error",
+            RARCH_ERR_TRANSPORT => c"transport error",
+            RARCH_ERR_AUTH => c"authentication refused (401/403)",
+            RARCH_ERR_REJECTED => c"entry rejected by the server",
+            RARCH_ERR_CLOSED => c"closed",
+            RARCH_ERR_PANIC => c"internal error (panic)",
+        }
+    }
+}
+
 /// A string given as pointer and length, not NUL-terminated. `ptr == NULL` means "absent"
 /// (the protocol's default); `len` bytes from `ptr` must be readable otherwise.
 #[repr(C)]
@@ -284,7 +332,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 
 /// Sets one option; the value is checked now. Keys (environment variable, where there is
 /// one, and default in brackets; an unset key falls back to its environment variable, then
-/// to the default):
+/// to the default; one key per item: the library's tests check this list against its own
+/// table of options, and each binding's tests check theirs against it):
 /// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
 /// - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
 /// - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
@@ -302,7 +351,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `max_retries` (5): in-memory retries before an entry goes to disk.
 /// - `max_attempts` (10): failed attempts of one entry, counted while the server delivers
 ///   others (across live sends, replays and restarts), before it is dead-lettered.
-/// - `backoff_initial_ms` (100), `backoff_max_ms` (30000): full-jitter exponential backoff.
+/// - `backoff_initial_ms` (100): the first retry delay (full-jitter exponential backoff).
+/// - `backoff_max_ms` (30000): the largest retry delay, also the slowest outage probe.
 /// - `on_full` (spill): `spill` (to disk: the spill thread takes the in-memory overflow, up to
 ///   queue_capacity more entries, whole and writes it; the caller never writes to disk. If the
 ///   overflow is full again before the spill thread took it, the caller waits for it in 1 ms
@@ -317,7 +367,7 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `durable` (false): true copies each entry into a crash journal (a shared memory-mapped
 ///   file in the buffer directory) before rarch_log returns: it survives a crash or kill -9 of
 ///   the process (the next logger of the service recovers it), not a power loss (no fsync).
-/// - `ca_file` (none: system roots): PEM CA certificates to trust for https.
+/// - `ca_file` (empty: the system roots): PEM CA certificates to trust for https.
 /// - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
 ///
 /// Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
@@ -723,26 +773,11 @@ unsafe fn copy_out(msg: &str, buf: *mut c_char, len: usize) -> usize {
 /// "unknown status"). Never free it.
 #[no_mangle]
 pub extern "C" fn rarch_status_str(status: c_int) -> *const c_char {
-    let s: &'static CStr = match status {
-        0 => c"ok",
-        1 => c"NULL argument",
-        2 => c"invalid argument",
-        3 => c"invalid level",
-        4 => c"invalid UTF-8",
-        5 => c"invalid JSON (context must be a JSON object)",
-        6 => c"invalid timestamp (RFC 3339 expected)",
-        7 => c"bad configuration",
-        8 => c"queue full",
-        9 => c"timed out",
-        10 => c"I/O error",
-        11 => c"transport error",
-        12 => c"authentication refused (401/403)",
-        13 => c"entry rejected by the server",
-        14 => c"closed",
-        15 => c"internal error (panic)",
-        _ => c"unknown status",
-    };
-    s.as_ptr()
+    rarch_status::ALL
+        .iter()
+        .find(|s| **s as c_int == status)
+        .map_or(c"unknown status", |s| s.description())
+        .as_ptr()
 }
 
 /// The library version, e.g. "0.1.0" (static; never free it). Same as RARCH_VERSION.
@@ -755,6 +790,43 @@ pub extern "C" fn rarch_version() -> *const c_char {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_status_of_the_header_has_its_value_and_a_description() {
+        let header = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/include/rarch_logging.h"
+        ))
+        .unwrap_or_default();
+        let start = header.find("typedef enum rarch_status {").unwrap_or(0);
+        let body = &header[start..];
+        let body = &body[..body.find("} rarch_status;").unwrap_or(0)];
+        let in_header: Vec<(String, c_int)> = body
+            .lines()
+            .filter_map(|l| {
+                let (name, value) = l.trim().trim_end_matches(',').split_once(" = ")?;
+                Some((name.to_owned(), value.parse().ok()?))
+            })
+            .collect();
+        let ours: Vec<(String, c_int)> = rarch_status::ALL
+            .iter()
+            .map(|s| (format!("{s:?}"), *s as c_int))
+            .collect();
+        assert_eq!(ours, in_header, "rarch_status::ALL against the header");
+        let mut seen = Vec::new();
+        for (i, s) in rarch_status::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            // SAFETY: rarch_status_str returns a static NUL-terminated string.
+            let d = unsafe { CStr::from_ptr(rarch_status_str(i as c_int)) };
+            assert!(d != c"unknown status" && !seen.contains(&d), "{s:?}");
+            seen.push(d);
+        }
+        for v in [-1, rarch_status::ALL.len() as c_int, c_int::MAX] {
+            // SAFETY: as above.
+            let d = unsafe { CStr::from_ptr(rarch_status_str(v)) };
+            assert_eq!(d, c"unknown status");
+        }
+    }
 
     #[test]
     fn text_takes_ascii_and_utf8_and_refuses_the_rest() {

@@ -17,6 +17,11 @@ macro_rules! counters {
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
         pub struct StatsSnapshot { $($(#[$doc])* pub $name: u64,)* }
 
+        impl StatsSnapshot {
+            /// The counters' names, in order (each is also a field of `rarch_statistics`).
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name)),*];
+        }
+
         impl Stats {
             pub fn snapshot(&self) -> StatsSnapshot {
                 StatsSnapshot { $($name: self.$name.load(Relaxed),)* }

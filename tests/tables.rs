@@ -1,0 +1,148 @@
+//! One table per fact: the options (`config::KEYS`), the statuses (`rarch_status`) and the
+//! counters (`StatsSnapshot`) are written once in the code; the header's list of options, the
+//! README's tables and the header's `rarch_statistics` must say the same. (Each binding's own
+//! tests check its tables against the header.)
+
+use rarch_logging::config::KEYS;
+use rarch_logging::StatsSnapshot;
+use std::path::PathBuf;
+
+fn read(path: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The text between the first `start` and the next `end` after it.
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?}"));
+    let rest = &text[from..];
+    &rest[..rest
+        .find(end)
+        .unwrap_or_else(|| panic!("no {end:?} after {start:?}"))]
+}
+
+/// The header's list of options (the comment of `rarch_options_set`): one `(key, text in
+/// brackets)` per item `` - `key` (...) ``.
+fn header_options() -> Vec<(String, String)> {
+    let header = read("include/rarch_logging.h");
+    let doc = between(
+        &header,
+        "Sets one option",
+        "enum rarch_status rarch_options_set(",
+    );
+    doc.lines()
+        .filter_map(|l| {
+            let item = l.trim_start().strip_prefix("* - `")?;
+            let (key, rest) = item.split_once("` (")?;
+            let (text, _) = rest.split_once(')')?;
+            Some((key.to_owned(), text.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_headers_list_of_options_is_keys() {
+    let listed = header_options();
+    let keys: Vec<&str> = KEYS.iter().map(|k| k.0).collect();
+    let names: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names, keys,
+        "the options in the comment of rarch_options_set (src/ffi.rs), against config::KEYS"
+    );
+    for ((key, text), (_, env, default, _)) in listed.iter().zip(KEYS) {
+        // `(ENV, default)` or `(default)`; an empty default is written `empty...`.
+        let rest = match env {
+            Some(e) => text
+                .strip_prefix(&format!("{e}, "))
+                .unwrap_or_else(|| panic!("`{key}` ({text}): its variable {e} first")),
+            None => text.as_str(),
+        };
+        if default.is_empty() {
+            assert!(
+                rest.starts_with("empty"),
+                "`{key}` ({text}): empty by default"
+            );
+        } else {
+            assert_eq!(rest, *default, "`{key}` ({text}): its default");
+        }
+    }
+}
+
+#[test]
+fn the_readmes_table_of_options_is_keys() {
+    let readme = read("README.md");
+    let table = between(&readme, "| key | environment | default | meaning |", "\n\n");
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(2)
+        .map(|l| l.split('|').skip(1).map(str::trim).collect())
+        .collect();
+    let keys: Vec<String> = KEYS.iter().map(|k| format!("`{}`", k.0)).collect();
+    let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
+    assert_eq!(
+        names, keys,
+        "README's table of options, against config::KEYS"
+    );
+    for (row, (key, env, default, _)) in rows.iter().zip(KEYS) {
+        let env = env.map(|e| format!("`{e}`")).unwrap_or_default();
+        assert_eq!(row[1], env, "README, `{key}`: its environment variable");
+        if default.is_empty() {
+            assert!(
+                !row[2].starts_with('`'),
+                "README, `{key}`: no default value"
+            );
+        } else {
+            assert_eq!(
+                row[2],
+                format!("`{default}`"),
+                "README, `{key}`: its default"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_readmes_statuses_are_the_headers() {
+    let header = read("include/rarch_logging.h");
+    let in_header: Vec<&str> = between(&header, "typedef enum rarch_status {", "} rarch_status;")
+        .lines()
+        .filter_map(|l| l.trim().split_once(" = ").map(|(n, _)| n))
+        .filter(|n| n.starts_with("RARCH_"))
+        .collect();
+    assert!(in_header.len() >= 16, "{in_header:?}");
+    let readme = read("README.md");
+    let table = between(&readme, "| status | when |", "\n\n");
+    let mut in_readme: Vec<&str> = table
+        .split('`')
+        .filter(|w| w.starts_with("RARCH_") && !w.contains(' '))
+        .collect();
+    in_readme.dedup();
+    assert_eq!(
+        in_readme, in_header,
+        "README's error codes, against the header"
+    );
+}
+
+#[test]
+fn every_counter_is_in_rarch_statistics() {
+    let header = read("include/rarch_logging.h");
+    let fields: Vec<&str> = between(
+        &header,
+        "typedef struct rarch_statistics {",
+        "} rarch_statistics;",
+    )
+    .lines()
+    .filter_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_suffix(';')?;
+        (!l.starts_with('*') && !l.starts_with('/')).then(|| decl.rsplit(' ').next())?
+    })
+    .collect();
+    assert_eq!(fields.first(), Some(&"size"), "{fields:?}");
+    for name in StatsSnapshot::NAMES {
+        assert!(
+            fields.contains(name),
+            "the counter {name} is not a field of rarch_statistics ({fields:?})"
+        );
+    }
+}

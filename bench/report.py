@@ -96,7 +96,7 @@ def main():
     if by(bench="latency"):
         latency_section(p, by, one)
     if by(bench="cpu") or by(bench="cpuwrk"):
-        cpu_section(p, by, one)
+        cpu_section(p, by, one, machine.get("cpu_opts"))
     text = "\n".join(md)
     print(text)
     if out_md:
@@ -527,15 +527,19 @@ def us(v):
     return "-" if v is None else "%.1f µs" % v
 
 
-def cpu_section(p, by, one):
+def cpu_section(p, by, one, opts=None):
     rows = by(bench="cpu")
     wrk = by(bench="cpuwrk")
     st = by(bench="cpustrace")
     p("## 7. CPU per delivered entry (issue 21): steady rates, full speed, and wrk beside")
     p("")
+    if opts:
+        p("**Options**: the library rows ran with `%s` (`BENCH_CPU_OPTS`), not the defaults." % opts)
+        p("")
     p("`rbench cpu`: one thread logs the typical entry at 500/s or 5,000/s (a tick of "
       "max(1 ms, 1/rate): the entries due, then `clock_nanosleep` to the next tick), or in a "
-      "tight loop (full speed), with the default options, then calls `rarch_flush`. CPU: the "
+      "tight loop (full speed), with the default options (or `BENCH_CPU_OPTS`), then calls "
+      "`rarch_flush`. CPU: the "
       "process's user + system time (getrusage `RUSAGE_SELF`, every thread) from the first "
       "`rarch_log` until flush returned, per entry delivered, less what rbench's thread "
       "sampler spent (it reads `/proc/self/status` every 50 ms). Sender side: the same less "

@@ -18,7 +18,8 @@
 # (20000, quick 5000) and BENCH_LAT0_COUNT (20000) per row at 0 ms; the fixed-2 rows at >= 10 ms
 # log BENCH_LAT_FIXED_COUNT (2000, quick 1000) within BENCH_LAT_FIXED_TIMEOUT_S (30, quick 15).
 # Section 7 (CPU per delivered entry, issue 21): BENCH_CPU_S seconds per paced row (5, quick 2),
-# BENCH_CPU_ROUNDS rounds (3); strace (installed if missing) counts the system calls.
+# BENCH_CPU_ROUNDS rounds (3); strace (installed if missing) counts the system calls;
+# BENCH_CPU_OPTS="k=v,..." runs the library rows with other options (default: none).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -68,6 +69,7 @@ LAT_FN=${BENCH_LAT_FIXED_COUNT:-$LAT_FN}
 LAT_FT=${BENCH_LAT_FIXED_TIMEOUT_S:-$LAT_FT}
 CPU_S=${BENCH_CPU_S:-$CPU_S}
 CPU_ROUNDS=${BENCH_CPU_ROUNDS:-3}
+CPU_OPTS=${BENCH_CPU_OPTS:-}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -200,6 +202,7 @@ run_wrk() { # connections [host:port, default the healthy receiver]: one RESULT 
   echo "MACHINE version=$(git describe --always --dirty 2>/dev/null || echo unknown)"
   if [ -n "$REV" ]; then echo "MACHINE library=$(git rev-parse --short "$SHA")"; fi
   echo "MACHINE sections=$(echo ${ONLY:-$SECTIONS} | tr ' ' ',')"
+  if [ -n "$CPU_OPTS" ] && want cpu; then echo "MACHINE cpu_opts=$CPU_OPTS"; fi
 } >>"$OUT"
 T0=$(date +%s)
 
@@ -393,7 +396,7 @@ if want cpu; then
     for rate in 500 5000 0; do
       cpu_reset
       B=$(bufdir)
-      line=$(RBENCH_OPTS= "$RB" cpu "http://$CPUR/log" "$KEY" "$B" $rate "$(cpu_count $rate)")
+      line=$(RBENCH_OPTS=$CPU_OPTS "$RB" cpu "http://$CPUR/log" "$KEY" "$B" $rate "$(cpu_count $rate)")
       echo "$line round=$r $(cpu_accepted)" | emit
       rm -rf "$B"
     done
@@ -406,7 +409,7 @@ if want cpu; then
       cpu_reset
       B=$(bufdir)
       rc=0
-      line=$(RBENCH_OPTS= RBENCH_NO_SAMPLER=1 strace -f -c -o "$WORK/strace.txt" \
+      line=$(RBENCH_OPTS=$CPU_OPTS RBENCH_NO_SAMPLER=1 strace -f -c -o "$WORK/strace.txt" \
         "$RB" cpu "http://$CPUR/log" "$KEY" "$B" $rate $n 2>/dev/null) || rc=$?
       rm -rf "$B"
       case $line in "RESULT bench=cpu "*) ;; *) say "   strace did not run here (exit $rc): no system call counts"; break ;; esac

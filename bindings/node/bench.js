@@ -1,10 +1,9 @@
 'use strict';
 // npm run bench: the caller's cost of one `info` call with three fields and a small context,
 // beside an empty koffi call (rarch_get_level) measured in the same run, and the two other
-// ways of calling the library that were considered:
-//   - logger.info through rarch_log, with NUL-terminated strings converted by koffi (the same
-//     method with an internal switch, so only the call differs),
-//   - rarch_log_n with koffi marshalling a JS object into struct rarch_entry (raw handle).
+// ways of calling the library that were considered, on a raw handle (declared here):
+//   - rarch_log, with NUL-terminated strings converted by koffi,
+//   - rarch_log_n with koffi marshalling a JS object into struct rarch_entry.
 // The logger sends to a local receiver (the repo's Go receiver) so entries are really
 // delivered; between timed rounds the bench awaits flush() (not timed) so the queue never
 // fills. Rounds of the variants are interleaved.
@@ -40,17 +39,23 @@ async function main() {
   const common = { url: receiver.url, apiKey: receiver.key, bufferDir, queueCapacity: 65536 };
   const logger = rarch.createLogger({ service: 'bench', loggerName: 'node', ...common });
 
-  // A raw handle for the alternative calls and the baseline (same options: same pipeline).
+  // A raw handle for the alternative calls and the baseline (same options: same pipeline),
+  // with the functions the package does not declare.
   const n = load();
+  const lib = n.koffi.load(n.file);
+  const raw = {
+    logger_new: lib.func('rarch_logger *rarch_logger_new(const char *service, const char *logger_name, const rarch_options *opts)'),
+    log: lib.func('int rarch_log(rarch_logger *logger, int level, const char *message, const char *user_id, const char *tenant_id, const char *request_id, const char *context_json, const char *client_log_datetime)'),
+    log_n_struct: lib.func('int rarch_log_n(rarch_logger *logger, int level, const rarch_entry *entry)'),
+  };
   const opts = n.options_new();
   n.options_set(opts, 'url', receiver.url);
   n.options_set(opts, 'api_key', receiver.key);
   n.options_set(opts, 'buffer_dir', bufferDir);
   n.options_set(opts, 'queue_capacity', '65536');
-  const h = n.logger_new('bench', 'node', opts);
+  const h = raw.logger_new('bench', 'node', opts);
   n.options_free(opts);
 
-  const setNul = rarch[Symbol.for('rarch-logging.bench.useNulStrings')];
   const ctx = { orderId: 42, path: '/checkout', ok: true };
   const fields = { userId: 'user_123', tenantId: 'tenant_abc', requestId: 'req_456', context: ctx };
 
@@ -61,18 +66,17 @@ async function main() {
     'logger.info (rarch_log_n, pointer+length)  ': () => {
       for (let i = 0; i < N; i++) logger.info('order placed', fields);
     },
-    'logger.info via rarch_log, NUL-terminated  ': () => {
-      setNul(true);
-      try {
-        for (let i = 0; i < N; i++) logger.info('order placed', fields);
-      } finally {
-        setNul(false);
+    'rarch_log, NUL-terminated strings          ': () => {
+      for (let i = 0; i < N; i++) {
+        const st = raw.log(h, 1, 'order placed', fields.userId, fields.tenantId, fields.requestId,
+          JSON.stringify(fields.context), null);
+        if (st !== 0) throw new Error(`rarch_log: ${st}`);
       }
     },
     'rarch_log_n, koffi struct marshalling      ': () => {
       const str = (s) => (s == null ? { ptr: null, len: 0 } : { ptr: s, len: Buffer.byteLength(s) });
       for (let i = 0; i < N; i++) {
-        const st = n.log_n_struct(h, 1, {
+        const st = raw.log_n_struct(h, 1, {
           message: str('order placed'),
           user_id: str(fields.userId),
           tenant_id: str(fields.tenantId),

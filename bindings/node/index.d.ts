@@ -72,7 +72,7 @@ export interface LoggerOptions {
   bufferDir?: string;
   /** `timeout_ms` (default 2000): timeout of each phase of a request. */
   timeoutMs?: number;
-  /** `queue_capacity` (default 16384): entries held in memory. */
+  /** `queue_capacity` (default 8192): entries held in memory. */
   queueCapacity?: number;
   /** `connections` (default 64): the most requests in flight at once. */
   connections?: number;
@@ -102,7 +102,7 @@ export interface LoggerOptions {
   bufferMaxTotalBytes?: number;
   /** `durable` (default false): true copies each entry into the crash journal (survives kill -9) before the log call returns. */
   durable?: boolean;
-  /** `ca_file` (default: system roots): PEM CA certificates to trust for https. */
+  /** `ca_file` (default empty: the system roots): PEM CA certificates to trust for https. */
   caFile?: string;
   /** `token_lifetime_s` (default 3600): JWT lifetime; tokens are re-signed at half of it. */
   tokenLifetimeS?: number;

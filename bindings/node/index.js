@@ -4,29 +4,11 @@
 
 const { load } = require('./lib/native.js');
 const { RarchError } = require('./lib/errors.js');
+const { STATUS_NAMES, OPTION_KEYS, STAT_FIELDS, camel } = require('./lib/tables.js');
 
 // ---------------------------------------------------------------------------------------------
 // Statuses, levels, errors
 
-/** Status names by value, as in enum rarch_status. */
-const STATUS_NAMES = [
-  'RARCH_OK',
-  'RARCH_ERR_NULL_ARGUMENT',
-  'RARCH_ERR_INVALID_ARGUMENT',
-  'RARCH_ERR_INVALID_LEVEL',
-  'RARCH_ERR_INVALID_UTF8',
-  'RARCH_ERR_INVALID_JSON',
-  'RARCH_ERR_INVALID_TIMESTAMP',
-  'RARCH_ERR_CONFIG',
-  'RARCH_ERR_QUEUE_FULL',
-  'RARCH_ERR_TIMED_OUT',
-  'RARCH_ERR_IO',
-  'RARCH_ERR_TRANSPORT',
-  'RARCH_ERR_AUTH',
-  'RARCH_ERR_REJECTED',
-  'RARCH_ERR_CLOSED',
-  'RARCH_ERR_PANIC',
-];
 const Status = Object.freeze(Object.fromEntries(STATUS_NAMES.map((n, i) => [n, i])));
 
 const LEVEL_NAMES = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'];
@@ -74,31 +56,9 @@ function parseLevel(level) {
 // ---------------------------------------------------------------------------------------------
 // Options: the keys of rarch_options_set, in camelCase
 
-const OPTION_KEYS = {
-  url: 'url',
-  apiKey: 'api_key',
-  level: 'level',
-  mode: 'mode',
-  bufferDir: 'buffer_dir',
-  timeoutMs: 'timeout_ms',
-  queueCapacity: 'queue_capacity',
-  connections: 'connections',
-  concurrency: 'concurrency',
-  closeTimeoutMs: 'close_timeout_ms',
-  mirror: 'mirror',
-  maxRetries: 'max_retries',
-  maxAttempts: 'max_attempts',
-  backoffInitialMs: 'backoff_initial_ms',
-  backoffMaxMs: 'backoff_max_ms',
-  onFull: 'on_full',
-  blockTimeoutMs: 'block_timeout_ms',
-  maxEntryBytes: 'max_entry_bytes',
-  bufferMaxFileBytes: 'buffer_max_file_bytes',
-  bufferMaxTotalBytes: 'buffer_max_total_bytes',
-  durable: 'durable',
-  caFile: 'ca_file',
-  tokenLifetimeS: 'token_lifetime_s',
-};
+/** JS name -> key, e.g. apiKey -> api_key. */
+const OPTIONS = Object.freeze(Object.assign(Object.create(null),
+  Object.fromEntries(OPTION_KEYS.map((k) => [camel(k), k]))));
 const NOT_OPTIONS = new Set(['service', 'loggerName']);
 
 function optionValue(name, v) {
@@ -123,7 +83,6 @@ let E32 = null; // Uint32Array over entryBuf: [ptr lo, ptr hi, len lo, len hi] x
 let scratch = null;
 let scratchBase = 0; // address of scratch as a Number (user-space addresses fit in 53 bits)
 const TWO32 = 4294967296;
-let useNulStrings = false; // bench.js compares both calls; rarch_log_n is the faster one
 
 function native() {
   if (N) return N;
@@ -354,12 +313,6 @@ class Logger {
       ctx = contextJson(fields.context);
       time = timeString(fields.time);
     }
-    if (useNulStrings) {
-      // Measurement only (bench.js): the same call through rarch_log and koffi's strings.
-      const st = N.log(s.handle, level, msg, user, tenant, req, ctx, time);
-      if (st !== 0) throw statusError(N, st, 'rarch_log');
-      return;
-    }
     fill(msg, user, tenant, req, ctx, time);
     const st = N.log_n_raw(s.handle, level, entryAddr);
     if (st !== 0) throw statusError(N, st, 'rarch_log_n');
@@ -414,26 +367,9 @@ class Logger {
     const out = { size: N.statsSize };
     const st = N.stats(s.handle, out);
     if (st !== 0) throw statusError(N, st, 'rarch_stats');
-    return {
-      logged: Number(out.logged),
-      filtered: Number(out.filtered),
-      delivered: Number(out.delivered),
-      failedAttempts: Number(out.failed_attempts),
-      retried: Number(out.retried),
-      buffered: Number(out.buffered),
-      replayed: Number(out.replayed),
-      rejected: Number(out.rejected),
-      corrupt: Number(out.corrupt),
-      authFailures: Number(out.auth_failures),
-      droppedQueueFull: Number(out.dropped_queue_full),
-      droppedBufferCap: Number(out.dropped_buffer_cap),
-      droppedIo: Number(out.dropped_io),
-      queueLen: Number(out.queue_len),
-      poisoned: Number(out.poisoned),
-      concurrencyLimit: Number(out.concurrency_limit),
-      rttP50Us: Number(out.rtt_p50_us),
-      senderPanics: Number(out.sender_panics),
-    };
+    const stats = {};
+    for (const f of STAT_FIELDS) stats[camel(f)] = Number(out[f]);
+    return stats;
   }
 
   /**
@@ -491,11 +427,11 @@ function createLogger(options) {
   if (options === null || typeof options !== 'object') {
     throw new TypeError('createLogger: expected an options object with at least { service }');
   }
-  const unknown = Object.keys(options).filter((k) => !NOT_OPTIONS.has(k) && !(k in OPTION_KEYS));
+  const unknown = Object.keys(options).filter((k) => !NOT_OPTIONS.has(k) && !(k in OPTIONS));
   if (unknown.length > 0) {
     throw rarchError('RARCH_ERR_CONFIG',
       `createLogger: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')} ` +
-        `(known: service, loggerName, ${Object.keys(OPTION_KEYS).join(', ')})`);
+        `(known: service, loggerName, ${Object.keys(OPTIONS).join(', ')})`);
   }
   const { service, loggerName } = options;
   if (typeof service !== 'string' || service === '') {
@@ -509,10 +445,10 @@ function createLogger(options) {
   if (!opts) throw statusError(n, Status.RARCH_ERR_PANIC, 'rarch_options_new');
   let handle;
   try {
-    for (const name of Object.keys(OPTION_KEYS)) {
+    for (const [name, key] of Object.entries(OPTIONS)) {
       const v = options[name];
       if (v === undefined || v === null) continue; // unset: the library uses the environment
-      const st = n.options_set(opts, OPTION_KEYS[name], optionValue(name, v));
+      const st = n.options_set(opts, key, optionValue(name, v));
       if (st !== 0) throw statusError(n, st, `option ${name}`);
     }
     const out = [null];
@@ -570,8 +506,6 @@ function libraryPath() {
 }
 
 module.exports = {
-  // Not API: lets bench.js measure rarch_log (NUL-terminated strings) against rarch_log_n.
-  [Symbol.for('rarch-logging.bench.useNulStrings')]: (on) => { useNulStrings = !!on; },
   createLogger,
   closeAll,
   version,

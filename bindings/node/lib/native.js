@@ -1,11 +1,12 @@
 'use strict';
 // The FFI layer: finds and loads librarch_logging, declares its functions with koffi.
-// Internal: the public API is in ../index.js. bench.js uses it to measure the raw calls.
+// Internal: the public API is in ../index.js.
 
 const fs = require('node:fs');
 const path = require('node:path');
 const koffi = require('koffi');
 const { RarchError } = require('./errors.js');
+const { STAT_FIELDS } = require('./tables.js');
 
 const LIB_ENV = 'RARCH_LOGGING_LIB';
 
@@ -65,24 +66,7 @@ const rarch_entry = koffi.struct('rarch_entry', {
 });
 const rarch_statistics = koffi.struct('rarch_statistics', {
   size: 'size_t',
-  logged: 'uint64_t',
-  filtered: 'uint64_t',
-  delivered: 'uint64_t',
-  failed_attempts: 'uint64_t',
-  retried: 'uint64_t',
-  buffered: 'uint64_t',
-  replayed: 'uint64_t',
-  rejected: 'uint64_t',
-  corrupt: 'uint64_t',
-  auth_failures: 'uint64_t',
-  dropped_queue_full: 'uint64_t',
-  dropped_buffer_cap: 'uint64_t',
-  dropped_io: 'uint64_t',
-  queue_len: 'uint64_t',
-  poisoned: 'uint64_t',
-  concurrency_limit: 'uint64_t',
-  rtt_p50_us: 'uint64_t',
-  sender_panics: 'uint64_t',
+  ...Object.fromEntries(STAT_FIELDS.map((f) => [f, 'uint64_t'])),
 });
 
 
@@ -131,7 +115,6 @@ function declare(lib, file) {
   const n = {
     file,
     koffi,
-    types: { rarch_str, rarch_entry, rarch_statistics },
     version: lib.func('const char *rarch_version(void)'),
     status_str: lib.func('const char *rarch_status_str(int status)'),
     // buf is a Node Buffer: koffi passes its memory directly.
@@ -139,17 +122,12 @@ function declare(lib, file) {
     options_new: lib.func('rarch_options *rarch_options_new(void)'),
     options_set: lib.func('int rarch_options_set(rarch_options *opts, const char *key, const char *value)'),
     options_free: lib.func('void rarch_options_free(rarch_options *opts)'),
-    logger_new: lib.func('rarch_logger *rarch_logger_new(const char *service, const char *logger_name, const rarch_options *opts)'),
-    // The same, returning a status (the logger comes back through `out`).
+    // The logger comes back through `out`.
     logger_open: lib.func('int rarch_logger_open(const char *service, const char *logger_name, const rarch_options *opts, _Out_ rarch_logger **out)'),
     logger_free: lib.func('void rarch_logger_free(rarch_logger *logger)'),
     // The hot path: the entry is a Buffer laid out as rarch_entry (filled by index.js) and
     // passed by address, so koffi converts nothing but the handle and the level.
     log_n_raw: lib.func('int rarch_log_n(rarch_logger *logger, int level, const void *entry)'),
-    // The same function with koffi marshalling a JS object into a rarch_entry (bench only).
-    log_n_struct: lib.func('int rarch_log_n(rarch_logger *logger, int level, const rarch_entry *entry)'),
-    // NUL-terminated strings converted by koffi (bench only: measured, slower).
-    log: lib.func('int rarch_log(rarch_logger *logger, int level, const char *message, const char *user_id, const char *tenant_id, const char *request_id, const char *context_json, const char *client_log_datetime)'),
     flush: lib.func('int rarch_flush(rarch_logger *logger, uint32_t timeout_ms)'),
     // The same, with the message copied into msg (a Buffer) with the status: for async calls.
     flush_msg: lib.func('int rarch_flush_msg(rarch_logger *logger, uint32_t timeout_ms, void *msg, size_t len)'),

@@ -131,10 +131,9 @@ test('library lookup: RARCH_LOGGING_LIB first, then the bundled copy, then the r
   // The package outside the repository, as npm installs the packed tarball: its bundled copy
   // (prebuilds/<platform>-<arch>/) is found when the variable is wrong.
   const outside = path.join(tmp, 'pkg');
-  fs.mkdirSync(path.join(outside, 'lib'), { recursive: true });
-  for (const f of ['index.js', 'package.json', 'lib/native.js', 'lib/errors.js']) {
-    fs.copyFileSync(path.join(PKG, f), path.join(outside, f));
-  }
+  fs.mkdirSync(outside, { recursive: true });
+  for (const f of ['index.js', 'package.json']) fs.copyFileSync(path.join(PKG, f), path.join(outside, f));
+  fs.cpSync(path.join(PKG, 'lib'), path.join(outside, 'lib'), { recursive: true });
   fs.symlinkSync(path.join(PKG, 'node_modules'), path.join(outside, 'node_modules'));
   const bundled = path.join(outside, 'prebuilds', `${process.platform}-${process.arch}`);
   fs.mkdirSync(bundled, { recursive: true });

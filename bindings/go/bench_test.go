@@ -5,10 +5,11 @@ import (
 	"errors"
 	"flag"
 	"strings"
-
 	"sync"
 	"testing"
 	"time"
+
+	"rarch-logging/rarchlog/internal/cgonoop"
 )
 
 // Run: go test -run '^$' -bench . -benchmem
@@ -24,7 +25,7 @@ var noopNs = sync.OnceValue(func() float64 {
 		const n = 1 << 20
 		start := time.Now()
 		for range n {
-			cgoNoop()
+			cgonoop.Call()
 		}
 		if ns := float64(time.Since(start).Nanoseconds()) / n; best == 0 || ns < best {
 			best = ns
@@ -55,7 +56,7 @@ func check(b *testing.B, err error) {
 // BenchmarkCgoNoop is the baseline: one empty cgo call.
 func BenchmarkCgoNoop(b *testing.B) {
 	for b.Loop() {
-		cgoNoop()
+		cgonoop.Call()
 	}
 }
 

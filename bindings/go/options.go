@@ -45,7 +45,7 @@ type Options struct {
 	Mode                Mode   // mode (threaded)
 	BufferDir           string // buffer_dir (./var/log): the buffer is <BufferDir>/<service>/buffer.jsonl
 	TimeoutMs           *int   // timeout_ms (2000): timeout of each phase of a request
-	QueueCapacity       *int   // queue_capacity (16384): entries held in memory
+	QueueCapacity       *int   // queue_capacity (8192): entries held in memory
 	Connections         *int   // connections (64): the most requests in flight
 	Concurrency         string // concurrency (adaptive): "adaptive" or "fixed" (always Connections)
 	CloseTimeoutMs      *int   // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
@@ -60,7 +60,7 @@ type Options struct {
 	BufferMaxFileBytes  *int64 // buffer_max_file_bytes (5242880): rotation size of buffer.jsonl
 	BufferMaxTotalBytes *int64 // buffer_max_total_bytes (268435456): cap of a service's buffer files
 	Durable             *bool  // durable (false): each entry is in the crash journal before Log returns
-	CAFile              string // ca_file (system roots): PEM CA certificates to trust for https
+	CAFile              string // ca_file (empty: the system roots): PEM CA certificates to trust for https
 	TokenLifetimeS      *int   // token_lifetime_s (3600): JWT lifetime
 
 	// Raw sets keys by their C name, for keys this version of the binding has no field for.

@@ -82,9 +82,6 @@ static rg_result rg_stats(rarch_logger *lg, rarch_statistics *out) {
 	out->size = sizeof(rarch_statistics);
 	return rg_done(rarch_stats(lg, out));
 }
-
-// The baseline of the benchmarks: the cheapest possible cgo call.
-static void rg_noop(void) {}
 */
 import "C"
 
@@ -461,6 +458,3 @@ func (l *Logger) Stats() (Stats, error) {
 		RttP50Us: uint64(s.rtt_p50_us), SenderPanics: uint64(s.sender_panics),
 	}, nil
 }
-
-// cgoNoop is the benchmarks' baseline: an empty cgo call.
-func cgoNoop() { C.rg_noop() }

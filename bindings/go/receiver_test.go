@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -23,15 +24,46 @@ type receiver struct {
 	key  string
 }
 
-func receiverPath(t testing.TB) string {
-	p := os.Getenv("RARCH_RECEIVER")
-	if p == "" {
-		p = filepath.Join("..", "..", "examples", "receiver", "receiver")
+// receiverBin is the receiver the tests start: $RARCH_RECEIVER, else the repository's
+// examples/receiver/receiver, else one built from examples/receiver into a temporary directory
+// (found by TestMain).
+var receiverBin string
+
+func TestMain(m *testing.M) {
+	p, err := findReceiver()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rarchlog tests: no receiver:", err)
+		os.Exit(1)
 	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("receiver not found at %s (run `make receiver` at the repo root): %v", p, err)
+	receiverBin = p
+	os.Exit(m.Run())
+}
+
+func findReceiver() (string, error) {
+	if p := os.Getenv("RARCH_RECEIVER"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("RARCH_RECEIVER=%s: %v", p, err)
+		}
+		return p, nil
 	}
-	return p
+	src := filepath.Join("..", "..", "examples", "receiver")
+	if _, err := os.Stat(filepath.Join(src, "receiver")); err == nil {
+		return filepath.Join(src, "receiver"), nil
+	}
+	if _, err := os.Stat(filepath.Join(src, "main.go")); err != nil {
+		return "", fmt.Errorf("set RARCH_RECEIVER to the receiver's binary (examples/receiver in the repository; `make receiver` builds it)")
+	}
+	dir, err := os.MkdirTemp("", "rarchlog-receiver-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "receiver")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = src
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s: %v\n%s", src, err, out)
+	}
+	return bin, nil
 }
 
 func randomKey() string {
@@ -50,7 +82,7 @@ func startReceiverTB(tb testing.TB, t *testing.T) *receiver {
 	key := randomKey()
 	dir := tb.TempDir()
 	addrFile := filepath.Join(dir, "addr")
-	cmd := exec.Command(receiverPath(tb), "-key", key, "-addr-file", addrFile, "-quiet")
+	cmd := exec.Command(receiverBin, "-key", key, "-addr-file", addrFile, "-quiet")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start receiver: %v", err)

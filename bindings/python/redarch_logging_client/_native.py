@@ -15,7 +15,6 @@ import re
 import sys
 import threading
 import time
-import uuid
 import weakref
 from json.encoder import c_make_encoder, encode_basestring
 
@@ -203,7 +202,6 @@ _log = _lib.rarch_log
 # (rarch_flush, blocking mode, durable, on_full=block) goes through CDLL, without the GIL.
 _log_gil = ctypes.PyDLL(library_path).rarch_log
 _log_gil.restype = ctypes.c_int
-_get_ident = threading.get_ident
 _log.restype = ctypes.c_int
 
 version = _lib.rarch_version().decode()
@@ -325,14 +323,6 @@ def _str_arg(b):
 # Loggers
 # ---------------------------------------------------------------------------------------------
 
-# In a forked child: the id of the thread that called fork() (see _after_fork_child).
-forked_thread = [None]
-
-
-def fresh_request_id():
-    return str(uuid.uuid4()).encode()
-
-
 _live = weakref.WeakSet()  # every open NativeLogger, for exit and fork
 _live_lock = threading.Lock()
 _exiting = False
@@ -413,8 +403,6 @@ class NativeLogger:
                 request_id.encode() if type(request_id) is str else to_bytes(request_id))
         except UnicodeEncodeError:
             m, u, t, r = (to_bytes(x) for x in (message, user_id, tenant_id, request_id))
-        if r is None and forked_thread[0] is not None and forked_thread[0] == _get_ident():
-            r = fresh_request_id()
         if m is None:
             m = b""
         if not context:
@@ -553,11 +541,6 @@ def _after_fork_child():
     # Calls in flight in other threads of the parent do not exist in the child.
     global _live_lock
     _live_lock = threading.Lock()
-    # Work-around of a library bug: the forking thread's random generator is copied by fork(),
-    # so parent and child would make the same request_id sequence (and a receiver that
-    # deduplicates by request_id would drop entries). In the child, that thread gets its
-    # request ids from Python's uuid4 (os.urandom) instead.
-    forked_thread[0] = threading.get_ident()
     for nl in list(_live):
         nl._inflight.clear()
 

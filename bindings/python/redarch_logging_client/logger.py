@@ -8,9 +8,6 @@ from ._native import (
     NativeLogger,
     RarchError,
     _fast_encode,
-    _get_ident,
-    forked_thread,
-    fresh_request_id,
     context_json,
     last_error,
     timestamp,
@@ -59,8 +56,6 @@ def _emitter(owner, level, message_default=_REQUIRED):
                 request_id.encode() if type(request_id) is str else to_bytes(request_id))
         except UnicodeEncodeError:
             m, u, t, r = (to_bytes(x) for x in (message, user_id, tenant_id, request_id))
-        if r is None and forked_thread[0] is not None and forked_thread[0] == _get_ident():
-            r = fresh_request_id()  # see _native._after_fork_child
         if not context:
             c = None
         elif type(context) is dict:

@@ -1,6 +1,9 @@
 """Benchmark: caller cost of `info` and delivered throughput, against a local receiver.
 
-    python -m redarch_logging_client.bench [--receiver PATH] [-n 20000] [--url URL --key KEY]
+    python bindings/python/bench.py [--receiver PATH] [-n 20000] [--url URL --key KEY]
+
+(it imports redarch_logging_client from beside it: the source tree, with the repository's build
+of the library, unless RARCH_LOGGING_LIB says otherwise)
 
 Starts examples/receiver (found through --receiver, $RARCH_RECEIVER or the repository) with
 -keep=false, measures in one run:
@@ -33,7 +36,7 @@ PYTHON_CLIENT_LOGS_PER_S = 700.0
 
 def _find_receiver(arg):
     for p in (arg, os.environ.get("RARCH_RECEIVER"),
-              os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..",
+              os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                            "examples", "receiver", "receiver"),
               os.path.join(os.getcwd(), "examples", "receiver", "receiver")):
         if p and os.path.isfile(p):

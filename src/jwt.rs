@@ -110,7 +110,25 @@ mod tests {
         assert_eq!(c.sub, "svc");
         assert_eq!(c.exp, c.iat + 3600);
         assert!(decode::<C>(jwt, &DecodingKey::from_secret(b"other"), &v).is_err());
-        t.invalidate("svc");
         assert!(!b.contains("k3y"));
+    }
+
+    #[test]
+    fn invalidate_makes_the_next_bearer_a_fresh_signature_for_that_service_only() {
+        let t = Tokens::new("k3y", Duration::from_secs(3600));
+        let (svc, other) = (t.bearer("svc").unwrap(), t.bearer("other").unwrap());
+        t.invalidate("svc");
+        let again = t.bearer("svc").unwrap();
+        assert!(!Arc::ptr_eq(&svc, &again), "the cached token was kept");
+        assert!(
+            Arc::ptr_eq(&again, &t.bearer("svc").unwrap()),
+            "cached again"
+        );
+        assert!(Arc::ptr_eq(&other, &t.bearer("other").unwrap()));
+        let mut v = Validation::new(Algorithm::HS256);
+        v.sub = Some("svc".into());
+        let jwt = again.strip_prefix("Bearer ").unwrap();
+        assert!(decode::<C>(jwt, &DecodingKey::from_secret(b"k3y"), &v).is_ok());
+        t.invalidate("never-signed");
     }
 }

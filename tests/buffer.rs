@@ -34,8 +34,14 @@ fn log(lg: &Logger, m: &str) {
 /// Runs this test binary again in a child role (see `child_roles`).
 fn child(role: &str, envs: &[(&str, String)]) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["child_roles", "--exact", "--nocapture", "--test-threads=1"])
-        .env(ROLE, role);
+    c.args([
+        "child_roles",
+        "--exact",
+        "--include-ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(ROLE, role);
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -44,9 +50,10 @@ fn child(role: &str, envs: &[(&str, String)]) -> Command {
 
 /// Not a test on its own: the body of the child processes the tests below start.
 #[test]
+#[ignore = "the child processes of the tests below, run by them with RARCH_TEST_ROLE set"]
 fn child_roles() {
     let Ok(role) = std::env::var(ROLE) else {
-        return;
+        panic!("run by the other tests of this file, not alone");
     };
     let env = |k: &str| std::env::var(k).unwrap();
     let dir = std::path::PathBuf::from(env("DIR"));

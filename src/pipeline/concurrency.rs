@@ -47,6 +47,9 @@ pub(crate) struct State {
     max: usize,
     pub(crate) limit: usize,
     in_flight: usize,
+    /// Threads waiting in `acquire` (a permit given back wakes one only if there is one:
+    /// `Condvar::notify_one` is a system call even when nobody waits).
+    waiting: usize,
     /// The most permits out at once during this window.
     busy_max: usize,
     slow_start: bool,
@@ -69,6 +72,7 @@ impl State {
             max,
             limit: if adaptive { initial.clamp(1, max) } else { max },
             in_flight: 0,
+            waiting: 0,
             busy_max: 0,
             slow_start: true,
             past_rtt: None,
@@ -203,11 +207,13 @@ impl Limiter {
             if give_up() {
                 return None;
             }
+            s.waiting += 1;
             s = self
                 .freed
                 .wait_timeout(s, Duration::from_millis(10))
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            s.waiting -= 1;
         }
     }
 
@@ -235,8 +241,11 @@ impl Permit<'_> {
         let now = self.limiter.born.elapsed().as_micros() as u64;
         let mut s = self.limiter.lock();
         s.done(now, self.start.elapsed(), backpressure);
+        let wake = s.waiting > 0;
         drop(s);
-        self.limiter.freed.notify_one();
+        if wake {
+            self.limiter.freed.notify_one();
+        }
     }
 }
 
@@ -245,8 +254,11 @@ impl Drop for Permit<'_> {
         if !self.done {
             let mut s = self.limiter.lock();
             s.in_flight = s.in_flight.saturating_sub(1);
+            let wake = s.waiting > 0;
             drop(s);
-            self.limiter.freed.notify_one();
+            if wake {
+                self.limiter.freed.notify_one();
+            }
         }
     }
 }

@@ -245,6 +245,8 @@ impl Shared {
         let to_send = (start..len)
             .filter(|&i| !done[i].load(Ordering::Relaxed))
             .count();
+        // As many threads as requests may be in flight (the limiter, which may grow during the
+        // file, decides how many send at once; the others wait for a permit).
         let k = if to_send < 64 || limit.is_some() {
             1
         } else {

@@ -142,11 +142,6 @@ pub fn with_rng<T>(f: impl FnOnce(&mut rand::rngs::SmallRng) -> T) -> T {
     })
 }
 
-/// A random (version 4) UUID.
-pub fn uuid_v4() -> uuid::Uuid {
-    uuid::Builder::from_random_bytes(random16()).into_uuid()
-}
-
 fn random16() -> [u8; 16] {
     use rand::RngCore;
     // Two 64-bit draws (generating a [u8; 16] draws once per byte).

@@ -1,4 +1,4 @@
-//! Reliability under faults (issue 9): every fault of the server, of the process and of the disk
+//! Reliability under faults: every fault of the server, of the process and of the disk
 //! ends with no crash, no hang past its timeout, no entry lost, and counts in the stats. After
 //! every scenario the API key is looked for (and must be absent) in the buffer directory and in
 //! every error message the scenario produced.

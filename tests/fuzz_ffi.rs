@@ -1,4 +1,4 @@
-//! Bad input over the C API (issue 9): property tests that call the `extern "C"` functions
+//! Bad input over the C API: property tests that call the `extern "C"` functions
 //! with random bytes as every string, random levels, NULLs, invalid UTF-8 and JSON, bad
 //! timestamps, unknown option keys and bad values, plus fixed cases for huge messages and deep
 //! nesting. Every call returns a status; after every failure `rarch_last_error` holds a fresh,

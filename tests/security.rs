@@ -1,4 +1,4 @@
-//! Security promises (issue 9): the API key and the tokens are never written or printed;
+//! Security promises: the API key and the tokens are never written or printed;
 //! tokens carry the right `iat`/`exp` and are re-signed before they expire; buffer files and
 //! directories are owner-only; a service name cannot leave the buffer directory; symlinks
 //! planted in the buffer's place are never followed.

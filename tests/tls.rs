@@ -1,4 +1,4 @@
-//! https (issue 9): the receiver serves TLS on loopback with certificates made at test time
+//! https: the receiver serves TLS on loopback with certificates made at test time
 //! (rcgen: a CA and leaves for 127.0.0.1/localhost). A good chain is accepted, with the CA given
 //! by `ca_file` or found among the system roots; a certificate the client cannot verify
 //! (self-signed, another name, expired) is refused: nothing is sent, the entries are kept.

@@ -78,11 +78,11 @@ func benchLogger(b *testing.B) *Logger {
 	return l
 }
 
-// infoFields is the entry: three fields and a small context.
+// infoFields is the benchmarks' entry: three fields and a small context.
 var infoFields = Fields{UserID: "user-1234", TenantID: "tenant-9", RequestID: "3f2c9a7e-1b4d-4c8e-9f00-123456789abc",
 	Context: map[string]any{"order": 42, "sku": "A-17"}}
 
-// BenchmarkInfo is the target: Info with three fields and a small context.
+// BenchmarkInfo is the README's target: Info with three fields and a small context.
 func BenchmarkInfo(b *testing.B) {
 	l := benchLogger(b)
 	f := infoFields

@@ -1,7 +1,7 @@
 //! One table per fact: the options (`config::KEYS`), the statuses (`rarch_status`) and the
 //! counters (`StatsSnapshot`) are written once in the code; the header's list of options, the
-//! README's tables and the header's `rarch_statistics` must say the same. (Each binding's own
-//! tests check its tables against the header.)
+//! README's tables, the header's `rarch_statistics` and the C++ wrapper's `rarch::errc` must say
+//! the same. (Each binding's own tests check its tables against the header.)
 
 use rarch_logging::config::KEYS;
 use rarch_logging::StatsSnapshot;
@@ -145,4 +145,25 @@ fn every_counter_is_in_rarch_statistics() {
             "the counter {name} is not a field of rarch_statistics ({fields:?})"
         );
     }
+}
+
+#[test]
+fn the_cpp_wrappers_errc_names_every_status() {
+    let header = read("include/rarch_logging.h");
+    let in_header: Vec<&str> = between(&header, "typedef enum rarch_status {", "} rarch_status;")
+        .lines()
+        .filter_map(|l| l.trim().split_once(" = ").map(|(n, _)| n))
+        .filter(|n| n.starts_with("RARCH_ERR_"))
+        .collect();
+    let hpp = read("bindings/c/rarch_logging.hpp");
+    let named: Vec<&str> = hpp
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').split_once(" = "))
+        .map(|(_, v)| v)
+        .filter(|v| v.starts_with("RARCH_ERR_"))
+        .collect();
+    assert_eq!(
+        named, in_header,
+        "rarch::errc in bindings/c/rarch_logging.hpp"
+    );
 }

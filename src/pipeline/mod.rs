@@ -316,10 +316,6 @@ impl Pipeline {
         self.generation
     }
 
-    pub fn config(&self) -> &Config {
-        &self.shared.cfg
-    }
-
     pub fn stats(&self) -> &Stats {
         &self.shared.stats
     }

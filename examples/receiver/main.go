@@ -9,6 +9,15 @@
 // connections, malformed answers), for a share of requests or only for bodies that contain a
 // text, and can delay every answer (latency_ms); POST /admin/key changes the key; POST /admin/reset clears.
 //
+// It also takes OTLP/HTTP logs, POST /v1/logs, as OTLP/JSON (gzip or not), the endpoint an
+// OpenTelemetry Collector's otlphttp exporter (encoding: json) or the library's otlp sink sends
+// to. A bearer token, when there is one, is verified as for /log (the Collector does not forward
+// it); each log record is kept, flattened with its resource and scope exactly as received
+// (GET /v1/logs/records, JSONL), and GET /otlp/stats counts requests, records, rejected records
+// and gzip requests and shows the last request's headers. The same faults apply, and one more:
+// "partial" rejects the records whose body contains a text (a partialSuccess answer). With
+// -otlp-count-only the records are counted, not kept (the benchmark).
+//
 //	receiver -addr 127.0.0.1:0 -key secret -addr-file /tmp/addr
 //
 // With -tls-cert and -tls-key it serves the same endpoints over https instead.
@@ -41,15 +50,20 @@ import (
 type Fault struct {
 	// Mode: "" or "none", "status" (answer Status), "drop" (close the connection without an
 	// answer), "reset" (TCP reset), "malformed" (a broken HTTP answer), "delay" (wait DelayMs,
-	// then answer normally).
+	// then answer normally), "partial" (/v1/logs only: reject the records whose
+	// body.stringValue contains Match, keep the others, answer 200 with a partialSuccess).
 	Mode       string  `json:"mode"`
 	Status     int     `json:"status"`
 	Rate       float64 `json:"rate"`        // probability of the fault per request (0 means 1)
 	DelayMs    int     `json:"delay_ms"`    // with "delay", and before any other mode
 	RetryAfter int     `json:"retry_after"` // seconds, sent with "status"
-	Count      int64   `json:"count"`       // faults left; 0 means unlimited
+	// RetryAfterDate sends Retry-After as an HTTP date (now + RetryAfter seconds).
+	RetryAfterDate bool  `json:"retry_after_date"`
+	Count          int64 `json:"count"` // faults left; 0 means unlimited
 	// Match: when set, only requests whose body contains this text are faulted (a "poison"
 	// entry: `{"mode":"status","status":500,"match":"poison"}`); the rest are answered normally.
+	// With "partial", the text a rejected record's body contains (Rate and Count still count
+	// requests).
 	Match string `json:"match"`
 	// LatencyMs delays every answer (faulted or not) by this many milliseconds, without using
 	// CPU: a distant server.
@@ -73,6 +87,19 @@ type server struct {
 	badEntry atomic.Int64
 	faulted  atomic.Int64
 	requests atomic.Int64
+
+	// OTLP (/v1/logs): records flattened to {"resource","scope","record"}, one JSON line each,
+	// guarded by mu with otlpHeaders.
+	otlpCountOnly bool
+	otlpRecords   [][]byte
+	otlpHeaders   map[string]string
+	otlpRequests  atomic.Int64
+	otlpN         atomic.Int64 // records accepted (kept, or counted with -otlp-count-only)
+	otlpRejected  atomic.Int64 // records rejected by a "partial" fault
+	otlpGzip      atomic.Int64
+	otlpBadAuth   atomic.Int64
+	otlpBad       atomic.Int64 // bodies that are not OTLP/JSON
+	otlpFaulted   atomic.Int64
 }
 
 var levels = map[string]bool{"DEBUG": true, "INFO": true, "WARN": true, "ERROR": true, "FATAL": true}
@@ -141,14 +168,16 @@ func checkEntry(body []byte) (service, requestID string, err error) {
 	return service, requestID, nil
 }
 
-func (s *server) currentFault(body []byte) (Fault, bool) {
+// currentFault says whether the fault applies to this request (otlp: one to /v1/logs, the only
+// endpoint a "partial" fault applies to) and counts it.
+func (s *server) currentFault(body []byte, otlp bool) (Fault, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.fault
-	if f.Mode == "" || f.Mode == "none" {
+	if f.Mode == "" || f.Mode == "none" || (f.Mode == "partial" && !otlp) {
 		return f, false
 	}
-	if f.Match != "" && !bytes.Contains(body, []byte(f.Match)) {
+	if f.Match != "" && f.Mode != "partial" && !bytes.Contains(body, []byte(f.Match)) {
 		return f, false
 	}
 	if f.Rate > 0 && rand.Float64() >= f.Rate {
@@ -175,6 +204,75 @@ func hijack(w http.ResponseWriter) net.Conn {
 	return c
 }
 
+// injectFault applies the latency and the current fault to a request. It returns done when
+// the fault answered it (or dropped the connection), and the text of a "partial" fault that
+// applies to it (only /v1/logs acts on that).
+func (s *server) injectFault(w http.ResponseWriter, body []byte, otlp bool) (partial string, done bool) {
+	s.mu.Lock()
+	latency := s.fault.LatencyMs
+	s.mu.Unlock()
+	if latency > 0 {
+		time.Sleep(time.Duration(latency) * time.Millisecond)
+	}
+	f, on := s.currentFault(body, otlp)
+	if !on {
+		return "", false
+	}
+	if otlp {
+		s.otlpFaulted.Add(1)
+	} else {
+		s.faulted.Add(1)
+	}
+	if f.DelayMs > 0 {
+		time.Sleep(time.Duration(f.DelayMs) * time.Millisecond)
+	}
+	switch f.Mode {
+	case "status":
+		if f.RetryAfter > 0 {
+			if f.RetryAfterDate {
+				w.Header().Set("Retry-After", time.Now().Add(time.Duration(f.RetryAfter)*time.Second).UTC().Format(http.TimeFormat))
+			} else {
+				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+			}
+		}
+		http.Error(w, "injected fault", f.Status)
+		return "", true
+	case "drop":
+		if c := hijack(w); c != nil {
+			c.Close()
+		}
+		return "", true
+	case "reset":
+		if c := hijack(w); c != nil {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0)
+			}
+			c.Close()
+		}
+		return "", true
+	case "malformed":
+		if c := hijack(w); c != nil {
+			c.Write([]byte("HTTP/1.1 2OO NOT-A-STATUS\r\nContent-Length: x\r\n\r\n"))
+			c.Close()
+		}
+		return "", true
+	case "partial":
+		return f.Match, false
+	}
+	return "", false
+}
+
+// checkToken verifies a bearer token: HS256 with the key, exp required, iat not in the future.
+func (s *server) checkToken(tok string) (*jwt.RegisteredClaims, error) {
+	s.mu.Lock()
+	key := s.key
+	s.mu.Unlock()
+	claims := &jwt.RegisteredClaims{}
+	_, err := jwt.ParseWithClaims(tok, claims, func(*jwt.Token) (any, error) { return key, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	return claims, err
+}
+
 func (s *server) log(w http.ResponseWriter, r *http.Request) {
 	s.requests.Add(1)
 	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<20))
@@ -182,44 +280,8 @@ func (s *server) log(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "cannot read body", http.StatusBadRequest)
 		return
 	}
-	s.mu.Lock()
-	latency := s.fault.LatencyMs
-	s.mu.Unlock()
-	if latency > 0 {
-		time.Sleep(time.Duration(latency) * time.Millisecond)
-	}
-	if f, on := s.currentFault(body); on {
-		s.faulted.Add(1)
-		if f.DelayMs > 0 {
-			time.Sleep(time.Duration(f.DelayMs) * time.Millisecond)
-		}
-		switch f.Mode {
-		case "status":
-			if f.RetryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
-			}
-			http.Error(w, "injected fault", f.Status)
-			return
-		case "drop":
-			if c := hijack(w); c != nil {
-				c.Close()
-			}
-			return
-		case "reset":
-			if c := hijack(w); c != nil {
-				if tc, ok := c.(*net.TCPConn); ok {
-					tc.SetLinger(0)
-				}
-				c.Close()
-			}
-			return
-		case "malformed":
-			if c := hijack(w); c != nil {
-				c.Write([]byte("HTTP/1.1 2OO NOT-A-STATUS\r\nContent-Length: x\r\n\r\n"))
-				c.Close()
-			}
-			return
-		}
+	if _, done := s.injectFault(w, body, false); done {
+		return
 	}
 	auth := r.Header.Get("Authorization")
 	const prefix = "Bearer "
@@ -228,12 +290,7 @@ func (s *server) log(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing bearer token", http.StatusUnauthorized)
 		return
 	}
-	s.mu.Lock()
-	key := s.key
-	s.mu.Unlock()
-	claims := jwt.RegisteredClaims{}
-	_, err = jwt.ParseWithClaims(auth[len(prefix):], &claims, func(*jwt.Token) (any, error) { return key, nil },
-		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(), jwt.WithIssuedAt())
+	claims, err := s.checkToken(auth[len(prefix):])
 	if err != nil {
 		s.badAuth.Add(1)
 		http.Error(w, "invalid token: "+err.Error(), http.StatusUnauthorized)
@@ -319,7 +376,9 @@ func (s *server) admin(w http.ResponseWriter, r *http.Request) {
 		s.key = bytes.TrimRight(body, "\n")
 	case "/admin/reset":
 		s.entries, s.seen = nil, map[string]int{}
-		for _, c := range []*atomic.Int64{&s.accepted, &s.dups, &s.badAuth, &s.badSub, &s.badEntry, &s.faulted, &s.requests} {
+		s.otlpRecords, s.otlpHeaders = nil, map[string]string{}
+		for _, c := range []*atomic.Int64{&s.accepted, &s.dups, &s.badAuth, &s.badSub, &s.badEntry, &s.faulted, &s.requests,
+			&s.otlpRequests, &s.otlpN, &s.otlpRejected, &s.otlpGzip, &s.otlpBadAuth, &s.otlpBad, &s.otlpFaulted} {
 			c.Store(0)
 		}
 	default:
@@ -338,9 +397,10 @@ func main() {
 	quiet := flag.Bool("quiet", false, "print nothing but errors")
 	tlsCert := flag.String("tls-cert", "", "serve https with this PEM certificate chain (needs -tls-key)")
 	tlsKey := flag.String("tls-key", "", "PEM private key of -tls-cert")
+	otlpCountOnly := flag.Bool("otlp-count-only", false, "count the OTLP log records of POST /v1/logs, do not keep them (benchmarks)")
 	flag.Parse()
 
-	s := &server{key: []byte(*key), keep: *keep, seen: map[string]int{}}
+	s := &server{key: []byte(*key), keep: *keep, seen: map[string]int{}, otlpCountOnly: *otlpCountOnly, otlpHeaders: map[string]string{}}
 	if *out != "" {
 		f, err := os.OpenFile(*out, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -357,6 +417,9 @@ func main() {
 	mux.HandleFunc("GET /stats", s.stats)
 	mux.HandleFunc("GET /entries", s.list)
 	mux.HandleFunc("/admin/", s.admin)
+	mux.HandleFunc("POST /v1/logs", s.otlpLogs)
+	mux.HandleFunc("GET /v1/logs/records", s.otlpList)
+	mux.HandleFunc("GET /otlp/stats", s.otlpStats)
 	if *addrFile != "" {
 		tmp := *addrFile + ".tmp"
 		if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {

@@ -332,3 +332,29 @@ fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// With -otlp-count-only the receiver counts the records (by walking the export's bytes) and
+/// keeps none; a record that is not an object is still a 400.
+#[test]
+fn the_receiver_counts_only() {
+    let receiver = Receiver::start_with(KEY, &["-otlp-count-only"]);
+    let url = receiver.otlp_url();
+    let mut req = export("one");
+    let rl = req["resourceLogs"][0].clone();
+    let recs = req["resourceLogs"][0]["scopeLogs"][0]["logRecords"]
+        .as_array_mut()
+        .unwrap();
+    let rec = recs[0].clone();
+    recs.push(rec);
+    req["resourceLogs"].as_array_mut().unwrap().push(rl);
+    let (status, text, _) = post_json(&url, &req.to_string(), &[]);
+    assert_eq!(status, 200, "{text}");
+    let (status, _, _) = post_json(
+        &url,
+        r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":["x"]}]}]}"#,
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert_eq!(receiver.otlp_stats()["records"], 3);
+    assert!(receiver.otlp_records().is_empty());
+}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -27,14 +28,105 @@ type otlpRequest struct {
 	} `json:"resourceLogs"`
 }
 
-// otlpCount is the same request read only to count its records (-otlp-count-only): a record
-// decodes into struct{}, which skips its content and allocates nothing.
-type otlpCount struct {
-	ResourceLogs []struct {
-		ScopeLogs []struct {
-			LogRecords []struct{} `json:"logRecords"`
-		} `json:"scopeLogs"`
-	} `json:"resourceLogs"`
+// countRecords counts the log records of an OTLP/JSON export (-otlp-count-only) in one pass
+// over its bytes, without decoding it or allocating (encoding/json takes about 4.5 us a record,
+// as much CPU as the Collector that sends them): the values of every
+// resourceLogs[].scopeLogs[].logRecords array. It checks the nesting, the strings and that each
+// record is an object, not every token: the benchmark's sender is the Collector.
+func countRecords(body []byte) (int, error) {
+	// path[d] is the key under which the container at depth d+1 must sit for the walk to be on
+	// the way to the records: root {, "resourceLogs" [, {, "scopeLogs" [, {, "logRecords" [.
+	path := [...]string{"resourceLogs", "", "scopeLogs", "", "logRecords"}
+	type frame struct {
+		object, expectKey, onPath bool
+		key                       []byte // the last key, in an object
+	}
+	var stack [64]frame
+	depth, n := 0, 0
+	// onRecords: the innermost container is a logRecords array on the path.
+	onRecords := func() bool { return depth == 6 && stack[5].onPath }
+	// child says whether a container opened now is on the path.
+	child := func() bool {
+		if depth == 0 {
+			return true
+		}
+		p := &stack[depth-1]
+		if !p.onPath || depth > 5 {
+			return false
+		}
+		if p.object {
+			return string(p.key) == path[depth-1]
+		}
+		return true
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		switch c {
+		case ' ', '\t', '\n', '\r', ':':
+		case ',':
+			if depth > 0 && stack[depth-1].object {
+				stack[depth-1].expectKey = true
+			}
+		case '{', '[':
+			if depth == len(stack) {
+				return 0, errors.New("nested too deep")
+			}
+			if onRecords() {
+				if c != '{' {
+					return 0, errors.New("a log record is not an object")
+				}
+				n++
+			}
+			// on the path, objects and arrays alternate from the root object down
+			on := child() && (c == '{') == (depth%2 == 0)
+			stack[depth] = frame{object: c == '{', expectKey: c == '{', onPath: on}
+			depth++
+		case '}', ']':
+			if depth == 0 || stack[depth-1].object != (c == '}') {
+				return 0, fmt.Errorf("unbalanced %q at byte %d", c, i)
+			}
+			depth--
+		case '"':
+			j := i + 1
+			for j < len(body) && body[j] != '"' {
+				if body[j] == '\\' {
+					j++
+				}
+				j++
+			}
+			if j >= len(body) {
+				return 0, errors.New("unterminated string")
+			}
+			if depth > 0 && stack[depth-1].object && stack[depth-1].expectKey {
+				stack[depth-1].key, stack[depth-1].expectKey = body[i+1:j], false
+			} else if onRecords() {
+				return 0, errors.New("a log record is not an object")
+			}
+			i = j
+		default: // a number, true, false or null
+			if depth == 0 {
+				return 0, errors.New("the body is not a JSON object")
+			}
+			if onRecords() {
+				return 0, errors.New("a log record is not an object")
+			}
+			for i+1 < len(body) && !endsScalar(body[i+1]) {
+				i++
+			}
+		}
+	}
+	if depth != 0 {
+		return 0, errors.New("truncated JSON")
+	}
+	return n, nil
+}
+
+func endsScalar(c byte) bool {
+	switch c {
+	case ',', ']', '}', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
 }
 
 // otlpBody is what a "partial" fault reads of a record.
@@ -147,17 +239,11 @@ func (s *server) otlpLogs(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if s.otlpCountOnly && match == "" {
-		var req otlpCount
-		if err := json.Unmarshal(body, &req); err != nil {
+		n, err := countRecords(body)
+		if err != nil {
 			s.otlpBad.Add(1)
 			http.Error(w, "invalid OTLP/JSON: "+err.Error(), http.StatusBadRequest)
 			return
-		}
-		n := 0
-		for i := range req.ResourceLogs {
-			for j := range req.ResourceLogs[i].ScopeLogs {
-				n += len(req.ResourceLogs[i].ScopeLogs[j].LogRecords)
-			}
 		}
 		s.otlpN.Add(int64(n))
 		w.Header().Set("Content-Type", "application/json")

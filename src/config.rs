@@ -28,6 +28,16 @@ pub enum Mode {
     Blocking,
 }
 
+/// The wire protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Sink {
+    /// The rarch logging API: one entry per POST, signed with a JWT (../shared/protocol.md).
+    Rarch,
+    /// OTLP/HTTP logs (OTLP/JSON): many entries per POST, to an OpenTelemetry Collector or any
+    /// OTLP backend; the JWT only when `api_key` is set.
+    Otlp,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mirror {
     Off,
@@ -39,10 +49,16 @@ pub enum Mirror {
 /// `(key, environment variable, default, description)`; the README's table is this one.
 pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
     (
+        "sink",
+        None,
+        "rarch",
+        "the wire protocol: rarch (the logging API) or otlp (OTLP/HTTP logs, batched)",
+    ),
+    (
         "url",
         Some("RARCH_LOGGING_URL"),
         "http://localhost:8080/log",
-        "the API endpoint (http or https)",
+        "the endpoint (http or https); with sink=otlp: OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, then http://localhost:4318/v1/logs",
     ),
     (
         "api_key",
@@ -166,7 +182,42 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "3600",
         "JWT lifetime (exp - iat); re-signed at half of it",
     ),
+    (
+        "headers",
+        Some("OTEL_EXPORTER_OTLP_LOGS_HEADERS"),
+        "",
+        "with sink=otlp: request headers, k1=v1,k2=v2 (values percent-decoded; then OTEL_EXPORTER_OTLP_HEADERS); secret like api_key",
+    ),
+    (
+        "compression",
+        None,
+        "none",
+        "with sink=otlp: none or gzip (the request body)",
+    ),
+    (
+        "batch_max_entries",
+        None,
+        "512",
+        "with sink=otlp: the most entries in one request",
+    ),
+    (
+        "batch_max_bytes",
+        None,
+        "1048576",
+        "with sink=otlp: the most bytes of entries in one request (before encoding)",
+    ),
+    (
+        "batch_linger_ms",
+        None,
+        "20",
+        "with sink=otlp: how long a batch that is not full waits for more (a flush sends at once)",
+    ),
 ];
+
+/// Keys whose values are secrets: never shown in an error, a debug print or a log line.
+fn secret(key: &str) -> bool {
+    matches!(key, "api_key" | "headers")
+}
 
 /// A set of options. Values are checked when they are set, so a bad value is reported with its
 /// key at `rarch_options_set`, not later.
@@ -179,7 +230,7 @@ impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut m = f.debug_map();
         for (k, v) in &self.values {
-            if *k == "api_key" {
+            if secret(k) {
                 m.entry(k, &"<redacted>");
             } else {
                 m.entry(k, v);
@@ -240,6 +291,13 @@ pub struct Config {
     pub durable: bool,
     pub ca_file: Option<PathBuf>,
     pub token_lifetime: Duration,
+    pub sink: Sink,
+    /// Extra request headers (sink=otlp), names lowercased, values percent-decoded.
+    pub headers: Vec<(String, String)>,
+    pub gzip: bool,
+    pub batch_max_entries: usize,
+    pub batch_max_bytes: usize,
+    pub batch_linger: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -250,6 +308,11 @@ impl fmt::Debug for Config {
             .field("level", &self.level)
             .field("mode", &self.mode)
             .field("buffer_dir", &self.buffer_dir)
+            .field("sink", &self.sink)
+            .field(
+                "headers",
+                &format_args!("<{} redacted>", self.headers.len()),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -281,6 +344,12 @@ impl Default for Config {
             durable: false,
             ca_file: None,
             token_lifetime: Duration::ZERO,
+            sink: Sink::Rarch,
+            headers: Vec::new(),
+            gzip: false,
+            batch_max_entries: 0,
+            batch_max_bytes: 0,
+            batch_linger: Duration::ZERO,
         };
         for (k, _, default, _) in KEYS {
             // The defaults in KEYS are valid by construction (a unit test checks it).
@@ -294,9 +363,20 @@ impl Config {
     /// Resolves options: a set key wins, then its environment variable, then the default.
     pub fn resolve(opts: Option<&Options>) -> Result<Config> {
         let mut c = Config::default();
+        let sink = opts.and_then(|o| o.get("sink")).unwrap_or("rarch");
+        apply(&mut c, "sink", sink)?;
         for (k, env, _, _) in KEYS {
+            // With sink=otlp the endpoint and the headers fall back to OpenTelemetry's
+            // environment variables (the exporter specification's), not to the rarch ones.
+            let env = match (*k, c.sink) {
+                ("url", Sink::Otlp) | ("headers", _) => None,
+                _ => *env,
+            };
             if let Some(v) = opts.and_then(|o| o.get(k)) {
                 apply(&mut c, k, v)?;
+            } else if let Some(v) = otlp_env(k, c.sink) {
+                apply(&mut c, k, &v)
+                    .map_err(|e| Error::new(e.kind, format!("environment: {}", e.message)))?;
             } else if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
                 apply(&mut c, k, &v).map_err(|e| {
                     Error::new(
@@ -316,13 +396,79 @@ impl Config {
     }
 }
 
+/// The OpenTelemetry environment fallbacks of `url` and `headers` (sink=otlp).
+fn otlp_env(key: &str, sink: Sink) -> Option<String> {
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.trim().is_empty());
+    match (key, sink) {
+        ("url", Sink::Otlp) => var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+            .or_else(|| {
+                var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    .map(|b| format!("{}/v1/logs", b.trim().trim_end_matches('/')))
+            })
+            .or_else(|| Some(OTLP_DEFAULT_URL.to_owned())),
+        ("headers", Sink::Otlp) => {
+            var("OTEL_EXPORTER_OTLP_LOGS_HEADERS").or_else(|| var("OTEL_EXPORTER_OTLP_HEADERS"))
+        }
+        _ => None,
+    }
+}
+
+/// The OTLP/HTTP logs endpoint of a Collector on this host.
+const OTLP_DEFAULT_URL: &str = "http://localhost:4318/v1/logs";
+
+/// `k1=v1,k2=v2` (the OTLP exporter's format: values percent-decoded, blanks around names and
+/// values trimmed of spaces and tabs) into header pairs; names lowercased. None when a pair is malformed.
+fn parse_headers(value: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for pair in value.split(',') {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=')?;
+        let blank = |c: char| c == ' ' || c == '\t';
+        let k = k.trim_matches(blank).to_ascii_lowercase();
+        let v = percent_decode(v.trim_matches(blank))?;
+        let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+        if k.is_empty()
+            || !k.chars().all(token)
+            || v.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f)
+            || matches!(
+                k.as_str(),
+                "content-type"
+                    | "content-length"
+                    | "content-encoding"
+                    | "host"
+                    | "transfer-encoding"
+                    | "connection"
+            )
+        {
+            return None;
+        }
+        out.push((k, v));
+    }
+    Some(out)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 fn bad(key: &str, value: &str, expected: &str) -> Error {
-    // The api_key value is never echoed.
-    let shown = if key == "api_key" {
-        "<redacted>"
-    } else {
-        value
-    };
+    // Secret values are never echoed.
+    let shown = if secret(key) { "<redacted>" } else { value };
     Error::new(
         ErrorKind::Config,
         format!("option '{key}': invalid value '{shown}': expected {expected}"),
@@ -419,6 +565,32 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
         "token_lifetime_s" => {
             c.token_lifetime = Duration::from_secs(num(key, value, 2, 30 * 86_400)?)
         }
+        "sink" => {
+            let otlp = match value.trim().to_ascii_lowercase().as_str() {
+                "rarch" => false,
+                "otlp" => true,
+                _ => return Err(bad(key, value, "rarch or otlp")),
+            };
+            c.sink = if otlp { Sink::Otlp } else { Sink::Rarch };
+            // The endpoint's default follows the sink (an explicit url comes after: `sink`
+            // is applied first).
+            c.url = if otlp { OTLP_DEFAULT_URL } else { "http://localhost:8080/log" }.to_owned();
+        }
+        "headers" => {
+            c.headers = parse_headers(value).ok_or_else(|| {
+                bad(key, value, "k1=v1,k2=v2 (header names, percent-encoded values, no content-type, content-length, content-encoding or host)")
+            })?
+        }
+        "compression" => {
+            c.gzip = match value.trim().to_ascii_lowercase().as_str() {
+                "none" | "" => false,
+                "gzip" => true,
+                _ => return Err(bad(key, value, "none or gzip")),
+            }
+        }
+        "batch_max_entries" => c.batch_max_entries = num(key, value, 1, 65_536)? as usize,
+        "batch_max_bytes" => c.batch_max_bytes = num(key, value, 1024, 64 << 20)? as usize,
+        "batch_linger_ms" => c.batch_linger = ms(key, value, 0, 60_000)?,
         _ => {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -463,5 +635,77 @@ mod tests {
         assert!(!format!("{o:?}").contains("s3cret"));
         let c = Config::resolve(Some(&o)).unwrap();
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn the_otlp_sink_has_its_own_endpoint_and_headers() {
+        let resolve = |pairs: &[(&str, &str)]| {
+            let mut o = Options::new();
+            for (k, v) in pairs {
+                o.set(k, v).unwrap();
+            }
+            Config::resolve(Some(&o)).unwrap()
+        };
+        // The environment is the process's: this is the only test that sets these variables.
+        for v in [
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            std::env::remove_var(v);
+        }
+        let c = resolve(&[("sink", "otlp")]);
+        assert_eq!((c.sink, c.url.as_str()), (Sink::Otlp, OTLP_DEFAULT_URL));
+        assert_eq!(
+            (c.batch_max_entries, c.batch_max_bytes, c.batch_linger),
+            (512, 1 << 20, Duration::from_millis(20))
+        );
+        std::env::set_var("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/");
+        std::env::set_var("OTEL_EXPORTER_OTLP_HEADERS", "x-a=1");
+        let c = resolve(&[("sink", "otlp")]);
+        assert_eq!(c.url, "http://collector:4318/v1/logs");
+        assert_eq!(c.headers, [("x-a".to_string(), "1".to_string())]);
+        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:1/in");
+        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "Api-Key=s%3Dcret , X-B = two");
+        let c = resolve(&[("sink", "otlp")]);
+        assert_eq!(c.url, "http://logs:1/in");
+        assert_eq!(
+            c.headers,
+            [
+                ("api-key".to_string(), "s=cret".to_string()),
+                ("x-b".to_string(), "two".to_string())
+            ]
+        );
+        assert!(!format!("{c:?}").contains("cret"));
+        // An option wins over the environment; the rarch sink ignores OpenTelemetry's.
+        let c = resolve(&[("sink", "otlp"), ("url", "https://x/v1/logs"), ("headers", "")]);
+        assert_eq!((c.url.as_str(), c.headers.len()), ("https://x/v1/logs", 0));
+        let c = resolve(&[]);
+        assert_eq!((c.sink, c.headers.len()), (Sink::Rarch, 0));
+        assert_eq!(c.url, "http://localhost:8080/log");
+        for v in [
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+            "OTEL_EXPORTER_OTLP_HEADERS",
+        ] {
+            std::env::remove_var(v);
+        }
+    }
+
+    #[test]
+    fn bad_headers_are_refused_without_their_values() {
+        let mut o = Options::new();
+        for bad in ["novalue", "a b=1", "x=1%", "x=\r\nEvil: 1", "content-type=text/plain"] {
+            let e = o.set("headers", &format!("{bad},k=s3cret")).unwrap_err();
+            assert!(e.message.contains("'headers'"), "{e}");
+            assert!(!e.message.contains("s3cret"), "{e}");
+        }
+        assert!(o.set("compression", "zstd").is_err());
+        assert!(o.set("sink", "kafka").is_err());
+        assert!(o.set("batch_max_entries", "0").is_err());
+        o.set("compression", "gzip").unwrap();
+        assert!(Config::resolve(Some(&o)).unwrap().gzip);
     }
 }

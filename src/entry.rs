@@ -165,6 +165,11 @@ fn uuid_v4_text() -> [u8; 36] {
 /// Writes `s` as a JSON string: runs of plain bytes are copied whole; `"`, `\` and control
 /// characters are escaped as serde_json does.
 fn string(out: &mut Vec<u8>, s: &str) {
+    json_string(out, s)
+}
+
+/// [`string`] for the other encoders of the crate (OTLP).
+pub(crate) fn json_string(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut rest = s.as_bytes();
     out.reserve(rest.len() + 2);

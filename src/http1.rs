@@ -27,8 +27,7 @@ const IDLE_PER_SLOT: usize = 2;
 /// How long a resolved address list is used.
 const RESOLVE_TTL: Duration = Duration::from_secs(10);
 
-/// An answer: its status, `Retry-After` in seconds if given, and up to `max_text` bytes of
-/// its body (for non-2xx answers only).
+/// An answer: its status, `Retry-After` if given, and the kept part of its body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
@@ -74,8 +73,14 @@ fn failed(reason: impl Into<String>, nothing_read: bool) -> Failed {
 }
 
 impl Client {
-    /// A client for `uri` if it is `http://`; `None` for any other scheme.
-    pub fn new(uri: &ureq::http::Uri, timeout: Duration, slots: usize) -> Option<Client> {
+    /// A client for `uri` if it is `http://`; `None` for any other scheme. `extra_head` is
+    /// more header lines (each ending in CRLF) sent with every request.
+    pub fn new(
+        uri: &ureq::http::Uri,
+        timeout: Duration,
+        slots: usize,
+        extra_head: &[u8],
+    ) -> Option<Client> {
         if uri.scheme_str() != Some("http") {
             return None;
         }
@@ -104,6 +109,7 @@ impl Client {
             )
             .as_bytes(),
         );
+        head.extend_from_slice(extra_head);
         Some(Client {
             host: host.to_owned(),
             port,
@@ -114,14 +120,16 @@ impl Client {
         })
     }
 
-    /// Posts one JSON body with `Authorization: <bearer>`. Err: the reason no answer came.
+    /// Posts one JSON body with `Authorization: <bearer>` (none when `bearer` is empty). The
+    /// answer's text is kept up to `max_text` bytes (`max_ok_text` for a 2xx answer).
+    /// Err: the reason no answer came.
     pub fn post(
         &self,
         slot: usize,
         body: &[u8],
         bearer: &str,
         deadline: Option<Instant>,
-        max_text: usize,
+        max_text: (usize, usize),
     ) -> Result<Answer, String> {
         thread_local! {
             static REQUEST: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -136,9 +144,12 @@ impl Client {
             };
             req.clear();
             req.extend_from_slice(&self.head);
-            req.extend_from_slice(b"Authorization: ");
-            req.extend_from_slice(bearer.as_bytes());
-            req.extend_from_slice(b"\r\nContent-Length: ");
+            if !bearer.is_empty() {
+                req.extend_from_slice(b"Authorization: ");
+                req.extend_from_slice(bearer.as_bytes());
+                req.extend_from_slice(b"\r\n");
+            }
+            req.extend_from_slice(b"Content-Length: ");
             req.extend_from_slice(body.len().to_string().as_bytes());
             req.extend_from_slice(b"\r\n\r\n");
             req.extend_from_slice(body);
@@ -154,7 +165,7 @@ impl Client {
         slot: usize,
         req: &[u8],
         deadline: Option<Instant>,
-        max_text: usize,
+        max_text: (usize, usize),
     ) -> Result<Answer, String> {
         let idle = &self.idle[slot % self.idle.len()];
         let mut retried = false;
@@ -248,7 +259,7 @@ impl Client {
         c: &mut Conn,
         req: &[u8],
         deadline: Option<Instant>,
-        max_text: usize,
+        max_text: (usize, usize),
     ) -> Result<(Answer, bool), Failed> {
         // Send.
         let end = self.phase_end(deadline);
@@ -283,7 +294,7 @@ impl Client {
         buf: &mut Vec<u8>,
         end: Instant,
         deadline: Option<Instant>,
-        max_text: usize,
+        (max_text, max_ok_text): (usize, usize),
     ) -> Result<(Answer, bool), Failed> {
         let (status, head_len, framing, keep, retry_after) = loop {
             let mut headers = [httparse::EMPTY_HEADER; 64];
@@ -323,10 +334,10 @@ impl Client {
             }
         };
 
-        // The body: kept (up to `max_text`) only for a non-2xx answer.
+        // The body: kept up to `max_text` (`max_ok_text` for a 2xx answer).
         let end = self.phase_end(deadline);
         let keep_text = if (200..300).contains(&status) {
-            0
+            max_ok_text
         } else {
             max_text
         };
@@ -483,7 +494,7 @@ impl Head {
                     h.keep_alive |= t.eq_ignore_ascii_case("keep-alive");
                 }
             } else if hd.name.eq_ignore_ascii_case("retry-after") {
-                h.retry_after = value().parse::<u64>().ok().map(Duration::from_secs);
+                h.retry_after = crate::net::retry_after(value());
             }
         }
         h
@@ -629,7 +640,7 @@ mod tests {
     }
 
     fn client(url: &str) -> Client {
-        Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1).unwrap()
+        Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap()
     }
 
     #[test]
@@ -639,7 +650,9 @@ mod tests {
             false,
         );
         let c = client(&url);
-        let a = c.post(0, br#"{"a":1}"#, "Bearer t0k", None, 100).unwrap();
+        let a = c
+            .post(0, br#"{"a":1}"#, "Bearer t0k", None, (100, 0))
+            .unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(a.text, "", "a 2xx body is not kept");
         drop(c);
@@ -671,14 +684,14 @@ mod tests {
             false,
         );
         let c = client(&url);
-        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
         assert_eq!((a.status, a.text.as_str()), (500, "no database"));
-        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
         assert_eq!((a.status, a.text.as_str()), (429, "wait"));
         assert_eq!(a.retry_after, Some(Duration::from_secs(7)));
         // The server closes after the HTTP/1.0 answer (the handler thread ends).
         let done = thread::spawn(move || h.join().unwrap());
-        let a = c.post(0, b"{}", "Bearer x", None, 100).unwrap();
+        let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
         assert_eq!((a.status, a.text.as_str()), (503, "until close"));
         assert_eq!(done.join().unwrap().len(), 3, "all three on one connection");
     }
@@ -689,7 +702,9 @@ mod tests {
             vec![b"HTTP/1.1 400 Bad\r\nContent-Length: 10\r\n\r\n0123456789"],
             false,
         );
-        let a = client(&url).post(0, b"{}", "Bearer x", None, 4).unwrap();
+        let a = client(&url)
+            .post(0, b"{}", "Bearer x", None, (4, 0))
+            .unwrap();
         assert_eq!((a.status, a.text.as_str()), (400, "0123"));
     }
 
@@ -705,8 +720,14 @@ mod tests {
             true,
         );
         let c = client(&url);
-        assert_eq!(c.post(0, b"{}", "Bearer x", None, 100).unwrap().status, 200);
-        assert_eq!(c.post(0, b"{}", "Bearer x", None, 100).unwrap().status, 201);
+        assert_eq!(
+            c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap().status,
+            200
+        );
+        assert_eq!(
+            c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap().status,
+            201
+        );
         assert_eq!(h.join().unwrap().len(), 2);
     }
 
@@ -715,8 +736,8 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/log", l.local_addr().unwrap());
         // Accepts (by the backlog) and never answers.
-        let c = Client::new(&url.parse().unwrap(), Duration::from_millis(200), 1).unwrap();
-        let e = c.post(0, b"{}", "Bearer x", None, 100).unwrap_err();
+        let c = Client::new(&url.parse().unwrap(), Duration::from_millis(200), 1, b"").unwrap();
+        let e = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap_err();
         assert!(e.contains("timed out"), "{e}");
         // A deadline shorter than the timeout wins.
         let c = client(&url);
@@ -727,7 +748,7 @@ mod tests {
                 b"{}",
                 "Bearer x",
                 Some(Instant::now() + Duration::from_millis(100)),
-                100,
+                (100, 0),
             )
             .unwrap_err();
         assert!(e.contains("timed out"), "{e}");
@@ -742,7 +763,7 @@ mod tests {
     fn garbage_is_an_error() {
         let (url, _h) = server(vec![b"SMTP ready\r\n\r\n"], false);
         let e = client(&url)
-            .post(0, b"{}", "Bearer x", None, 100)
+            .post(0, b"{}", "Bearer x", None, (100, 0))
             .unwrap_err();
         assert!(e.starts_with("bad answer"), "{e}");
     }
@@ -750,8 +771,8 @@ mod tests {
     #[test]
     fn only_http_urls_are_taken() {
         let t = Duration::from_secs(1);
-        assert!(Client::new(&"https://x/log".parse().unwrap(), t, 1).is_none());
-        let c = Client::new(&"http://example.com/a?b=c".parse().unwrap(), t, 1).unwrap();
+        assert!(Client::new(&"https://x/log".parse().unwrap(), t, 1, b"").is_none());
+        let c = Client::new(&"http://example.com/a?b=c".parse().unwrap(), t, 1, b"").unwrap();
         let head = String::from_utf8(c.head.clone()).unwrap();
         assert!(
             head.starts_with("POST /a?b=c HTTP/1.1\r\nHost: example.com\r\n"),
@@ -759,7 +780,7 @@ mod tests {
         );
         assert_eq!(c.port, 80);
         // No user information in Host; an IPv6 literal keeps its brackets there only.
-        let c = Client::new(&"http://u:p@[::1]:8080/log".parse().unwrap(), t, 1).unwrap();
+        let c = Client::new(&"http://u:p@[::1]:8080/log".parse().unwrap(), t, 1, b"").unwrap();
         let head = String::from_utf8(c.head.clone()).unwrap();
         assert!(
             head.starts_with("POST /log HTTP/1.1\r\nHost: [::1]:8080\r\n"),

@@ -20,6 +20,7 @@ pub mod jwt;
 pub mod level;
 pub mod logger;
 mod net;
+pub mod otlp;
 pub mod pipeline;
 pub mod stats;
 pub mod transport;

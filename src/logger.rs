@@ -124,7 +124,14 @@ impl Logger {
         if self.cfg.mirror != Mirror::Off {
             self.mirror(level, f);
         }
-        p.submit(Item::new(self.service.clone(), body))
+        let mut item = Item::new(self.service.clone(), body);
+        if self.cfg.sink == crate::config::Sink::Otlp {
+            // The record's observedTimeUnixNano.
+            item.observed_ns = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+        }
+        p.submit(item)
     }
 
     fn mirror(&self, level: Level, f: &Fields<'_>) {

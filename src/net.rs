@@ -117,9 +117,17 @@ pub(crate) fn connect_first(
     Err(last)
 }
 
-/// A `Retry-After` value in seconds (the HTTP-date form is not used by the API and is ignored).
+/// A `Retry-After` value: seconds, or an HTTP date (RFC 9110; a date in the past is zero).
 pub(crate) fn retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    let v = value.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(Duration::from_secs(s));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -128,10 +136,20 @@ mod tests {
     use std::net::TcpListener;
 
     #[test]
-    fn retry_after_takes_seconds_only() {
+    fn retry_after_takes_seconds_or_a_date() {
         assert_eq!(retry_after(" 7 "), Some(Duration::from_secs(7)));
         assert_eq!(retry_after("0"), Some(Duration::ZERO));
-        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = retry_after(&soon).unwrap();
+        assert!(
+            d > Duration::from_secs(27) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        assert_eq!(retry_after("tomorrow"), None);
         assert_eq!(retry_after("-1"), None);
         assert_eq!(retry_after(""), None);
     }

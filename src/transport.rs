@@ -8,7 +8,7 @@
 //! spend about 45 µs of client CPU per POST where ureq's own spend 60 (`https://127.0.0.1`) to
 //! 90 (`https://localhost`), and deliver 0 to 35% more entries per second.
 
-use crate::config::Config;
+use crate::config::{Config, Sink};
 use crate::error::{Error, ErrorKind, Result};
 use crate::net::{self, Resolved};
 use std::io::Read;
@@ -36,6 +36,9 @@ pub enum Outcome {
     Auth { status: u16, reason: String },
     /// Any other answer: the server refuses this entry; it goes to the dead-letter file.
     Rejected { status: u16, reason: String },
+    /// 2xx with an OTLP partial success: `rejected` records of the request were refused (never
+    /// retried, OTLP says); the others are delivered.
+    Partial { rejected: u64, reason: String },
 }
 
 /// An HTTP client as the pipeline sees it: one POST of one JSON body, and its [`Outcome`].
@@ -62,12 +65,33 @@ impl Transport {
         let config = agent_config(cfg)?;
         // The sender threads, as many replay threads, and a couple of callers in blocking mode.
         let slots = 2 * cfg.connections + 2;
+        // OTLP: the configured headers and the body's encoding go with every request, and a
+        // 2xx answer is read for its partial success.
+        let (extra, ok_text) = match cfg.sink {
+            Sink::Rarch => (Vec::new(), 0),
+            Sink::Otlp => {
+                let mut extra = cfg.headers.clone();
+                if cfg.gzip {
+                    extra.push(("content-encoding".into(), "gzip".into()));
+                }
+                (extra, MAX_REASON as usize)
+            }
+        };
         if config.proxy().is_none() {
-            if let Some(plain) = crate::http1::Client::new(&url, cfg.timeout, slots) {
-                return Ok(Transport::with_client(plain));
+            let mut head = Vec::new();
+            for (k, v) in &extra {
+                head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+            }
+            if let Some(plain) = crate::http1::Client::new(&url, cfg.timeout, slots, &head) {
+                return Ok(Transport::with_client(Plain {
+                    client: plain,
+                    ok_text,
+                }));
             }
         }
-        Ok(Transport::with_client(Ureq::new(config, url, slots)))
+        Ok(Transport::with_client(Ureq::new(
+            config, url, slots, extra, ok_text,
+        )))
     }
 
     /// A transport over any client: a fake one in tests.
@@ -125,10 +149,16 @@ fn transport_error(e: impl std::fmt::Display) -> Outcome {
     }
 }
 
-impl Post for crate::http1::Client {
+/// The `http://` client, and how much of a 2xx answer it reads (OTLP's partial success).
+struct Plain {
+    client: crate::http1::Client,
+    ok_text: usize,
+}
+
+impl Post for Plain {
     fn post(&self, body: &[u8], bearer: &str, deadline: Option<Instant>) -> Outcome {
-        match crate::http1::Client::post(self, slot(), body, bearer, deadline, MAX_REASON as usize)
-        {
+        let max = (MAX_REASON as usize, self.ok_text);
+        match self.client.post(slot(), body, bearer, deadline, max) {
             Ok(a) => outcome(a.status, a.retry_after, &a.text),
             Err(e) => transport_error(e),
         }
@@ -189,10 +219,19 @@ struct Ureq {
     /// when a connection is checked out and again when it is put back).
     agents: Vec<Agent>,
     url: ureq::http::Uri,
+    /// More request headers (sink=otlp), and how much of a 2xx answer is read.
+    extra: Vec<(String, String)>,
+    ok_text: usize,
 }
 
 impl Ureq {
-    fn new(config: ureq::config::Config, url: ureq::http::Uri, slots: usize) -> Ureq {
+    fn new(
+        config: ureq::config::Config,
+        url: ureq::http::Uri,
+        slots: usize,
+        extra: Vec<(String, String)>,
+        ok_text: usize,
+    ) -> Ureq {
         // One address cache for every agent (ureq resolves before it looks for a pooled
         // connection, so each POST asks for the addresses).
         let addrs = url.authority().map(|a| {
@@ -220,6 +259,8 @@ impl Ureq {
         Ureq {
             agents: (0..slots.max(1)).map(|_| agent()).collect(),
             url,
+            extra,
+            ok_text,
         }
     }
 }
@@ -240,10 +281,14 @@ impl Post for Ureq {
                 .timeout_recv_body(left)
                 .build();
         }
-        let sent = req
-            .header("Content-Type", "application/json")
-            .header("Authorization", bearer)
-            .send(body);
+        req = req.header("Content-Type", "application/json");
+        if !bearer.is_empty() {
+            req = req.header("Authorization", bearer);
+        }
+        for (k, v) in &self.extra {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        let sent = req.send(body);
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => return transport_error(e),
@@ -255,7 +300,13 @@ impl Post for Ureq {
             .and_then(|v| v.to_str().ok())
             .and_then(net::retry_after);
         // Read the body so the connection goes back to the pool; keep it only as a reason.
-        let text = if (200..300).contains(&status) {
+        let text = if (200..300).contains(&status) && self.ok_text > 0 {
+            resp.body_mut()
+                .with_config()
+                .limit(self.ok_text as u64)
+                .read_to_string()
+                .unwrap_or_default()
+        } else if (200..300).contains(&status) {
             // A small buffer: io::copy zero-fills 8 KiB of stack on every call, which cost more
             // than the rest of reading the answer.
             let mut reader = resp.body_mut().as_reader();
@@ -284,7 +335,13 @@ fn outcome(status: u16, retry_after: Option<Duration>, text: &str) -> Outcome {
         }
     };
     match status {
-        200..=299 => Outcome::Delivered,
+        200..=299 => match crate::otlp::partial_success(text) {
+            Some((rejected, message)) => Outcome::Partial {
+                rejected,
+                reason: format!("HTTP {status}: partial success: {rejected} rejected: {message}"),
+            },
+            None => Outcome::Delivered,
+        },
         401 | 403 => Outcome::Auth {
             status,
             reason: reason(),

@@ -50,6 +50,9 @@ pub struct Item {
     strikes: u32,
     /// Attempts made in memory (at most `max_retries` + 1 before it goes to disk).
     tries: u32,
+    /// When `log` took it, in nanoseconds since the Unix epoch (sink=otlp: the record's
+    /// `observedTimeUnixNano`); 0 when not known.
+    pub observed_ns: u64,
 }
 
 impl Item {
@@ -60,6 +63,7 @@ impl Item {
             ticket: None,
             strikes: 0,
             tries: 0,
+            observed_ns: 0,
         }
     }
 }
@@ -726,7 +730,12 @@ impl Shared {
         }))
     }
 
+    /// The `Authorization` value for `service`'s requests: its JWT, or none ("") for an OTLP
+    /// sink without `api_key`. None (with the reason noted) when it cannot be signed.
     fn bearer(&self, service: &str) -> Option<Arc<str>> {
+        if self.batching() && self.cfg.api_key.is_empty() {
+            return Some(Arc::from(""));
+        }
         match self.tokens.bearer(service) {
             Ok(b) => Some(b),
             Err(e) => {

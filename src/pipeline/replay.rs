@@ -22,6 +22,7 @@ use super::sender::{backpressure, entry_key};
 use super::spill::with_retry_count;
 use super::{lock, Shared, RECOVERY_EVERY_MS};
 use crate::buffer::{self, Claimed, DiskBuffer};
+use crate::otlp;
 use crate::stats::Stats;
 use crate::transport::Outcome;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -245,16 +246,43 @@ impl Shared {
         let to_send = (start..len)
             .filter(|&i| !done[i].load(Ordering::Relaxed))
             .count();
+        // With sink=otlp a request carries up to a batch of lines (a probe: one).
+        let batching = self.batching();
+        let chunk = if limit.is_some() {
+            1
+        } else if batching {
+            self.cfg.batch_max_entries
+        } else {
+            1
+        };
         // As many threads as requests may be in flight (the limiter, which may grow during the
         // file, decides how many send at once; the others wait for a permit).
         let k = if to_send < 64 || limit.is_some() {
             1
         } else {
-            self.cfg.connections.max(1)
+            self.cfg.connections.max(1).min(to_send.div_ceil(chunk))
         };
-        // Lines are taken in order by `k` threads; `done[i]` is set once line i is settled, so
-        // a mark never covers a line in flight, and a slow line holds back only itself.
-        let next = AtomicUsize::new(start);
+        // Lines are taken in order by `k` threads, a run of up to `chunk` at a time; `done[i]`
+        // is set once line i is settled, so a mark never covers a line in flight, and a slow
+        // request holds back only its own lines.
+        let next = Mutex::new(start);
+        let take = || -> Vec<usize> {
+            let mut at = lock(&next);
+            let mut run = Vec::new();
+            let mut bytes = 0usize;
+            while *at < len && run.len() < chunk {
+                if !done[*at].load(Ordering::Acquire) {
+                    let n = lines[*at].len();
+                    if !run.is_empty() && bytes + n > self.cfg.batch_max_bytes {
+                        break;
+                    }
+                    bytes += n;
+                    run.push(*at);
+                }
+                *at += 1;
+            }
+            run
+        };
         let budget = AtomicUsize::new(limit.unwrap_or(usize::MAX));
         let settled_n = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
@@ -269,34 +297,41 @@ impl Shared {
                     stop.store(true, Ordering::Release);
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::AcqRel);
-                if i >= len {
+                let run = take();
+                if run.is_empty() {
                     break;
                 }
-                if done[i].load(Ordering::Acquire) {
-                    continue;
-                }
                 if budget
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| b.checked_sub(1))
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                        b.checked_sub(run.len())
+                    })
                     .is_err()
                 {
                     break;
                 }
-                match self.replay_line(b, &lines[i], limit.is_some()) {
-                    Line::Settled {
-                        delivered: d,
-                        failed: f,
-                    } => {
-                        delivered += d as usize;
-                        failed += f as usize;
-                        done[i].store(true, Ordering::Release);
-                    }
-                    Line::Kept => {
-                        stop.store(true, Ordering::Release);
-                        break;
+                let results = if batching {
+                    let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
+                    self.replay_batch(b, &batch, limit.is_some())
+                } else {
+                    vec![self.replay_line(b, &lines[run[0]], limit.is_some())]
+                };
+                let mut settled = 0;
+                for (&i, r) in run.iter().zip(results) {
+                    match r {
+                        Line::Settled {
+                            delivered: d,
+                            failed: f,
+                        } => {
+                            delivered += d as usize;
+                            failed += f as usize;
+                            settled += 1;
+                            done[i].store(true, Ordering::Release);
+                        }
+                        Line::Kept => stop.store(true, Ordering::Release),
                     }
                 }
-                if (settled_n.fetch_add(1, Ordering::AcqRel) + 1) % PROGRESS_EVERY == 0 {
+                let before = settled_n.fetch_add(settled, Ordering::AcqRel);
+                if (before + settled) / PROGRESS_EVERY != before / PROGRESS_EVERY {
                     write_mark();
                 }
             }
@@ -371,6 +406,16 @@ impl Shared {
                 };
             }
             Outcome::Retry { status, reason, .. } => (Failure::of_status(status), status, reason),
+            // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
+            Outcome::Partial { reason, .. } => {
+                self.policy.success(self.now_ms());
+                self.note_error(&reason);
+                Stats::add(&self.stats.rejected, 1);
+                return Line::Settled {
+                    delivered: false,
+                    failed: false,
+                };
+            }
             Outcome::Auth { status, reason } => {
                 Stats::add(&self.stats.auth_failures, 1);
                 self.tokens.invalidate(&service);
@@ -414,6 +459,133 @@ impl Shared {
             }
             Err(_) => Line::Kept,
         }
+    }
+
+    /// Sends buffer lines as one OTLP request (sink=otlp); a [`Line`] for each, in order.
+    /// What the answer means is what it means for a batch of the senders
+    /// (see [`sender`](super::sender)); lines that fail go to the end of the backlog together.
+    fn replay_batch(&self, b: &DiskBuffer, lines: &[&[u8]], probe: bool) -> Vec<Line> {
+        let settled = |delivered, failed| Line::Settled { delivered, failed };
+        let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
+        let mut enc = otlp::Encoder::new();
+        // (index, service, strikes) of the lines in the request.
+        let mut sent: Vec<(usize, String, u32)> = Vec::new();
+        for (j, line) in lines.iter().enumerate() {
+            match parse_line(line) {
+                Some((service, strikes)) if enc.add(line, 0) => sent.push((j, service, strikes)),
+                _ => {
+                    Stats::add(&self.stats.corrupt, 1);
+                    let _ = b.side(buffer::CORRUPT, line);
+                    results[j] = Some(settled(false, false));
+                }
+            }
+        }
+        let finish = |results: Vec<Option<Line>>, rest: &dyn Fn() -> Line| -> Vec<Line> {
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(rest))
+                .collect()
+        };
+        if sent.is_empty() {
+            return finish(results, &|| settled(false, false));
+        }
+        let m = sent.len() as u64;
+        let Some(bearer) = self.bearer(&sent[0].1) else {
+            return finish(results, &|| Line::Kept);
+        };
+        let mut body = Vec::new();
+        enc.finish(&mut body);
+        if self.cfg.gzip {
+            let mut z = Vec::new();
+            otlp::gzip(&body, &mut z);
+            body = z;
+        }
+        let Some(permit) = self
+            .limiter
+            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
+        else {
+            return finish(results, &|| Line::Kept);
+        };
+        let outcome = self.post(&body, &bearer);
+        permit.answered(backpressure(&outcome));
+        let dead_letter_all = |status: u16, reason: &str, after: Option<u32>| {
+            for (j, service, _) in &sent {
+                self.dead_letter(service, lines[*j], status, reason, after);
+            }
+        };
+        let (kind, status, reason) = match outcome {
+            Outcome::Delivered => {
+                self.policy.success(self.now_ms());
+                Stats::add(&self.stats.delivered, m);
+                Stats::add(&self.stats.replayed, m);
+                return finish(results, &|| settled(true, false));
+            }
+            Outcome::Partial { rejected, reason } => {
+                self.policy.success(self.now_ms());
+                self.note_error(&reason);
+                let k = rejected.min(m);
+                if k == m {
+                    dead_letter_all(200, &reason, None);
+                    return finish(results, &|| settled(false, false));
+                }
+                Stats::add(&self.stats.rejected, k);
+                Stats::add(&self.stats.delivered, m - k);
+                Stats::add(&self.stats.replayed, m - k);
+                return finish(results, &|| settled(true, false));
+            }
+            Outcome::Rejected { status, reason } => {
+                self.policy.success(self.now_ms());
+                Stats::add(&self.stats.failed_attempts, 1);
+                dead_letter_all(status, &reason, None);
+                return finish(results, &|| settled(false, false));
+            }
+            Outcome::Retry { status, reason, .. } => (Failure::of_status(status), status, reason),
+            Outcome::Auth { status, reason } => {
+                Stats::add(&self.stats.auth_failures, 1);
+                self.tokens.invalidate(&sent[0].1);
+                (
+                    Failure::Auth,
+                    status,
+                    format!("authentication refused: {reason}"),
+                )
+            }
+        };
+        Stats::add(&self.stats.failed_attempts, 1);
+        self.note_error(&reason);
+        let strikes = sent.iter().map(|s| s.2).max().unwrap_or(0);
+        let v = self
+            .policy
+            .failure(self.now_ms(), entry_key(lines[sent[0].0]), strikes, kind);
+        if v.poisoned {
+            dead_letter_all(status, &reason, Some(v.strikes));
+            return finish(results, &|| settled(false, false));
+        }
+        // To the end of the backlog, each with its strikes; tried again in a later round.
+        let struck = v.strikes.saturating_sub(strikes);
+        let mut data = Vec::new();
+        for (j, _, s) in &sent {
+            if struck > 0 {
+                data.extend_from_slice(&with_retry_count(lines[*j], s.saturating_add(struck)));
+            } else {
+                data.extend_from_slice(lines[*j]);
+            }
+            data.push(b'\n');
+        }
+        let stored = match b.append(&data, m) {
+            Ok(a) => {
+                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                a.lines as usize
+            }
+            Err(_) => 0,
+        };
+        for (n, (j, _, _)) in sent.iter().enumerate() {
+            results[*j] = Some(if n < stored {
+                settled(false, true)
+            } else {
+                Line::Kept
+            });
+        }
+        finish(results, &|| Line::Kept)
     }
 }
 

@@ -9,7 +9,9 @@
 use super::policy::Failure;
 use super::{lock, Item, Shared};
 use crate::buffer;
+use crate::config::Sink;
 use crate::error::{Error, ErrorKind, Result};
+use crate::otlp;
 use crate::stats::Stats;
 use crate::transport::Outcome;
 use crossbeam_channel::RecvTimeoutError;
@@ -17,6 +19,9 @@ use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// How often a sender looks at the queue while entries keep coming, and while a batch lingers.
+const POLL: Duration = Duration::from_millis(1);
 
 /// An entry waiting for its retry. Ordered so that a max-heap's top is the earliest due (and,
 /// at the same instant, the first parked).
@@ -58,20 +63,38 @@ pub(super) fn entry_key(body: &[u8]) -> u64 {
     body.as_ptr() as u64
 }
 
+/// A sender's buffers for building a request: the OTLP encoder, the encoded body and its
+/// compressed form (sink=otlp; unused for one rarch entry, which is posted as it is).
+#[derive(Default)]
+pub(super) struct Scratch {
+    enc: otlp::Encoder,
+    body: Vec<u8>,
+    zipped: Vec<u8>,
+}
+
 impl Shared {
+    /// Whether requests carry a batch of entries (OTLP) rather than one (the rarch API).
+    pub(super) fn batching(&self) -> bool {
+        self.cfg.sink == Sink::Otlp
+    }
+
     /// A sender thread. While entries keep coming it polls the queue every millisecond and
     /// takes what has accumulated, so a caller never pays for waking it; after a quiet spell
     /// it blocks on the queue (the next caller's send wakes it once), or until the next
-    /// parked entry is due.
+    /// parked entry is due. With sink=otlp it then fills a batch (see [`Shared::fill`]).
     pub(super) fn worker(self: &Arc<Self>) {
-        const POLL: Duration = Duration::from_millis(1);
         const QUIET: Duration = Duration::from_millis(200);
         let mut idle_since: Option<Instant> = None;
+        let mut batch: Vec<Item> = Vec::new();
+        // An entry that did not fit in the last batch: the first of the next.
+        let mut carry: Option<Item> = None;
+        let mut scratch = Scratch::default();
         loop {
             if self.policy.outage() || self.past_deadline() {
                 // Straight to disk, in batches: the replay thread sends them once the server
                 // is back.
                 let mut batch = self.take_parked(true);
+                batch.extend(carry.take());
                 batch.extend(self.rx.try_iter().take(1024));
                 if !batch.is_empty() {
                     self.made_room();
@@ -80,7 +103,7 @@ impl Shared {
                     continue;
                 }
             }
-            let item = match self.due_parked() {
+            let item = match carry.take().or_else(|| self.due_parked()) {
                 Some(i) => i,
                 None => match self.rx.try_recv() {
                     Ok(i) => i,
@@ -109,9 +132,13 @@ impl Shared {
                 },
             };
             idle_since = None;
+            batch.push(item);
+            if self.batching() {
+                self.fill(&mut batch, &mut carry);
+            }
             self.made_room();
             if self.policy.outage() || self.past_deadline() {
-                self.spill(vec![item]);
+                self.spill(std::mem::take(&mut batch));
                 continue;
             }
             // The limit has grown past the senders there are, and there is work: one more.
@@ -124,7 +151,44 @@ impl Shared {
                     self.note_error(&e.message);
                 }
             }
-            self.attempt(item);
+            self.attempt(&mut batch, &mut scratch);
+        }
+    }
+
+    /// Adds entries to a batch (parked ones that are due first, then the queue's) until it
+    /// holds `batch_max_entries` or `batch_max_bytes` of entries, or `batch_linger_ms` has
+    /// passed since it was begun. It goes at once when a flush waits, or the pipeline closes.
+    /// An entry that would take the batch past `batch_max_bytes` is left in `carry`.
+    fn fill(&self, batch: &mut Vec<Item>, carry: &mut Option<Item>) {
+        let (max_n, max_bytes) = (self.cfg.batch_max_entries, self.cfg.batch_max_bytes);
+        let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
+        let linger_end = Instant::now() + self.cfg.batch_linger;
+        loop {
+            while batch.len() < max_n && bytes < max_bytes {
+                let Some(i) = self.due_parked().or_else(|| self.rx.try_recv().ok()) else {
+                    break;
+                };
+                if bytes + i.body.len() > max_bytes {
+                    *carry = Some(i);
+                    return;
+                }
+                bytes += i.body.len();
+                batch.push(i);
+            }
+            if batch.len() >= max_n
+                || bytes >= max_bytes
+                || self.closing.load(Ordering::Acquire)
+                || self.flush_want.load(Ordering::Acquire) != u64::MAX
+                || self.policy.outage()
+            {
+                return;
+            }
+            let now = Instant::now();
+            if now >= linger_end {
+                return;
+            }
+            // Polled, like the idle queue: a caller's send never wakes a lingering sender.
+            std::thread::sleep(POLL.min(linger_end - now));
         }
     }
 
@@ -138,37 +202,91 @@ impl Shared {
         }
     }
 
-    /// One attempt to deliver `item`; what the policy says of a failure decides where it goes.
-    fn attempt(&self, mut item: Item) {
-        let Some(bearer) = self.bearer(&item.service) else {
-            self.spill(vec![item]);
+    /// The request body of `batch`: one rarch entry as it is, or the OTLP request of them all
+    /// (compressed with compression=gzip). Entries that are not entries (never made by this
+    /// library) are dead-lettered and taken out of the batch.
+    pub(super) fn encode(&self, batch: &mut Vec<Item>, sc: &mut Scratch) {
+        if !self.batching() {
+            return;
+        }
+        let mut bad = Vec::new();
+        for (i, item) in batch.iter().enumerate() {
+            if !sc.enc.add(&item.body, item.observed_ns) {
+                bad.push(i);
+            }
+        }
+        for i in bad.into_iter().rev() {
+            let item = batch.remove(i);
+            self.dead_letter(
+                &item.service,
+                &item.body,
+                0,
+                "not an entry of the protocol",
+                None,
+            );
+            self.done(item);
+            self.settle(1);
+        }
+        sc.enc.finish(&mut sc.body);
+        if self.cfg.gzip {
+            otlp::gzip(&sc.body, &mut sc.zipped);
+        }
+    }
+
+    /// The body [`Shared::encode`] made for `batch`.
+    fn body<'a>(&self, batch: &'a [Item], sc: &'a Scratch) -> &'a [u8] {
+        match (self.batching(), self.cfg.gzip) {
+            (false, _) => &batch[0].body,
+            (true, false) => &sc.body,
+            (true, true) => &sc.zipped,
+        }
+    }
+
+    /// One attempt to deliver a batch (one entry with the rarch API); what the policy says of
+    /// a failure decides where its entries go. The batch is empty afterwards.
+    fn attempt(&self, batch: &mut Vec<Item>, sc: &mut Scratch) {
+        let Some(bearer) = self.bearer(&batch[0].service) else {
+            self.spill(std::mem::take(batch));
             return;
         };
+        self.encode(batch, sc);
+        if batch.is_empty() {
+            return;
+        }
         let Some(permit) = self
             .limiter
             .acquire(|| self.policy.outage() || self.past_deadline())
         else {
-            self.spill(vec![item]);
+            self.spill(std::mem::take(batch));
             return;
         };
-        item.tries += 1;
-        let outcome = self.post(&item.body, &bearer);
+        for item in batch.iter_mut() {
+            item.tries += 1;
+        }
+        let outcome = self.post(self.body(batch, sc), &bearer);
         permit.answered(backpressure(&outcome));
+        let n = batch.len() as u64;
         match outcome {
             Outcome::Delivered => {
                 if self.policy.success(self.now_ms()) {
                     self.progress.notify();
                 }
-                Stats::add(&self.stats.delivered, 1);
-                self.done(item);
-                self.settle(1);
+                Stats::add(&self.stats.delivered, n);
+                self.done_all(batch);
+            }
+            Outcome::Partial { rejected, reason } => {
+                if self.policy.success(self.now_ms()) {
+                    self.progress.notify();
+                }
+                self.note_error(&reason);
+                self.partly_delivered(batch, rejected, &reason);
             }
             Outcome::Retry {
                 status,
                 reason,
                 retry_after,
             } => self.failed(
-                item,
+                batch,
                 Failure::of_status(status),
                 status,
                 reason,
@@ -176,18 +294,45 @@ impl Shared {
             ),
             Outcome::Auth { status, reason } => {
                 Stats::add(&self.stats.auth_failures, 1);
-                self.tokens.invalidate(&item.service);
+                self.tokens.invalidate(&batch[0].service);
                 let reason = format!("authentication refused: {reason}");
-                self.failed(item, Failure::Auth, status, reason, None);
+                self.failed(batch, Failure::Auth, status, reason, None);
             }
             Outcome::Rejected { status, reason } => {
                 Stats::add(&self.stats.failed_attempts, 1);
                 self.note_error(&format!("entry rejected: {reason}"));
-                self.dead_letter(&item.service, &item.body, status, &reason, None);
-                self.done(item);
-                self.settle(1);
+                for item in batch.iter() {
+                    self.dead_letter(&item.service, &item.body, status, &reason, None);
+                }
+                self.done_all(batch);
             }
         }
+    }
+
+    /// Every entry of the batch is safe.
+    fn done_all(&self, batch: &mut Vec<Item>) {
+        let n = batch.len() as u64;
+        for item in batch.drain(..) {
+            self.done(item);
+        }
+        self.settle(n);
+    }
+
+    /// An OTLP partial success: `rejected` of the batch's records were refused, and OTLP does
+    /// not say which. All refused: each is dead-lettered with the reason. Some: they are
+    /// counted as rejected (the reason is the last error) and the rest as delivered.
+    pub(super) fn partly_delivered(&self, batch: &mut Vec<Item>, rejected: u64, reason: &str) {
+        let n = batch.len() as u64;
+        let k = rejected.min(n);
+        if k == n {
+            for item in batch.iter() {
+                self.dead_letter(&item.service, &item.body, 200, reason, None);
+            }
+        } else {
+            Stats::add(&self.stats.rejected, k);
+            Stats::add(&self.stats.delivered, n - k);
+        }
+        self.done_all(batch);
     }
 
     /// One POST. A panic in the transport (a bug, or one of a library it uses) does not take the
@@ -217,11 +362,12 @@ impl Shared {
         }
     }
 
-    /// A failed attempt: dead-lettered if it is poison, to disk during an outage or after
-    /// `max_retries` in memory, else parked for a retry after its backoff.
+    /// A failed attempt: its entries are dead-lettered if they are poison, go to disk during
+    /// an outage or after `max_retries` in memory, else are parked for a retry after the
+    /// backoff. The policy hears of one failure per request, whatever the batch's size.
     fn failed(
         &self,
-        mut item: Item,
+        batch: &mut Vec<Item>,
         kind: Failure,
         status: u16,
         reason: String,
@@ -229,26 +375,33 @@ impl Shared {
     ) {
         Stats::add(&self.stats.failed_attempts, 1);
         self.note_error(&reason);
+        let strikes = batch.iter().map(|i| i.strikes).max().unwrap_or(0);
+        let tries = batch.iter().map(|i| i.tries).max().unwrap_or(0);
         let v = self
             .policy
-            .failure(self.now_ms(), entry_key(&item.body), item.strikes, kind);
-        item.strikes = v.strikes;
+            .failure(self.now_ms(), entry_key(&batch[0].body), strikes, kind);
         if v.poisoned {
-            self.dead_letter(&item.service, &item.body, status, &reason, Some(v.strikes));
-            self.done(item);
-            self.settle(1);
+            for item in batch.iter() {
+                self.dead_letter(&item.service, &item.body, status, &reason, Some(v.strikes));
+            }
+            self.done_all(batch);
             return;
         }
-        if v.outage || item.tries > self.cfg.max_retries {
-            self.spill(vec![item]);
+        let struck = v.strikes.saturating_sub(strikes);
+        for item in batch.iter_mut() {
+            item.strikes = item.strikes.saturating_add(struck);
+        }
+        if v.outage || tries > self.cfg.max_retries {
+            self.spill(std::mem::take(batch));
             self.replay_wake.notify();
             return;
         }
-        Stats::add(&self.stats.retried, 1);
-        let delay = self
-            .policy
-            .retry_delay(item.tries, retry_after, Shared::jitter);
-        self.park(item, Instant::now() + delay);
+        Stats::add(&self.stats.retried, batch.len() as u64);
+        let delay = self.policy.retry_delay(tries, retry_after, Shared::jitter);
+        let due = Instant::now() + delay;
+        for item in batch.drain(..) {
+            self.park(item, due);
+        }
     }
 
     /// Parks an entry until `due` (while closing, at most `backoff_initial` from now, so that
@@ -306,20 +459,47 @@ impl Shared {
     }
 
     /// Blocking mode: one POST on the caller's thread; what is not delivered goes to disk.
-    pub(super) fn send_now(&self, mut item: Item) -> Result<()> {
-        let bearer = self
-            .tokens
-            .bearer(&item.service)
-            .map_err(|e| Error::new(ErrorKind::Config, e.message))?;
-        match self.transport.post(&item.body, &bearer, None) {
+    pub(super) fn send_now(&self, item: Item) -> Result<()> {
+        let bearer = if self.batching() && self.cfg.api_key.is_empty() {
+            Arc::from("")
+        } else {
+            self.tokens
+                .bearer(&item.service)
+                .map_err(|e| Error::new(ErrorKind::Config, e.message))?
+        };
+        let mut batch = vec![item];
+        let mut sc = Scratch::default();
+        self.encode(&mut batch, &mut sc);
+        if batch.is_empty() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                "not an entry of the protocol",
+            ));
+        }
+        match self.transport.post(self.body(&batch, &sc), &bearer, None) {
             Outcome::Delivered => {
                 self.policy.success(self.now_ms());
                 Stats::add(&self.stats.delivered, 1);
+                self.done_all(&mut batch);
                 Ok(())
+            }
+            Outcome::Partial { reason, .. } => {
+                self.policy.success(self.now_ms());
+                self.partly_delivered(&mut batch, 1, &reason);
+                Err(Error::new(
+                    ErrorKind::Rejected,
+                    format!(
+                        "the server rejected the entry ({reason}); written to {}",
+                        buffer::REJECTED
+                    ),
+                ))
             }
             Outcome::Rejected { status, reason } => {
                 Stats::add(&self.stats.failed_attempts, 1);
-                self.dead_letter(&item.service, &item.body, status, &reason, None);
+                for item in &batch {
+                    self.dead_letter(&item.service, &item.body, status, &reason, None);
+                }
+                self.done_all(&mut batch);
                 Err(Error::new(
                     ErrorKind::Rejected,
                     format!(
@@ -337,7 +517,7 @@ impl Shared {
                 Stats::add(&self.stats.failed_attempts, 1);
                 if auth {
                     Stats::add(&self.stats.auth_failures, 1);
-                    self.tokens.invalidate(&item.service);
+                    self.tokens.invalidate(&batch[0].service);
                 }
                 // The replay thread retries it; the policy knows the server failed.
                 let kind = if auth {
@@ -347,9 +527,11 @@ impl Shared {
                 };
                 let v = self
                     .policy
-                    .failure(self.now_ms(), entry_key(&item.body), 0, kind);
-                item.strikes = v.strikes;
-                let kept = self.spill(vec![item]) == 1;
+                    .failure(self.now_ms(), entry_key(&batch[0].body), 0, kind);
+                for item in batch.iter_mut() {
+                    item.strikes = v.strikes;
+                }
+                let kept = self.spill(batch) == 1;
                 self.replay_wake.notify();
                 let where_ = if kept {
                     "kept in the buffer file for replay"

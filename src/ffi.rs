@@ -334,7 +334,12 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// one, and default in brackets; an unset key falls back to its environment variable, then
 /// to the default; one key per item: the library's tests check this list against its own
 /// table of options, and each binding's tests check theirs against it):
-/// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https.
+/// - `sink` (rarch): the wire protocol: `rarch` (the logging API, one JWT-signed entry per
+///   POST) or `otlp` (OTLP/HTTP logs as OTLP/JSON, many entries per POST, to an OpenTelemetry
+///   Collector or any OTLP backend; the JWT only when api_key is set).
+/// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https. With
+///   sink=otlp: the logs endpoint, falling back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
+///   OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, then http://localhost:4318/v1/logs.
 /// - `api_key` (RARCH_LOGGING_API_KEY, empty): the HS256 secret. Never printed or written.
 /// - `level` (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG): DEBUG, INFO, WARN, ERROR or FATAL.
 /// - `mode` (threaded): `threaded` (rarch_log enqueues) or `blocking` (rarch_log posts).
@@ -369,6 +374,15 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 ///   the process (the next logger of the service recovers it), not a power loss (no fsync).
 /// - `ca_file` (empty: the system roots): PEM CA certificates to trust for https.
 /// - `token_lifetime_s` (3600): JWT lifetime; tokens are re-signed at half of it.
+/// - `headers` (OTEL_EXPORTER_OTLP_LOGS_HEADERS, empty): with sink=otlp, request headers as
+///   `k1=v1,k2=v2` (values percent-decoded; then OTEL_EXPORTER_OTLP_HEADERS). Never printed or
+///   written.
+/// - `compression` (none): with sink=otlp, `none` or `gzip` (the request body).
+/// - `batch_max_entries` (512): with sink=otlp, the most entries in one request.
+/// - `batch_max_bytes` (1048576): with sink=otlp, the most bytes of entries in one request
+///   (before encoding).
+/// - `batch_linger_ms` (20): with sink=otlp, how long a batch that is not full waits for more;
+///   a flush sends at once.
 ///
 /// Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
 /// (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.

@@ -667,7 +667,10 @@ mod tests {
         assert_eq!(c.url, "http://collector:4318/v1/logs");
         assert_eq!(c.headers, [("x-a".to_string(), "1".to_string())]);
         std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:1/in");
-        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_HEADERS", "Api-Key=s%3Dcret , X-B = two");
+        std::env::set_var(
+            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+            "Api-Key=s%3Dcret , X-B = two",
+        );
         let c = resolve(&[("sink", "otlp")]);
         assert_eq!(c.url, "http://logs:1/in");
         assert_eq!(
@@ -679,7 +682,11 @@ mod tests {
         );
         assert!(!format!("{c:?}").contains("cret"));
         // An option wins over the environment; the rarch sink ignores OpenTelemetry's.
-        let c = resolve(&[("sink", "otlp"), ("url", "https://x/v1/logs"), ("headers", "")]);
+        let c = resolve(&[
+            ("sink", "otlp"),
+            ("url", "https://x/v1/logs"),
+            ("headers", ""),
+        ]);
         assert_eq!((c.url.as_str(), c.headers.len()), ("https://x/v1/logs", 0));
         let c = resolve(&[]);
         assert_eq!((c.sink, c.headers.len()), (Sink::Rarch, 0));
@@ -697,7 +704,13 @@ mod tests {
     #[test]
     fn bad_headers_are_refused_without_their_values() {
         let mut o = Options::new();
-        for bad in ["novalue", "a b=1", "x=1%", "x=\r\nEvil: 1", "content-type=text/plain"] {
+        for bad in [
+            "novalue",
+            "a b=1",
+            "x=1%",
+            "x=\r\nEvil: 1",
+            "content-type=text/plain",
+        ] {
             let e = o.set("headers", &format!("{bad},k=s3cret")).unwrap_err();
             assert!(e.message.contains("'headers'"), "{e}");
             assert!(!e.message.contains("s3cret"), "{e}");

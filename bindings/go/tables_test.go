@@ -69,9 +69,9 @@ func headerOptions(t *testing.T, h string) [][2]string {
 	return out
 }
 
-// splitDefault: "RARCH_X, value" -> ("RARCH_X", "value"); "value" -> ("", "value").
+// splitDefault: "RARCH_X, value" (or "OTEL_X, value") -> ("RARCH_X", "value"); "value" -> ("", "value").
 func splitDefault(text string) (env, def string) {
-	if e, d, ok := strings.Cut(text, ", "); ok && strings.HasPrefix(e, "RARCH_") {
+	if e, d, ok := strings.Cut(text, ", "); ok && (strings.HasPrefix(e, "RARCH_") || strings.HasPrefix(e, "OTEL_")) {
 		return e, d
 	}
 	return "", text

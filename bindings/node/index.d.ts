@@ -54,12 +54,17 @@ export declare class RarchError extends Error {
 /**
  * The options of the C API (`rarch_options_set`), in camelCase. A key left unset (or set to
  * `undefined`/`null`) is not passed to the library, which then uses its environment variable
- * (for `url`, `apiKey` and `level`) or its default. Values are checked by the library when the
+ * (for `url`, `apiKey`, `level` and `headers`) or its default. Values are checked by the library when the
  * logger is made: a bad value throws a {@link RarchError} with code `'RARCH_ERR_CONFIG'`
  * naming the key. Numbers and booleans are passed as their decimal / `true`/`false` text.
  */
 export interface LoggerOptions {
-  /** `url` (env RARCH_LOGGING_URL, default `http://localhost:8080/log`): the endpoint, http or https. */
+  /** `sink` (default `rarch`): the wire protocol, `rarch` (the logging API, one signed entry per
+   * POST) or `otlp` (OTLP/HTTP logs, batched, to an OpenTelemetry Collector or any OTLP backend). */
+  sink?: 'rarch' | 'otlp';
+  /** `url` (env RARCH_LOGGING_URL, default `http://localhost:8080/log`): the endpoint, http or https.
+   * With sink `otlp`, unset falls back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
+   * OTEL_EXPORTER_OTLP_ENDPOINT + `/v1/logs`, then `http://localhost:4318/v1/logs`. */
   url?: string;
   /** `api_key` (env RARCH_LOGGING_API_KEY, default empty): the HS256 secret. Never printed or written. */
   apiKey?: string;
@@ -106,6 +111,18 @@ export interface LoggerOptions {
   caFile?: string;
   /** `token_lifetime_s` (default 3600): JWT lifetime; tokens are re-signed at half of it. */
   tokenLifetimeS?: number;
+  /** `headers` (env OTEL_EXPORTER_OTLP_LOGS_HEADERS, default empty): with sink `otlp`, request headers
+   * as `k1=v1,k2=v2` (values percent-decoded; unset: OTEL_EXPORTER_OTLP_LOGS_HEADERS, then
+   * OTEL_EXPORTER_OTLP_HEADERS). Never printed or written. */
+  headers?: string;
+  /** `compression` (default `none`): with sink `otlp`, `none` or `gzip` (the request body). */
+  compression?: 'none' | 'gzip';
+  /** `batch_max_entries` (default 512): with sink `otlp`, the most entries in one request. */
+  batchMaxEntries?: number;
+  /** `batch_max_bytes` (default 1048576): with sink `otlp`, the most bytes of entries in one request. */
+  batchMaxBytes?: number;
+  /** `batch_linger_ms` (default 20): with sink `otlp`, how long a batch that is not full waits for more (a flush sends at once). */
+  batchLingerMs?: number;
 }
 
 /** What {@link createLogger} takes: the service, an optional logger name, and the options. */

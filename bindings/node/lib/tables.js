@@ -24,6 +24,7 @@ const STATUS_NAMES = [
 
 /** The keys of rarch_options_set, in the header's order; the JS name is camelCase(key). */
 const OPTION_KEYS = [
+  'sink',
   'url',
   'api_key',
   'level',
@@ -47,6 +48,11 @@ const OPTION_KEYS = [
   'durable',
   'ca_file',
   'token_lifetime_s',
+  'headers',
+  'compression',
+  'batch_max_entries',
+  'batch_max_bytes',
+  'batch_linger_ms',
 ];
 
 /** The counters of struct rarch_statistics after `size`, in order; stats() gives them in camelCase. */

@@ -86,7 +86,7 @@ test('options: every key of the header, in camelCase, with its default in index.
   for (const [key, text] of h) {
     const doc = docs.get(camel(key)).replace(/\s*\n\s*\*\s*/g, ' ');
     // `(ENV, default)` in the header is `(env ENV, default ...)` here.
-    const [, env, def] = /^(?:(RARCH_\w+), )?(.*)$/.exec(text);
+    const [, env, def] = /^(?:((?:RARCH|OTEL)_\w+), )?(.*)$/.exec(text);
     const want = env ? `\`${key}\` (env ${env}, default ` : `\`${key}\` (default `;
     const i = doc.indexOf(want);
     const after = i < 0 ? '' : doc.slice(i + want.length);
@@ -111,7 +111,7 @@ test('options: README.md\'s table has every key of the header, with its variable
   assert.deepEqual(rows.map((r) => [r[0], r[1]]), h.map(([k]) => [camel(k), k]), 'README.md: option, C key');
   const wrong = [];
   for (const [[key, text], [, , env, def]] of h.map((o, i) => [o, rows[i]])) {
-    const [, hEnv, hDef] = /^(?:(RARCH_\w+), )?(.*)$/.exec(text);
+    const [, hEnv, hDef] = /^(?:((?:RARCH|OTEL)_\w+), )?(.*)$/.exec(text);
     if (env !== (hEnv || '')) wrong.push(`${key}: environment ${env}, the header's ${hEnv}`);
     // An empty default is described in words; any other is the value, maybe followed by more.
     if (!hDef.startsWith('empty') && def !== hDef && !def.startsWith(`${hDef} `)) {

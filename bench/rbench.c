@@ -9,6 +9,11 @@
  *                     server that delays every answer; also threads, RSS, CPU of the process)
  *   rbench cpu        URL KEY BUFDIR RATE COUNT [FLUSH_TIMEOUT_S]   (issue 21: COUNT entries at
  *                     RATE/s, 0 = tight loop; CPU and context switches per delivered entry)
+ *   rbench sink       SINK URL KEY BUFDIR COUNT FLUSH_TIMEOUT_S [STATS_URL FIELD WAIT_S]
+ *                     (issue 17: the default options with sink=SINK, rarch or otlp; KEY "-"
+ *                     sets no api_key; COUNT entries in a tight loop, then rarch_flush; then
+ *                     polls STATS_URL, http://host:port/path, until its JSON number FIELD is
+ *                     at least COUNT or WAIT_S have passed: the end-to-end time)
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
@@ -24,13 +29,16 @@
 #include "rarch_logging.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "typical_entry.h"
 
@@ -546,6 +554,124 @@ static int cmd_cpu(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- sinks (issue 17) */
+
+/* GET http://HOST:PORT/PATH (HTTP/1.0, loopback, no keep-alive) and the integer after
+ * "FIELD": in its body, or -1. The receiver's /stats and /otlp/stats are small JSON objects. */
+static long long http_get_field(const char *url, const char *field) {
+    const char *h = strncmp(url, "http://", 7) == 0 ? url + 7 : url;
+    char host[256];
+    const char *slash = strchr(h, '/');
+    size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+    if (hl >= sizeof host) return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    const char *path = slash ? slash : "/";
+    char *colon = strrchr(host, ':');
+    if (!colon) return -1;
+    *colon = 0;
+    struct addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, colon + 1, &hints, &ai) != 0 || !ai) return -1;
+    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        if (fd >= 0) close(fd);
+        freeaddrinfo(ai);
+        return -1;
+    }
+    freeaddrinfo(ai);
+    char req[512];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: %s:%s\r\n\r\n", path, host, colon + 1);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    char buf[8192];
+    size_t got = 0;
+    ssize_t r;
+    while (got < sizeof buf - 1 && (r = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)r;
+    close(fd);
+    buf[got] = 0;
+    char key[128];
+    snprintf(key, sizeof key, "\"%s\":", field);
+    const char *at = strstr(buf, key);
+    if (!at) return -1;
+    return strtoll(at + strlen(key), NULL, 10);
+}
+
+/* Issue 17: the default options with sink=SINK (RBENCH_OPTS over them, e.g. compression=gzip),
+ * COUNT typical entries in a tight loop from one thread, then rarch_flush(FLUSH_TIMEOUT_S);
+ * close_timeout_ms=0. The rate is COUNT over the time from the first rarch_log until flush
+ * returns, and the process's CPU over the same time. With STATS_URL, it then polls the
+ * receiver every 2 ms until FIELD reaches COUNT (or WAIT_S pass): e2e_ms is the time from the
+ * first rarch_log until the receiver has counted them all (with a Collector between, the
+ * records it has exported), at most one poll late. */
+static int cmd_sink(int argc, char **argv) {
+    if (argc != 8 && argc != 11) return -1;
+    const char *sink = argv[2], *url = argv[3], *key = argv[4], *bufdir = argv[5];
+    size_t count = strtoull(argv[6], NULL, 10);
+    long timeout_s = atol(argv[7]);
+    const char *stats_url = argc == 11 ? argv[8] : NULL, *field = argc == 11 ? argv[9] : NULL;
+    double wait_s = argc == 11 ? atof(argv[10]) : 0;
+    rarch_options *o = rarch_options_new();
+    if (!o) die("rarch_options_new");
+    set(o, "sink", sink);
+    set(o, "url", url);
+    if (strcmp(key, "-") != 0) set(o, "api_key", key);
+    set(o, "buffer_dir", bufdir);
+    set(o, "close_timeout_ms", "0");
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    long long before = stats_url ? http_get_field(stats_url, field) : 0;
+    if (stats_url && before != 0) {
+        fprintf(stderr, "rbench sink: %s says %s=%lld before the run (expected 0)\n", stats_url,
+                field, before);
+        return 2;
+    }
+    size_t errors = 0;
+    struct usage pa = usage_of(RUSAGE_SELF), ta = usage_of(RUSAGE_THREAD);
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < count; i++)
+        if (log_typical(l) != RARCH_OK) errors++;
+    uint64_t t1 = now_ns();
+    int st = rarch_flush(l, (uint32_t)(timeout_s * 1000));
+    uint64_t t2 = now_ns();
+    struct usage pb = usage_of(RUSAGE_SELF), tb = usage_of(RUSAGE_THREAD);
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench sink: flush: %s\n", buf);
+    }
+    long long seen = -1;
+    uint64_t t3 = t2;
+    if (stats_url) {
+        uint64_t end = t2 + (uint64_t)(wait_s * 1e9);
+        for (;;) {
+            seen = http_get_field(stats_url, field);
+            t3 = now_ns();
+            if ((seen >= 0 && (size_t)seen >= count) || t3 > end) break;
+            struct timespec ts = {0, 2 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    double secs = (t2 - t0) / 1e9;
+    printf("RESULT bench=sink sink=%s count=%zu errors=%zu flush=%d flush_timeout_s=%ld "
+           "log_ms=%.1f total_ms=%.1f rate=%.0f",
+           sink, count, errors, st, timeout_s, (t1 - t0) / 1e6, (t2 - t0) / 1e6, count / secs);
+    if (stats_url)
+        printf(" e2e_field=%s e2e_seen=%lld e2e_ms=%.1f e2e_rate=%.0f", field, seen,
+               (t3 - t0) / 1e6, seen > 0 ? seen / ((t3 - t0) / 1e9) : 0.0);
+    print_usage(pa, pb, ta, tb);
+    print_stats(l, "");
+    fflush(stdout);
+    uint64_t t4 = now_ns();
+    rarch_logger_free(l);
+    printf(" free_ms=%.1f\n", (now_ns() - t4) / 1e6);
+    fflush(stdout);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- memory while down */
 
 static int cmd_memory(int argc, char **argv) {
@@ -741,6 +867,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[1], "degraded")) r = cmd_degraded(argc, argv);
         else if (!strcmp(argv[1], "latency")) r = cmd_latency(argc, argv);
         else if (!strcmp(argv[1], "cpu")) r = cmd_cpu(argc, argv);
+        else if (!strcmp(argv[1], "sink")) r = cmd_sink(argc, argv);
     }
     if (r < 0) {
         fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");

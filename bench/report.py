@@ -4,7 +4,7 @@ Markdown report: report.py RESULTS_TXT OUT_MD. Targets are marks, never assertio
 import sys
 
 MIB = 1024 * 1024
-SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu")
+SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu", "otlp")
 # Issue 15: the share of failed requests of each faulted row of the degraded table, and whether
 # the issue sets the target for it (the resets row uses the same formula with p = 0.2, as a mark).
 DEGRADED_ROWS = (
@@ -97,6 +97,8 @@ def main():
         latency_section(p, by, one)
     if by(bench="cpu") or by(bench="cpuwrk"):
         cpu_section(p, by, one, machine.get("cpu_opts"))
+    if by(bench="sink"):
+        otlp_section(p, by, one)
     text = "\n".join(md)
     print(text)
     if out_md:
@@ -633,6 +635,63 @@ def cpu_section(p, by, one, opts=None):
                                                                      str(r["rate_target"])),
                 n, total, total / n, (total - r.get("caller_sleeps", 0)) / n,
                 ", ".join("%s %.2f" % (k, v / n) for k, v in calls[:5])))
+        p("")
+
+
+OTLP_ROWS = (("rarch", "rarch sink → receiver `/log` (the baseline)"),
+             ("otlp", "`sink=otlp` → Collector → receiver `/v1/logs`"),
+             ("otlp-gzip", "`sink=otlp`, `compression=gzip` → Collector → receiver"))
+
+
+def spread(xs, fmt):
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return "-"
+    m = fmt % median(xs)
+    return m if len(xs) == 1 else "%s (%s–%s)" % (m, fmt % min(xs), fmt % max(xs))
+
+
+def otlp_section(p, by, one):
+    rows = by(bench="sink")
+    n = rows[0]["count"]
+    rounds = max(r.get("round", 1) for r in rows)
+    p("### 8. OTLP through an OpenTelemetry Collector (issue 17), first rarch_log until rarch_flush returns")
+    p("")
+    p("Target: `sink=otlp` at least 5x the rarch sink's entries/s, %d entries, default options, "
+      "one thread in a tight loop, in the same run. Median of %d round(s) (min–max); "
+      "\"e2e\" is until the receiver has counted every record the Collector exported." % (n, rounds))
+    p("")
+    p("| sink | rounds | flush: entries/s | vs rarch | e2e: entries/s | vs rarch | "
+      "through the disk (`buffered`) | library CPU per entry | Collector CPU per entry | "
+      "receiver CPU per entry | arrived (receiver / library delivered) | check |")
+    p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    meds = {}
+    for label, title in OTLP_ROWS:
+        rs = [r for r in rows if r.get("label") == label]
+        if not rs:
+            continue
+        rate = median([r["rate"] for r in rs])
+        e2e = [r.get("e2e_rate", r["rate"]) for r in rs]
+        meds[label] = (rate, median(e2e))
+        base = meds.get("rarch")
+        vs = lambda i: "%.2fx" % (meds[label][i] / base[i]) if base and label != "rarch" else "-"
+        per = lambda key: [r[key] * 1000.0 / r["count"] for r in rs if key in r]
+        lib = [(r["cpu_user_us"] + r["cpu_sys_us"]) / r["count"] for r in rs if "cpu_user_us" in r]
+        p("| %s | %d | %s | %s | %s | %s | %s of %d | %s µs | %s | %s µs | %s | %s |" % (
+            title, len(rs), spread([r["rate"] for r in rs], "%.0f"), vs(0),
+            spread(e2e, "%.0f"), vs(1), spread([r.get("buffered") for r in rs], "%d"), n,
+            spread(lib, "%.1f"),
+            "-" if label == "rarch" else spread(per("collector_cpu_ms"), "%.1f") + " µs",
+            spread(per("receiver_cpu_ms"), "%.1f"),
+            "; ".join("%s / %s" % (r.get("receiver_count", "?"), r.get("delivered", "?")) for r in rs),
+            "ok" if all(r.get("check") == "ok" for r in rs) else "**FAIL**"))
+    p("")
+    base = meds.get("rarch")
+    if base and "otlp" in meds:
+        f, e = meds["otlp"][0] / base[0], meds["otlp"][1] / base[1]
+        p("Target check (issue 17): `sink=otlp` %.0f entries/s until flush returns, %.2fx the rarch "
+          "sink's %.0f (needed >= 5x): **%s**; end to end %.2fx." % (
+              meds["otlp"][0], f, base[0], mark(f >= 5), e))
         p("")
 
 

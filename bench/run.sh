@@ -8,7 +8,7 @@
 # Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
 #
 #   bench/run.sh [--quick] [--only SECTIONS] [--rev REF]
-#   --only caller,throughput,memory,blocking,degraded,latency,cpu
+#   --only caller,throughput,memory,blocking,degraded,latency,cpu,otlp
 #               run only these sections (BENCH_ONLY=...)
 #   --rev REF   measure the library of commit REF (built from `git archive` in target/bench/rev-*)
 #               instead of the working tree's (BENCH_REV=...); rbench uses this tree's header
@@ -20,13 +20,17 @@
 # Section 7 (CPU per delivered entry, issue 21): BENCH_CPU_S seconds per paced row (5, quick 2),
 # BENCH_CPU_ROUNDS rounds (3); strace (installed if missing) counts the system calls;
 # BENCH_CPU_OPTS="k=v,..." runs the library rows with other options (default: none).
+# Section 8 (OTLP through a Collector, issue 17): BENCH_OTLP_COUNT entries per row (200000, quick
+# too), BENCH_OTLP_ROUNDS rounds (3, quick 1) of rarch sink, sink=otlp and (BENCH_OTLP_GZIP=0
+# leaves it out) sink=otlp,compression=gzip; needs target/otelcol/otelcol-rarch (make collector).
+# A row that does not deliver every entry exactly once fails the run (exit 1, after the report).
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
 ONLY=${BENCH_ONLY:-}
 REV=${BENCH_REV:-}
-SECTIONS="caller throughput memory blocking degraded latency cpu"
+SECTIONS="caller throughput memory blocking degraded latency cpu otlp"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -34,7 +38,7 @@ while [ $# -gt 0 ]; do
     --only=*) ONLY=${1#--only=} ;;
     --rev) [ $# -ge 2 ] || { echo "--rev needs a git ref" >&2; exit 2; }; REV=$2; shift ;;
     --rev=*) REV=${1#--rev=} ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF)" >&2; exit 2 ;;
   esac
   shift
@@ -53,6 +57,7 @@ if [ $QUICK = 1 ]; then
   DEG_N=20000; DEG_T=60
   LAT_N=5000; LAT_T=120; LAT_FN=1000; LAT_FT=15
   CPU_S=2; CPU_FULL_N=20000
+  OTLP_ROUNDS=1
 else
   CALLER_N=5000; CALLER_RATE=2000
   TP_N=200000; TP_MODES="2:spill 2:block 4:spill"; WRK_S=3; PY_N=1500; PY_S=8
@@ -60,6 +65,7 @@ else
   DEG_N=200000; DEG_T=300
   LAT_N=20000; LAT_T=300; LAT_FN=2000; LAT_FT=30
   CPU_S=5; CPU_FULL_N=100000
+  OTLP_ROUNDS=3
 fi
 DEG_N=${BENCH_DEGRADED_COUNT:-$DEG_N}
 DEG_T=${BENCH_DEGRADED_TIMEOUT_S:-$DEG_T}
@@ -70,6 +76,9 @@ LAT_FT=${BENCH_LAT_FIXED_TIMEOUT_S:-$LAT_FT}
 CPU_S=${BENCH_CPU_S:-$CPU_S}
 CPU_ROUNDS=${BENCH_CPU_ROUNDS:-3}
 CPU_OPTS=${BENCH_CPU_OPTS:-}
+OTLP_N=${BENCH_OTLP_COUNT:-200000}
+OTLP_ROUNDS=${BENCH_OTLP_ROUNDS:-$OTLP_ROUNDS}
+OTLP_GZIP=${BENCH_OTLP_GZIP:-1}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
@@ -110,7 +119,14 @@ if want cpu && ! command -v strace >/dev/null 2>&1; then
     { sudo -n apt-get update -qq && sudo -n apt-get install -y -qq strace; } >/dev/null 2>&1 || true
   fi
 fi
-if want degraded || want latency; then
+if want otlp; then
+  # The Collector (tests/otelcol/build.sh: reused when built, else about 3 minutes with Go).
+  if [ ! -x "$ROOT/target/otelcol/otelcol-rarch" ] || [ -z "${MAKELEVEL:-}" ]; then
+    say "building the Collector (make collector)"
+    make -s collector >&2
+  fi
+fi
+if want degraded || want latency || want otlp; then
   command -v timeout >/dev/null || { echo "timeout (coreutils) is required" >&2; exit 1; }
 fi
 
@@ -151,11 +167,14 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
-start_receiver() { # name -> sets $ADDR
-  rm -f "$WORK/$1.addr"
-  "$ROOT/examples/receiver/receiver" -key "$KEY" -addr-file "$WORK/$1.addr" -quiet -keep=false \
-    2>"$WORK/$1.log" &
-  PIDS="$PIDS $!"
+start_receiver() { # name [receiver flags...] -> sets $ADDR and $RPID
+  n=$1; shift
+  rm -f "$WORK/$n.addr"
+  "$ROOT/examples/receiver/receiver" -key "$KEY" -addr-file "$WORK/$n.addr" -quiet -keep=false \
+    "$@" 2>"$WORK/$n.log" &
+  RPID=$!
+  PIDS="$PIDS $RPID"
+  set -- "$n"
   i=0
   while [ ! -s "$WORK/$1.addr" ]; do
     i=$((i + 1)); [ $i -gt 200 ] && { echo "receiver $1 did not start" >&2; exit 1; }
@@ -421,6 +440,83 @@ if want cpu; then
   fi
 fi
 
+# --- 8. OTLP through a Collector (issue 17) ------------------------------------------------------
+# The default options, OTLP_N typical entries in a tight loop from one thread, then
+# rarch_flush(600 s) (rbench sink): (a) the rarch sink to a receiver's /log, (b) sink=otlp to a
+# real OpenTelemetry Collector (bench/otelcol.yaml: otlp receiver, batch 8192 / 200 ms,
+# otlp_http exporter with encoding json and a sending queue) that exports to the same receiver's
+# /v1/logs (-otlp-count-only), (c) the same with compression=gzip. The rate is OTLP_N over the
+# time from the first rarch_log until flush returns; for (b) and (c) rbench then polls the
+# receiver's /otlp/stats every 2 ms until it has counted OTLP_N records (e2e). Rows alternate,
+# OTLP_ROUNDS rounds; each row: a fresh buffer_dir, the receiver's counters cleared, and the
+# CPU (utime + stime, /proc/PID/stat) the Collector and the receiver spent from before rbench
+# started until the receiver had everything. Every entry must arrive exactly once.
+OTLP_FAIL=0
+if want otlp; then
+  say "8. OTLP through a Collector: $OTLP_N entries a row, $OTLP_ROUNDS round(s), rarch sink beside"
+  start_receiver otlp -otlp-count-only; OTR=$ADDR; OTR_PID=$RPID
+  COL_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed "s/@RECEIVER_PORT@/$COL_PORT/; s#@LOGS_ENDPOINT@#http://$OTR/v1/logs#" bench/otelcol.yaml >"$WORK/otelcol.yaml"
+  "$ROOT/target/otelcol/otelcol-rarch" --config "$WORK/otelcol.yaml" >"$WORK/otelcol.log" 2>&1 &
+  COL_PID=$!
+  PIDS="$PIDS $COL_PID"
+  i=0
+  until curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"resourceLogs":[]}' \
+      "http://127.0.0.1:$COL_PORT/v1/logs"; do
+    i=$((i + 1))
+    if [ $i -gt 300 ] || ! kill -0 $COL_PID 2>/dev/null; then
+      tail -n 30 "$WORK/otelcol.log" >&2; echo "the Collector did not start" >&2; exit 1
+    fi
+    sleep 0.1
+  done
+  TCK=$(getconf CLK_TCK)
+  cpu_ms() { awk -v t="$TCK" '{ printf "%d", ($14 + $15) * 1000 / t }' "/proc/$1/stat"; }
+  otlp_stat() { curl -sf "http://$OTR/$1" | $PY -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
+  otlp_row() { # label sink opts round
+    curl -sf -X POST "http://$OTR/admin/reset" >/dev/null
+    B=$(bufdir)
+    c0=$(cpu_ms $COL_PID); r0=$(cpu_ms $OTR_PID)
+    rc=0
+    case $2 in
+      rarch) line=$(RBENCH_OPTS=$3 timeout -k 10 660 "$RB" sink rarch "http://$OTR/log" "$KEY" "$B" \
+                 $OTLP_N 600) || rc=$? ;;
+      otlp) line=$(RBENCH_OPTS=$3 timeout -k 10 720 "$RB" sink otlp "http://127.0.0.1:$COL_PORT/v1/logs" - \
+                 "$B" $OTLP_N 600 "http://$OTR/otlp/stats" records 60) || rc=$? ;;
+    esac
+    c1=$(cpu_ms $COL_PID); r1=$(cpu_ms $OTR_PID)
+    case $line in
+      "RESULT bench=sink "*) ;;
+      *) line="RESULT bench=sink sink=$2 count=$OTLP_N flush=-1 rate=0" ;;
+    esac
+    if [ $rc != 0 ]; then line="$line killed=1 exit=$rc"; fi
+    if [ $2 = rarch ]; then
+      got=$(otlp_stat stats accepted); dist=$(otlp_stat stats distinct); col_cpu=0
+    else
+      got=$(otlp_stat otlp/stats records); dist=$got; col_cpu=$((c1 - c0))
+    fi
+    delivered=$(printf '%s\n' "$line" | sed -n 's/.* delivered=\([0-9]*\).*/\1/p')
+    check=ok
+    if [ "$rc" != 0 ] || [ "$got" != "$OTLP_N" ] || [ "$dist" != "$OTLP_N" ] ||
+       [ "${delivered:-0}" != "$OTLP_N" ] || ! printf '%s\n' "$line" | grep -q ' flush=0 '; then
+      check=FAIL; OTLP_FAIL=1
+      say "   FAIL: $1 round $4: receiver counted $got ($dist distinct), library delivered ${delivered:-?}, of $OTLP_N (exit $rc)"
+    fi
+    echo "$line label=$1 opts=${3:-none} round=$4 receiver_count=$got receiver_distinct=$dist collector_cpu_ms=$col_cpu receiver_cpu_ms=$((r1 - r0)) check=$check" | emit
+    rm -rf "$B"
+  }
+  r=1
+  while [ $r -le "$OTLP_ROUNDS" ]; do
+    otlp_row rarch rarch "" $r
+    otlp_row otlp otlp "" $r
+    if [ "$OTLP_GZIP" = 1 ]; then otlp_row otlp-gzip otlp compression=gzip $r; fi
+    r=$((r + 1))
+  done
+  if grep -qiE 'error|panic' "$WORK/otelcol.log"; then
+    say "   the Collector logged errors:"; grep -iE 'error|panic' "$WORK/otelcol.log" | tail -n 5 >&2
+  fi
+fi
+
 echo "MACHINE elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT"
 cp "$OUT" bench/results.txt
 $PY bench/report.py "$OUT" bench/results.md
+if [ $OTLP_FAIL = 1 ]; then echo "bench: the otlp table lost or duplicated entries (check=FAIL above)" >&2; exit 1; fi

@@ -103,7 +103,8 @@ class Logger:
     Same constructor and methods as the Python client's `Logger`. `level=None` takes
     RARCH_LOGGING_DEFAULT_LEVEL (default DEBUG); the URL and key come from RARCH_LOGGING_URL and
     RARCH_LOGGING_API_KEY. Extra keyword-only arguments: `mode` ("threaded", the default, or
-    "blocking") and `options` (a dict of any rarch_options_set key, e.g. {"buffer_dir": ...}).
+    "blocking") and `options` (a dict of any rarch_options_set key, e.g. {"buffer_dir": ...},
+    or {"sink": "otlp"} for OTLP/HTTP logs to an OpenTelemetry Collector).
 
     The methods never raise for delivery problems: like the Python client, a failure is printed
     to stderr as "[LOGGING ERROR] ..." (at most once a second per logger).

@@ -126,3 +126,19 @@ def test_a_bad_service_name_raises_with_its_own_status(env):
     with pytest.raises(rlc.RarchError) as e:
         _native.NativeLogger("svc", options={"queue_capacity": "lots"})
     assert e.value.status == _native.ERR_CONFIG
+
+
+def test_the_otlp_options_are_accepted_and_a_bad_header_is_not_shown(env, tmp_path):
+    from redarch_logging_client import _native
+    nl = _native.NativeLogger("svc", options={
+        "sink": "otlp", "url": "http://127.0.0.1:9/v1/logs", "headers": "x-tenant=acme",
+        "compression": "gzip", "batch_max_entries": 64, "batch_max_bytes": 65536,
+        "batch_linger_ms": 5, "buffer_dir": str(tmp_path), "close_timeout_ms": 0})
+    nl.close()
+    with pytest.raises(rlc.RarchError) as e:
+        _native.NativeLogger("svc", options={"compression": "zstd"})
+    assert e.value.status == _native.ERR_CONFIG and "compression" in e.value.message
+    with pytest.raises(rlc.RarchError) as e:
+        _native.NativeLogger("svc", options={"sink": "otlp", "headers": "no-equals-s3cr3t"})
+    assert e.value.status == _native.ERR_CONFIG and "headers" in e.value.message
+    assert "s3cr3t" not in e.value.message

@@ -371,6 +371,7 @@ private:
 
 // Options for a Logger (see rarch_options_set in rarch_logging.h for the keys). Chainable:
 //     rarch::Options().set("url", "http://127.0.0.1:8080/log").set("mirror", "stderr")
+//     rarch::Options().set("sink", "otlp").set("compression", "gzip")   // OTLP/HTTP logs
 class Options {
 public:
     Options() : p_(rarch_options_new()) {

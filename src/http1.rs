@@ -65,6 +65,16 @@ struct Failed {
     nothing_read: bool,
 }
 
+/// How a pipelined exchange ended.
+enum Pipelined {
+    /// Every request answered; the connection can carry more.
+    Kept,
+    /// The server closed the connection after an answer, before the others.
+    Closed,
+    /// No more answers: why. (After the last answer: the connection is not reused.)
+    Failed(Failed),
+}
+
 fn failed(reason: impl Into<String>, nothing_read: bool) -> Failed {
     Failed {
         reason: reason.into(),
@@ -280,14 +290,169 @@ impl Client {
         let end = self.phase_end(deadline);
         let mut buf = std::mem::take(&mut c.answer);
         buf.clear();
-        let result = self.answer(c, &mut buf, end, deadline, max_text);
+        // Bytes past the answer: the connection is out of step.
+        let result = self
+            .answer(c, &mut buf, end, deadline, max_text)
+            .map(|(a, keep)| (a, keep && buf.is_empty()));
         if buf.capacity() <= 64 * 1024 {
             c.answer = buf;
         }
         result
     }
 
-    /// Reads the answer to the request just sent, into `buf`.
+    /// Posts several bodies on one connection, pipelined (RFC 9112, 9.3): every request leaves
+    /// in one `send`, and the answers, which the server sends in order, are read together
+    /// (usually in one `recv`). One result per request, in order. Requests the server did not
+    /// answer because it closed the connection after an earlier answer are sent again on a
+    /// new connection; those that met a failure (a reset, a timeout) get its reason.
+    pub fn post_many(
+        &self,
+        slot: usize,
+        reqs: &[(&[u8], &str)],
+        deadline: Option<Instant>,
+        max_text: (usize, usize),
+    ) -> Vec<Result<Answer, String>> {
+        let mut buf = Vec::new();
+        let mut ends = Vec::with_capacity(reqs.len());
+        for (body, bearer) in reqs {
+            buf.extend_from_slice(&self.head);
+            if !bearer.is_empty() {
+                buf.extend_from_slice(b"Authorization: ");
+                buf.extend_from_slice(bearer.as_bytes());
+                buf.extend_from_slice(b"\r\n");
+            }
+            buf.extend_from_slice(b"Content-Length: ");
+            buf.extend_from_slice(body.len().to_string().as_bytes());
+            buf.extend_from_slice(b"\r\n\r\n");
+            buf.extend_from_slice(body);
+            ends.push(buf.len());
+        }
+        let idle = &self.idle[slot % self.idle.len()];
+        let mut results: Vec<Result<Answer, String>> = Vec::with_capacity(reqs.len());
+        let mut retried = false;
+        while results.len() < reqs.len() {
+            let done = results.len();
+            let from = if done == 0 { 0 } else { ends[done - 1] };
+            let pooled = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let reused = pooled.is_some();
+            let mut conn = match pooled {
+                Some(c) => c,
+                None => match self.connect(deadline) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        results.resize_with(reqs.len(), || Err(e.clone()));
+                        break;
+                    }
+                },
+            };
+            let (answers, end) = self.exchange_many(
+                &mut conn,
+                &buf[from..],
+                reqs.len() - done,
+                deadline,
+                max_text,
+            );
+            let got = answers.len();
+            results.extend(answers.into_iter().map(Ok));
+            match end {
+                Pipelined::Kept => {
+                    let mut v = idle.lock().unwrap_or_else(|e| e.into_inner());
+                    if v.len() < IDLE_PER_SLOT {
+                        v.push(conn);
+                    }
+                }
+                // The server answered some and closed: the rest again, on a new connection.
+                Pipelined::Closed => {}
+                // A kept-alive connection the server had closed meanwhile: once more.
+                Pipelined::Failed(f) if got == 0 && reused && f.nothing_read && !retried => {
+                    retried = true;
+                }
+                Pipelined::Failed(f) => {
+                    results.resize_with(reqs.len(), || Err(f.reason.clone()));
+                }
+            }
+        }
+        results
+    }
+
+    /// Sends `n` requests (`req`, one after the other) and reads their answers, in order.
+    fn exchange_many(
+        &self,
+        c: &mut Conn,
+        req: &[u8],
+        n: usize,
+        deadline: Option<Instant>,
+        max_text: (usize, usize),
+    ) -> (Vec<Answer>, Pipelined) {
+        let mut answers = Vec::with_capacity(n);
+        let end = self.phase_end(deadline);
+        let mut at = 0;
+        while at < req.len() {
+            let Some(left) = left_until(end) else {
+                return (
+                    answers,
+                    Pipelined::Failed(failed("timed out sending", false)),
+                );
+            };
+            if let Err(e) = c.set_write_timeout(left) {
+                return (
+                    answers,
+                    Pipelined::Failed(failed(format!("send: {e}"), true)),
+                );
+            }
+            match (&c.stream).write(&req[at..]) {
+                Ok(0) => {
+                    return (
+                        answers,
+                        Pipelined::Failed(failed("send: connection closed", true)),
+                    )
+                }
+                Ok(k) => at += k,
+                Err(e) if timed_out(&e) => {}
+                Err(e) => {
+                    return (
+                        answers,
+                        Pipelined::Failed(failed(format!("send: {e}"), true)),
+                    )
+                }
+            }
+        }
+        let mut buf = std::mem::take(&mut c.answer);
+        buf.clear();
+        let mut end_state = Pipelined::Kept;
+        while answers.len() < n {
+            let end = self.phase_end(deadline);
+            match self.answer(c, &mut buf, end, deadline, max_text) {
+                Ok((a, keep)) => {
+                    answers.push(a);
+                    if !keep {
+                        end_state = if answers.len() < n {
+                            Pipelined::Closed
+                        } else {
+                            Pipelined::Failed(failed("closed by the server", false))
+                        };
+                        break;
+                    }
+                }
+                Err(f) => {
+                    end_state = Pipelined::Failed(f);
+                    break;
+                }
+            }
+        }
+        if matches!(end_state, Pipelined::Kept) && !buf.is_empty() {
+            // Bytes past the last answer: the connection is out of step.
+            end_state = Pipelined::Failed(failed("bytes past the last answer", false));
+        }
+        if buf.capacity() <= 64 * 1024 {
+            c.answer = buf;
+        }
+        (answers, end_state)
+    }
+
+    /// Reads the answer to the request just sent, into `buf`; what follows it stays in `buf`
+    /// (the next answer of a pipeline). Ok: the answer, and whether the server keeps the
+    /// connection open after it.
     fn answer(
         &self,
         c: &mut Conn,
@@ -347,12 +512,9 @@ impl Client {
         match framing {
             Framing::Length(n) => {
                 body_bytes(c, buf, end, n, &mut text, keep_text)?;
-                // Bytes past the answer: the connection is out of step.
-                reusable &= buf.is_empty();
             }
             Framing::Chunked => {
                 read_chunked(c, buf, end, &mut text, keep_text)?;
-                reusable &= buf.is_empty();
             }
             Framing::UntilClose => {
                 reusable = false;

@@ -47,6 +47,20 @@ pub trait Post: Send + Sync {
     /// Posts `body` with `Authorization: <bearer>`. With a `deadline`, no phase of the request
     /// waits past it.
     fn post(&self, body: &[u8], bearer: &str, deadline: Option<Instant>) -> Outcome;
+
+    /// Posts several bodies, each with its `Authorization`, and gives an outcome for each, in
+    /// order. A client that can pipelines them on one connection (see
+    /// [`Post::pipelines`]); the others post them one after the other.
+    fn post_many(&self, reqs: &[(&[u8], &str)], deadline: Option<Instant>) -> Vec<Outcome> {
+        reqs.iter()
+            .map(|(body, bearer)| self.post(body, bearer, deadline))
+            .collect()
+    }
+
+    /// Whether [`Post::post_many`] sends its requests together (HTTP/1.1 pipelining).
+    fn pipelines(&self) -> bool {
+        false
+    }
 }
 
 /// The client for the configured URL (or any [`Post`], for tests).
@@ -111,6 +125,14 @@ impl Post for Transport {
     fn post(&self, body: &[u8], bearer: &str, deadline: Option<Instant>) -> Outcome {
         self.client.post(body, bearer, deadline)
     }
+
+    fn post_many(&self, reqs: &[(&[u8], &str)], deadline: Option<Instant>) -> Vec<Outcome> {
+        self.client.post_many(reqs, deadline)
+    }
+
+    fn pipelines(&self) -> bool {
+        self.client.pipelines()
+    }
 }
 
 /// This thread's slot: the lowest one free the first time the thread posts, given back when the
@@ -162,6 +184,22 @@ impl Post for Plain {
             Ok(a) => outcome(a.status, a.retry_after, &a.text),
             Err(e) => transport_error(e),
         }
+    }
+
+    fn post_many(&self, reqs: &[(&[u8], &str)], deadline: Option<Instant>) -> Vec<Outcome> {
+        let max = (MAX_REASON as usize, self.ok_text);
+        self.client
+            .post_many(slot(), reqs, deadline, max)
+            .into_iter()
+            .map(|r| match r {
+                Ok(a) => outcome(a.status, a.retry_after, &a.text),
+                Err(e) => transport_error(e),
+            })
+            .collect()
+    }
+
+    fn pipelines(&self) -> bool {
+        true
     }
 }
 

@@ -19,6 +19,7 @@
 //! The pure logic ([`State`]) takes times from the caller, so tests drive it with a manual
 //! clock.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -178,6 +179,10 @@ pub(crate) struct Limiter {
     state: Mutex<State>,
     freed: Condvar,
     born: std::time::Instant,
+    /// Answers so far, and the median round trip (µs) as of the last of every 64th, for
+    /// readers that must not take the lock (a sender deciding to pipeline, once per request).
+    answers: AtomicU64,
+    recent_p50_us: AtomicU64,
 }
 
 impl Limiter {
@@ -186,6 +191,8 @@ impl Limiter {
             state: Mutex::new(State::new(adaptive, initial, max)),
             freed: Condvar::new(),
             born: std::time::Instant::now(),
+            answers: AtomicU64::new(0),
+            recent_p50_us: AtomicU64::new(0),
         }
     }
 
@@ -224,6 +231,11 @@ impl Limiter {
     pub(crate) fn rtt_p50(&self) -> Duration {
         self.lock().rtt_p50()
     }
+
+    /// [`Limiter::rtt_p50`] as of up to 64 answers ago, without the lock (zero before the first 64).
+    pub(crate) fn recent_rtt_p50(&self) -> Duration {
+        Duration::from_micros(self.recent_p50_us.load(Ordering::Relaxed))
+    }
 }
 
 /// The right to have one request in flight, given back with its outcome (or, dropped without
@@ -241,6 +253,10 @@ impl Permit<'_> {
         let now = self.limiter.born.elapsed().as_micros() as u64;
         let mut s = self.limiter.lock();
         s.done(now, self.start.elapsed(), backpressure);
+        if (self.limiter.answers.fetch_add(1, Ordering::Relaxed) + 1) % 64 == 0 {
+            let p = s.rtt_p50().as_micros() as u64;
+            self.limiter.recent_p50_us.store(p, Ordering::Relaxed);
+        }
         let wake = s.waiting > 0;
         drop(s);
         if wake {

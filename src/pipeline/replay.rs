@@ -248,19 +248,27 @@ impl Shared {
             .count();
         // With sink=otlp a request carries up to a batch of lines (a probe: one).
         let batching = self.batching();
+        // With the rarch sink to a near server, a run of lines is pipelined.
         let chunk = if limit.is_some() {
             1
         } else if batching {
             self.cfg.batch_max_entries
+        } else if self.pipelining() {
+            super::sender::PIPELINE_DEPTH
         } else {
             1
         };
-        // As many threads as requests may be in flight (the limiter, which may grow during the
-        // file, decides how many send at once; the others wait for a permit).
+        // As many threads as requests may be in flight now, and one more (the limiter, which
+        // may grow during the file, decides how many send at once; the others wait for a
+        // permit). Not `connections` threads whatever the limit: waiting on the limiter, they
+        // cost wake-ups and futex calls for nothing.
         let k = if to_send < 64 || limit.is_some() {
             1
         } else {
-            self.cfg.connections.max(1).min(to_send.div_ceil(chunk))
+            (self.limiter.limit() + 1)
+                .min(self.cfg.connections)
+                .min(to_send.div_ceil(chunk))
+                .max(1)
         };
         // Lines are taken in order by `k` threads, a run of up to `chunk` at a time; `done[i]`
         // is set once line i is settled, so a mark never covers a line in flight, and a slow
@@ -309,11 +317,11 @@ impl Shared {
                 {
                     break;
                 }
+                let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
                 let results = if batching {
-                    let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
                     self.replay_batch(b, &batch, limit.is_some())
                 } else {
-                    vec![self.replay_line(b, &lines[run[0]], limit.is_some())]
+                    self.replay_lines(b, &batch, limit.is_some())
                 };
                 let mut settled = 0;
                 for (&i, r) in run.iter().zip(results) {
@@ -363,102 +371,170 @@ impl Shared {
         Ok(round)
     }
 
-    /// Sends one buffer line (see [`Line`]).
-    fn replay_line(&self, b: &DiskBuffer, line: &[u8], probe: bool) -> Line {
-        let Some((service, strikes)) = parse_line(line) else {
-            Stats::add(&self.stats.corrupt, 1);
-            let _ = b.side(buffer::CORRUPT, line);
-            return Line::Settled {
-                delivered: false,
-                failed: false,
+    /// Sends buffer lines of the rarch sink, each its own request: one, or several pipelined on
+    /// one connection ([`Shared::pipelining`]); a [`Line`] for each, in order. Lines left
+    /// without an answer by one failure (a reset, a timeout) count as one failed request for
+    /// the policy.
+    fn replay_lines(&self, b: &DiskBuffer, lines: &[&[u8]], probe: bool) -> Vec<Line> {
+        let settled = |delivered, failed| Line::Settled { delivered, failed };
+        let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
+        // (index, service, strikes, bearer) of the lines sent.
+        let mut sent: Vec<(usize, String, u32, Arc<str>)> = Vec::new();
+        for (j, line) in lines.iter().enumerate() {
+            let Some((service, strikes)) = parse_line(line) else {
+                Stats::add(&self.stats.corrupt, 1);
+                let _ = b.side(buffer::CORRUPT, line);
+                results[j] = Some(settled(false, false));
+                continue;
             };
+            let Some(bearer) = self.bearer(&service) else {
+                results[j] = Some(Line::Kept);
+                continue;
+            };
+            sent.push((j, service, strikes, bearer));
+        }
+        let finish = |results: Vec<Option<Line>>| -> Vec<Line> {
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or(Line::Kept))
+                .collect()
         };
-        let Some(bearer) = self.bearer(&service) else {
-            return Line::Kept;
-        };
+        if sent.is_empty() {
+            return finish(results);
+        }
         // A probe is sent during an outage; other lines stop with it.
         let Some(permit) = self
             .limiter
             .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
         else {
-            return Line::Kept;
+            return finish(results);
         };
-        let outcome = self.post(line, &bearer);
-        permit.answered(backpressure(&outcome));
-        let (kind, status, reason) = match outcome {
-            Outcome::Delivered => {
-                self.policy.success(self.now_ms());
-                Stats::add(&self.stats.delivered, 1);
-                Stats::add(&self.stats.replayed, 1);
-                return Line::Settled {
-                    delivered: true,
-                    failed: false,
-                };
-            }
-            Outcome::Rejected { status, reason } => {
-                // The server is up: it read the entry and refused it.
-                self.policy.success(self.now_ms());
-                Stats::add(&self.stats.failed_attempts, 1);
-                self.dead_letter(&service, line, status, &reason, None);
-                return Line::Settled {
-                    delivered: false,
-                    failed: false,
-                };
-            }
-            Outcome::Retry { status, reason, .. } => (Failure::of_status(status), status, reason),
-            // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
-            Outcome::Partial { reason, .. } => {
-                self.policy.success(self.now_ms());
-                self.note_error(&reason);
-                Stats::add(&self.stats.rejected, 1);
-                return Line::Settled {
-                    delivered: false,
-                    failed: false,
-                };
-            }
-            Outcome::Auth { status, reason } => {
-                Stats::add(&self.stats.auth_failures, 1);
-                self.tokens.invalidate(&service);
-                (
-                    Failure::Auth,
-                    status,
-                    format!("authentication refused: {reason}"),
-                )
-            }
+        let outcomes = if sent.len() == 1 {
+            vec![self.post(lines[sent[0].0], &sent[0].3)]
+        } else {
+            let reqs: Vec<(&[u8], &str)> = sent.iter().map(|s| (lines[s.0], &s.3[..])).collect();
+            self.post_many(&reqs)
         };
+        permit.answered(outcomes.iter().any(backpressure));
+        // The lines left without an answer, and the failure that left them so.
+        let mut unanswered: Vec<(usize, &str, u32)> = Vec::new();
+        let mut no_answer = None;
+        for ((j, service, strikes, _), outcome) in sent.iter().zip(outcomes) {
+            let line = lines[*j];
+            let (kind, status, reason) = match outcome {
+                Outcome::Delivered => {
+                    self.policy.success(self.now_ms());
+                    Stats::add(&self.stats.delivered, 1);
+                    Stats::add(&self.stats.replayed, 1);
+                    results[*j] = Some(settled(true, false));
+                    continue;
+                }
+                Outcome::Rejected { status, reason } => {
+                    // The server is up: it read the entry and refused it.
+                    self.policy.success(self.now_ms());
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    self.dead_letter(service, line, status, &reason, None);
+                    results[*j] = Some(settled(false, false));
+                    continue;
+                }
+                // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
+                Outcome::Partial { reason, .. } => {
+                    self.policy.success(self.now_ms());
+                    self.note_error(&reason);
+                    Stats::add(&self.stats.rejected, 1);
+                    results[*j] = Some(settled(false, false));
+                    continue;
+                }
+                Outcome::Retry { status: 0, .. } if sent.len() > 1 => {
+                    unanswered.push((*j, service, *strikes));
+                    no_answer.get_or_insert(outcome);
+                    continue;
+                }
+                Outcome::Retry { status, reason, .. } => {
+                    (Failure::of_status(status), status, reason)
+                }
+                Outcome::Auth { status, reason } => {
+                    Stats::add(&self.stats.auth_failures, 1);
+                    self.tokens.invalidate(service);
+                    (
+                        Failure::Auth,
+                        status,
+                        format!("authentication refused: {reason}"),
+                    )
+                }
+            };
+            let r = self.lines_failed(b, lines, &[(*j, service, *strikes)], kind, status, &reason);
+            results[*j] = r.into_iter().next();
+        }
+        if let Some(Outcome::Retry { status, reason, .. }) = no_answer {
+            let kind = Failure::of_status(status);
+            let r = self.lines_failed(b, lines, &unanswered, kind, status, &reason);
+            for ((j, _, _), r) in unanswered.iter().zip(r) {
+                results[*j] = Some(r);
+            }
+        }
+        finish(results)
+    }
+
+    /// Lines whose request failed (one request, or lines left without an answer together):
+    /// the policy hears of one failure; they are dead-lettered if poison, else appended to
+    /// the end of the backlog with their strikes, to be tried again in a later round.
+    fn lines_failed(
+        &self,
+        b: &DiskBuffer,
+        lines: &[&[u8]],
+        failed: &[(usize, &str, u32)],
+        kind: Failure,
+        status: u16,
+        reason: &str,
+    ) -> Vec<Line> {
         Stats::add(&self.stats.failed_attempts, 1);
-        self.note_error(&reason);
+        self.note_error(reason);
+        let strikes = failed.iter().map(|f| f.2).max().unwrap_or(0);
         let v = self
             .policy
-            .failure(self.now_ms(), entry_key(line), strikes, kind);
+            .failure(self.now_ms(), entry_key(lines[failed[0].0]), strikes, kind);
         if v.poisoned {
-            self.dead_letter(&service, line, status, &reason, Some(v.strikes));
-            return Line::Settled {
-                delivered: false,
-                failed: false,
-            };
-        }
-        // To the end of the backlog, with its strikes; tried again in a later round.
-        let mut data = if v.strikes != strikes {
-            with_retry_count(line, v.strikes)
-        } else {
-            line.to_vec()
-        };
-        data.push(b'\n');
-        match b.append(&data, 1) {
-            Ok(a) if a.error.is_none() && a.lines == 1 => {
-                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
-                Line::Settled {
-                    delivered: false,
-                    failed: true,
-                }
+            for (j, service, _) in failed {
+                self.dead_letter(service, lines[*j], status, reason, Some(v.strikes));
             }
+            return failed
+                .iter()
+                .map(|_| Line::Settled {
+                    delivered: false,
+                    failed: false,
+                })
+                .collect();
+        }
+        let struck = v.strikes.saturating_sub(strikes);
+        let mut data = Vec::new();
+        for (j, _, s) in failed {
+            if struck > 0 {
+                data.extend_from_slice(&with_retry_count(lines[*j], s.saturating_add(struck)));
+            } else {
+                data.extend_from_slice(lines[*j]);
+            }
+            data.push(b'\n');
+        }
+        let stored = match b.append(&data, failed.len() as u64) {
             Ok(a) => {
                 Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
-                Line::Kept
+                a.lines as usize
             }
-            Err(_) => Line::Kept,
-        }
+            Err(_) => 0,
+        };
+        (0..failed.len())
+            .map(|n| {
+                if n < stored {
+                    Line::Settled {
+                        delivered: false,
+                        failed: true,
+                    }
+                } else {
+                    Line::Kept
+                }
+            })
+            .collect()
     }
 
     /// Sends buffer lines as one OTLP request (sink=otlp); a [`Line`] for each, in order.

@@ -13,15 +13,26 @@ use crate::config::Sink;
 use crate::error::{Error, ErrorKind, Result};
 use crate::otlp;
 use crate::stats::Stats;
-use crate::transport::Outcome;
+use crate::transport::{Outcome, Post};
 use crossbeam_channel::RecvTimeoutError;
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How often a sender looks at the queue while entries keep coming, and while a batch lingers.
+/// How often a sender looks at the queue while entries keep coming (at the most), and while a
+/// batch lingers.
 const POLL: Duration = Duration::from_millis(1);
+/// The longest a sender sleeps between two looks at the queue while entries keep coming. The
+/// interval doubles after each look that finds the queue empty and halves after one that finds
+/// a backlog (two entries or more), so that the wake-ups follow the rate: about one look per
+/// entry or two at a low rate, one per millisecond at a high one.
+const POLL_MAX: Duration = Duration::from_millis(16);
+/// The most rarch requests pipelined in one exchange, and their most bytes.
+pub(super) const PIPELINE_DEPTH: usize = 16;
+const PIPELINE_BYTES: usize = 64 * 1024;
+/// A server whose median round trip is under this is near (see [`Shared::pipelining`]).
+const PIPELINE_NEAR: Duration = Duration::from_millis(5);
 
 /// An entry waiting for its retry. Ordered so that a max-heap's top is the earliest due (and,
 /// at the same instant, the first parked).
@@ -78,13 +89,14 @@ impl Shared {
         self.cfg.sink == Sink::Otlp
     }
 
-    /// A sender thread. While entries keep coming it polls the queue every millisecond and
-    /// takes what has accumulated, so a caller never pays for waking it; after a quiet spell
+    /// A sender thread. While entries keep coming it polls the queue (every 1 to 16 ms, see
+    /// [`POLL_MAX`]) and takes what has accumulated, so a caller never pays for waking it; after a quiet spell
     /// it blocks on the queue (the next caller's send wakes it once), or until the next
     /// parked entry is due. With sink=otlp it then fills a batch (see [`Shared::fill`]).
     pub(super) fn worker(self: &Arc<Self>) {
         const QUIET: Duration = Duration::from_millis(200);
         let mut idle_since: Option<Instant> = None;
+        let mut poll = POLL;
         let mut batch: Vec<Item> = Vec::new();
         // An entry that did not fit in the last batch: the first of the next.
         let mut carry: Option<Item> = None;
@@ -106,7 +118,12 @@ impl Shared {
             let item = match carry.take().or_else(|| self.due_parked()) {
                 Some(i) => i,
                 None => match self.rx.try_recv() {
-                    Ok(i) => i,
+                    Ok(i) => {
+                        if !self.rx.is_empty() {
+                            poll = (poll / 2).max(POLL);
+                        }
+                        i
+                    }
                     Err(_) => {
                         let parked = self.retry_len.load(Ordering::Acquire) > 0;
                         if self.closing.load(Ordering::Acquire) && !parked {
@@ -114,9 +131,11 @@ impl Shared {
                         }
                         let since = *idle_since.get_or_insert_with(Instant::now);
                         if since.elapsed() < QUIET {
-                            std::thread::sleep(POLL);
+                            std::thread::sleep(poll);
+                            poll = (poll * 2).min(POLL_MAX);
                             continue;
                         }
+                        poll = POLL;
                         let wait = self
                             .next_due()
                             .map_or(Duration::from_millis(100), |d| {
@@ -133,8 +152,11 @@ impl Shared {
             };
             idle_since = None;
             batch.push(item);
+            let pipelined = !self.batching() && self.pipelining();
             if self.batching() {
                 self.fill(&mut batch, &mut carry);
+            } else if pipelined {
+                self.fill_pipeline(&mut batch);
             }
             self.made_room();
             if self.policy.outage() || self.past_deadline() {
@@ -151,7 +173,33 @@ impl Shared {
                     self.note_error(&e.message);
                 }
             }
-            self.attempt(&mut batch, &mut scratch);
+            if pipelined && batch.len() > 1 {
+                self.attempt_many(&mut batch);
+            } else {
+                self.attempt(&mut batch, &mut scratch);
+            }
+        }
+    }
+
+    /// Whether to pipeline rarch requests: the client can (`http://`), and the server is
+    /// near (a median round trip under [`PIPELINE_NEAR`]). A near server is bound by its CPU,
+    /// and pipelining spends fewer system calls per entry on both sides; a distant one (or a
+    /// slow one: a Go server answers a connection's requests one after the other) gets more
+    /// requests in flight from the concurrency limit instead, one per connection.
+    pub(super) fn pipelining(&self) -> bool {
+        self.transport.pipelines() && self.limiter.recent_rtt_p50() < PIPELINE_NEAR
+    }
+
+    /// Adds to a batch of rarch entries what is waiting now (due parked entries, then the
+    /// queue's), up to [`PIPELINE_DEPTH`] entries and [`PIPELINE_BYTES`]; it never waits.
+    fn fill_pipeline(&self, batch: &mut Vec<Item>) {
+        let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
+        while batch.len() < PIPELINE_DEPTH && bytes < PIPELINE_BYTES {
+            let Some(i) = self.due_parked().or_else(|| self.rx.try_recv().ok()) else {
+                return;
+            };
+            bytes += i.body.len();
+            batch.push(i);
         }
     }
 
@@ -265,6 +313,11 @@ impl Shared {
         }
         let outcome = self.post(self.body(batch, sc), &bearer);
         permit.answered(backpressure(&outcome));
+        self.answered(batch, outcome);
+    }
+
+    /// Where a batch's entries go after the answer to their request.
+    fn answered(&self, batch: &mut Vec<Item>, outcome: Outcome) {
         let n = batch.len() as u64;
         match outcome {
             Outcome::Delivered => {
@@ -306,6 +359,53 @@ impl Shared {
                 }
                 self.done_all(batch);
             }
+        }
+    }
+
+    /// Several rarch entries at once, each its own request, pipelined on one connection (see
+    /// [`Shared::fill_pipeline`]): one permit for the exchange, and each entry's answer
+    /// handled as if it had come alone, except the entries left without an answer by one
+    /// failure (a reset, a timeout), which the policy hears of once, as one request.
+    fn attempt_many(&self, batch: &mut Vec<Item>) {
+        let mut bearers = Vec::with_capacity(batch.len());
+        for item in batch.iter() {
+            let Some(b) = self.bearer(&item.service) else {
+                self.spill(std::mem::take(batch));
+                return;
+            };
+            bearers.push(b);
+        }
+        let Some(permit) = self
+            .limiter
+            .acquire(|| self.policy.outage() || self.past_deadline())
+        else {
+            self.spill(std::mem::take(batch));
+            return;
+        };
+        for item in batch.iter_mut() {
+            item.tries += 1;
+        }
+        let reqs: Vec<(&[u8], &str)> = batch
+            .iter()
+            .zip(&bearers)
+            .map(|(i, b)| (&i.body[..], &b[..]))
+            .collect();
+        let outcomes = self.post_many(&reqs);
+        permit.answered(outcomes.iter().any(backpressure));
+        let mut one = Vec::with_capacity(1);
+        let mut unanswered = Vec::new();
+        let mut no_answer = None;
+        for (item, outcome) in batch.drain(..).zip(outcomes) {
+            if matches!(outcome, Outcome::Retry { status: 0, .. }) {
+                unanswered.push(item);
+                no_answer.get_or_insert(outcome);
+                continue;
+            }
+            one.push(item);
+            self.answered(&mut one, outcome);
+        }
+        if let Some(o) = no_answer {
+            self.answered(&mut unanswered, o);
         }
     }
 
@@ -358,6 +458,28 @@ impl Shared {
                     reason,
                     retry_after: None,
                 }
+            }
+        }
+    }
+
+    /// [`Shared::post`] for several requests, pipelined.
+    pub(super) fn post_many(&self, reqs: &[(&[u8], &str)]) -> Vec<Outcome> {
+        let deadline = self.deadline();
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.transport.post_many(reqs, deadline)
+        })) {
+            Ok(o) if o.len() == reqs.len() => o,
+            _ => {
+                Stats::add(&self.stats.sender_panics, 1);
+                let reason = "transport: a sending thread panicked; retried".to_string();
+                self.note_error(&reason);
+                reqs.iter()
+                    .map(|_| Outcome::Retry {
+                        status: 0,
+                        reason: reason.clone(),
+                        retry_after: None,
+                    })
+                    .collect()
             }
         }
     }

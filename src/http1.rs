@@ -950,4 +950,114 @@ mod tests {
         );
         assert_eq!((c.host.as_str(), c.port), ("::1", 8080));
     }
+
+    /// A server that reads requests as a stream (pipelined or not) and answers each in turn
+    /// with `200` and its body's text; on connection `c`, after `close_after[c]` answers it
+    /// closes (with `Connection: close` on the last one, or, when `reset`, by a bare close).
+    /// Returns how many requests each connection carried in how many reads.
+    fn pipeline_server(
+        close_after: Vec<usize>,
+        reset: bool,
+    ) -> (String, thread::JoinHandle<Vec<(usize, usize)>>) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/log", l.local_addr().unwrap());
+        let h = thread::spawn(move || {
+            let mut per_conn = Vec::new();
+            for limit in close_after {
+                let (mut s, _) = l.accept().unwrap();
+                let (mut buf, mut b) = (Vec::new(), [0u8; 65536]);
+                let (mut answered, mut reads) = (0, 0);
+                'conn: loop {
+                    // Every whole request in the buffer.
+                    while let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..i]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length: "))
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        if buf.len() < i + 4 + len {
+                            break;
+                        }
+                        let body = buf[i + 4..i + 4 + len].to_vec();
+                        buf.drain(..i + 4 + len);
+                        answered += 1;
+                        if reset && answered == limit {
+                            break 'conn;
+                        }
+                        let last = answered == limit;
+                        let a = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n",
+                            body.len(),
+                            if last { "Connection: close\r\n" } else { "" }
+                        );
+                        s.write_all(a.as_bytes()).unwrap();
+                        s.write_all(&body).unwrap();
+                        if last {
+                            break 'conn;
+                        }
+                    }
+                    let n = s.read(&mut b).unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    reads += 1;
+                    buf.extend_from_slice(&b[..n]);
+                }
+                per_conn.push((answered, reads));
+            }
+            per_conn
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn pipelined_requests_leave_together_and_are_answered_in_order() {
+        let (url, h) = pipeline_server(vec![usize::MAX], false);
+        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let bodies: Vec<String> = (0..10).map(|i| format!("body {i}")).collect();
+        let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "Bearer x")).collect();
+        let got = c.post_many(0, &reqs, None, (100, 100));
+        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text).collect();
+        assert_eq!(texts, bodies);
+        drop(c);
+        let conns = h.join().unwrap();
+        assert_eq!(conns.len(), 1);
+        assert_eq!(conns[0].0, 10);
+        // All ten requests in one send: the server read them in a read or two.
+        assert!(conns[0].1 <= 2, "{conns:?}");
+    }
+
+    #[test]
+    fn what_a_closing_server_left_unanswered_goes_again_on_a_new_connection() {
+        let (url, h) = pipeline_server(vec![3, 2, usize::MAX], false);
+        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let bodies: Vec<String> = (0..8).map(|i| format!("b{i}")).collect();
+        let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
+        let got = c.post_many(0, &reqs, None, (100, 100));
+        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text).collect();
+        assert_eq!(texts, bodies);
+        drop(c);
+        let answered: Vec<usize> = h.join().unwrap().iter().map(|c| c.0).collect();
+        assert_eq!(answered, [3, 2, 3]);
+    }
+
+    #[test]
+    fn a_reset_fails_only_the_requests_it_left_unanswered() {
+        // The third request meets a closed connection with no answer.
+        let (url, h) = pipeline_server(vec![3], true);
+        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let bodies: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
+        let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
+        let got = c.post_many(0, &reqs, None, (100, 100));
+        assert_eq!(got.len(), 5);
+        assert_eq!(got[0].as_ref().unwrap().text, "b0");
+        assert_eq!(got[1].as_ref().unwrap().text, "b1");
+        for r in &got[2..] {
+            let e = r.as_ref().unwrap_err();
+            assert!(e.contains("closed") || e.contains("reset"), "{e}");
+        }
+        h.join().unwrap();
+    }
 }

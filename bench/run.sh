@@ -153,8 +153,11 @@ fi
 mkdir -p target/bench
 CC=${CC:-cc}
 $CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/rbench.c -L"$LIB" -lrarch_logging \
-  -Wl,-rpath,"$LIB" -lpthread -o target/bench/rbench
-RB=$ROOT/target/bench/rbench
+  -Wl,-rpath,"$LIB" -lpthread -o "target/bench/rbench.$$"
+# This run's own driver (another run may link target/bench/rbench to another library meanwhile);
+# target/bench/rbench is the latest, replaced by a rename.
+RB=$ROOT/target/bench/rbench.$$
+cp "$RB" "target/bench/rbench.tmp.$$" && mv -f "target/bench/rbench.tmp.$$" target/bench/rbench
 
 # --- receivers -----------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-bench.XXXXXX")
@@ -162,6 +165,7 @@ PIDS=""
 cleanup() {
   for p in $PIDS; do kill "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
+  rm -f "$RB"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -93,6 +93,9 @@ pub struct Settings {
 struct State {
     /// Success rate of recent attempts (1.0: all delivered).
     ewma: f64,
+    /// The same, from successes and first failures only (see `failure`): what poison is
+    /// judged by.
+    ewma_fresh: f64,
     last_success_ms: Option<u64>,
     /// Consecutive failures since the last success, and some of the entries they came from.
     run: u32,
@@ -118,6 +121,7 @@ impl Policy {
             outage: AtomicBool::new(false),
             state: Mutex::new(State {
                 ewma: 1.0,
+                ewma_fresh: 1.0,
                 last_success_ms: None,
                 run: 0,
                 run_entries: [0; OUTAGE_ENTRIES],
@@ -140,6 +144,7 @@ impl Policy {
     pub fn success(&self, now_ms: u64) -> bool {
         let mut s = self.state();
         s.ewma += (1.0 - s.ewma) * EWMA_WEIGHT;
+        s.ewma_fresh += (1.0 - s.ewma_fresh) * EWMA_WEIGHT;
         s.last_success_ms = Some(now_ms);
         s.run = 0;
         s.run_distinct = 0;
@@ -154,6 +159,14 @@ impl Policy {
     pub fn failure(&self, now_ms: u64, key: u64, strikes: u32, kind: Failure) -> Verdict {
         let mut s = self.state();
         s.ewma -= s.ewma * EWMA_WEIGHT;
+        // The rate a poison entry is judged by leaves out another failure of an entry that
+        // failed before (strikes > 0) when nothing was delivered since the last failure: an
+        // entry retried alone (the rest delivered) would otherwise drag it down until no
+        // number of strikes could make the entry poison. Retries among deliveries (random
+        // failures) still count.
+        if !(kind == Failure::Failed && strikes > 0 && s.run > 0) {
+            s.ewma_fresh -= s.ewma_fresh * EWMA_WEIGHT;
+        }
         s.run = s.run.saturating_add(1);
         let n = s.run_distinct;
         if n < OUTAGE_ENTRIES && !s.run_entries[..n].contains(&key) {
@@ -176,7 +189,7 @@ impl Policy {
         let strikes = strikes.saturating_add(strike as u32);
         let poisoned = strike
             && strikes >= self.cfg.max_attempts
-            && (1.0 - s.ewma).powi(strikes as i32) < POISON_CHANCE;
+            && (1.0 - s.ewma_fresh).powi(strikes as i32) < POISON_CHANCE;
         Verdict {
             strikes,
             poisoned,
@@ -312,7 +325,30 @@ mod tests {
             }
             assert!(attempts < 30);
         }
-        assert!((10..=13).contains(&attempts), "{attempts}");
+        assert_eq!(attempts, 10);
+    }
+
+    #[test]
+    fn a_poison_entry_left_alone_after_a_short_spell_of_deliveries_is_still_poison() {
+        // A failing spell (an outage: the rate falls), a few deliveries, then one entry failing
+        // alone: its own retries do not lower the rate it is judged by.
+        let p = policy(10);
+        let mut now = 0;
+        for k in 0..40 {
+            now += 1;
+            p.failure(now, k, 0, Failure::Unavailable);
+        }
+        for _ in 0..400 {
+            now += 1;
+            p.success(now);
+        }
+        let mut strikes = 0;
+        for attempt in 1..=10 {
+            now += 500;
+            let v = p.failure(now, 7, strikes, Failure::Failed);
+            strikes = v.strikes;
+            assert_eq!(v.poisoned, attempt == 10, "attempt {attempt}");
+        }
     }
 
     #[test]

@@ -192,7 +192,7 @@ impl Limiter {
             freed: Condvar::new(),
             born: std::time::Instant::now(),
             answers: AtomicU64::new(0),
-            recent_p50_us: AtomicU64::new(0),
+            recent_p50_us: AtomicU64::new(u64::MAX),
         }
     }
 
@@ -232,9 +232,13 @@ impl Limiter {
         self.lock().rtt_p50()
     }
 
-    /// [`Limiter::rtt_p50`] as of up to 64 answers ago, without the lock (zero before the first 64).
+    /// [`Limiter::rtt_p50`] as of up to 64 answers ago, without the lock (`Duration::MAX`,
+    /// unknown, before the first 64).
     pub(crate) fn recent_rtt_p50(&self) -> Duration {
-        Duration::from_micros(self.recent_p50_us.load(Ordering::Relaxed))
+        match self.recent_p50_us.load(Ordering::Relaxed) {
+            u64::MAX => Duration::MAX,
+            us => Duration::from_micros(us),
+        }
     }
 }
 
@@ -248,11 +252,19 @@ pub(crate) struct Permit<'a> {
 
 impl Permit<'_> {
     /// The request was answered (`backpressure`: 429/503 or no answer in time).
-    pub(crate) fn answered(mut self, backpressure: bool) {
+    pub(crate) fn answered(self, backpressure: bool) {
+        self.answered_many(backpressure, 1);
+    }
+
+    /// `n` requests pipelined under this permit were answered: the round trip counted is the
+    /// exchange's over `n` (a server answers pipelined requests one after the other), so that
+    /// it reads the same whatever the depth.
+    pub(crate) fn answered_many(mut self, backpressure: bool, n: usize) {
         self.done = true;
         let now = self.limiter.born.elapsed().as_micros() as u64;
+        let rtt = self.start.elapsed() / n.max(1) as u32;
         let mut s = self.limiter.lock();
-        s.done(now, self.start.elapsed(), backpressure);
+        s.done(now, rtt, backpressure);
         if (self.limiter.answers.fetch_add(1, Ordering::Relaxed) + 1) % 64 == 0 {
             let p = s.rtt_p50().as_micros() as u64;
             self.limiter.recent_p50_us.store(p, Ordering::Relaxed);

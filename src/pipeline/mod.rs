@@ -117,6 +117,8 @@ struct Shared {
     retry_len: AtomicUsize,
     /// Requests in flight: a permit per request, the limit adaptive (see [`concurrency`]).
     limiter: Limiter,
+    /// How many rarch requests a sender pipelines in one exchange (see `sender::pipelined`).
+    pipeline_depth: AtomicUsize,
     /// The sender threads, started as the limit grows (joined at close).
     senders: Mutex<Vec<JoinHandle<()>>>,
     sender_count: AtomicUsize,
@@ -266,6 +268,7 @@ impl Pipeline {
             retry: Mutex::default(),
             retry_len: AtomicUsize::new(0),
             limiter: Limiter::new(cfg.adaptive, INITIAL_CONCURRENCY, cfg.connections),
+            pipeline_depth: AtomicUsize::new(sender::PIPELINE_DEPTH / 4),
             senders: Mutex::default(),
             sender_count: AtomicUsize::new(0),
             closing: AtomicBool::new(false),

@@ -254,7 +254,7 @@ impl Shared {
         } else if batching {
             self.cfg.batch_max_entries
         } else if self.pipelining() {
-            super::sender::PIPELINE_DEPTH
+            self.pipeline_depth.load(Ordering::Relaxed).max(1)
         } else {
             1
         };
@@ -413,9 +413,11 @@ impl Shared {
             vec![self.post(lines[sent[0].0], &sent[0].3)]
         } else {
             let reqs: Vec<(&[u8], &str)> = sent.iter().map(|s| (lines[s.0], &s.3[..])).collect();
-            self.post_many(&reqs)
+            let o = self.post_many(&reqs);
+            self.pipelined(&o);
+            o
         };
-        permit.answered(outcomes.iter().any(backpressure));
+        permit.answered_many(outcomes.iter().any(backpressure), sent.len());
         // The lines left without an answer, and the failure that left them so.
         let mut unanswered: Vec<(usize, &str, u32)> = Vec::new();
         let mut no_answer = None;

@@ -190,11 +190,31 @@ impl Shared {
         self.transport.pipelines() && self.limiter.recent_rtt_p50() < PIPELINE_NEAR
     }
 
+    /// After a pipelined exchange: the depth grows by one after an exchange answered in full,
+    /// and halves after one that a failure (a reset, a timeout) cut short, which costs the
+    /// requests behind the failed one their answers.
+    pub(super) fn pipelined(&self, outcomes: &[Outcome]) {
+        let cut = outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Retry { status: 0, .. }));
+        let _ = self
+            .pipeline_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(if cut {
+                    (d / 2).max(1)
+                } else {
+                    (d + 1).min(PIPELINE_DEPTH)
+                })
+            });
+    }
+
     /// Adds to a batch of rarch entries what is waiting now (due parked entries, then the
-    /// queue's), up to [`PIPELINE_DEPTH`] entries and [`PIPELINE_BYTES`]; it never waits.
+    /// queue's), up to the pipeline's depth (at most [`PIPELINE_DEPTH`]) and
+    /// [`PIPELINE_BYTES`]; it never waits.
     fn fill_pipeline(&self, batch: &mut Vec<Item>) {
         let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
-        while batch.len() < PIPELINE_DEPTH && bytes < PIPELINE_BYTES {
+        let depth = self.pipeline_depth.load(Ordering::Relaxed).max(1);
+        while batch.len() < depth && bytes < PIPELINE_BYTES {
             let Some(i) = self.due_parked().or_else(|| self.rx.try_recv().ok()) else {
                 return;
             };
@@ -391,7 +411,8 @@ impl Shared {
             .map(|(i, b)| (&i.body[..], &b[..]))
             .collect();
         let outcomes = self.post_many(&reqs);
-        permit.answered(outcomes.iter().any(backpressure));
+        permit.answered_many(outcomes.iter().any(backpressure), reqs.len());
+        self.pipelined(&outcomes);
         let mut one = Vec::with_capacity(1);
         let mut unanswered = Vec::new();
         let mut no_answer = None;

@@ -258,14 +258,20 @@ impl Shared {
         } else {
             1
         };
-        // As many threads as requests may be in flight now, and one more (the limiter, which
-        // may grow during the file, decides how many send at once; the others wait for a
-        // permit). Not `connections` threads whatever the limit: waiting on the limiter, they
-        // cost wake-ups and futex calls for nothing.
+        // As many threads as requests may be in flight (the limiter, which may grow during the
+        // file, decides how many send at once; the others wait for a permit). To a near
+        // server, whose answers come fast, only the limit's worth and one more: threads
+        // waiting on the limiter there cost a wake-up and futex calls per answer, and the
+        // limit stays low (it is bound by the server's CPU).
+        let threads = if self.pipelining() {
+            self.limiter.limit() + 1
+        } else {
+            self.cfg.connections
+        };
         let k = if to_send < 64 || limit.is_some() {
             1
         } else {
-            (self.limiter.limit() + 1)
+            threads
                 .min(self.cfg.connections)
                 .min(to_send.div_ceil(chunk))
                 .max(1)

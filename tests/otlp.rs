@@ -406,3 +406,40 @@ fn a_backlog_written_by_the_rarch_sink_is_replayed_as_otlp() {
     let requests = r.otlp_stats()["requests"].as_u64().unwrap();
     assert!(requests <= 10, "{requests} requests for 300 lines");
 }
+
+#[test]
+fn blocking_mode_posts_one_entry_as_one_otlp_request() {
+    let r = Receiver::start(KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let lg = Logger::new(
+        "otlp-blocking",
+        None,
+        Some(&opts(&r.otlp_url(), dir.path(), &[("mode", "blocking")])),
+    )
+    .unwrap();
+    lg.log(Level::Info, &msg("at once")).unwrap();
+    // Delivered before the call returned.
+    assert_eq!(r.otlp_records().len(), 1);
+    r.fault(r#"{"mode":"partial","match":"refused"}"#);
+    let e = lg.log(Level::Info, &msg("refused")).unwrap_err();
+    assert_eq!(e.kind, rarch_logging::ErrorKind::Rejected, "{e}");
+    r.fault(r#"{"mode":"status","status":503,"count":1}"#);
+    let e = lg.log(Level::Info, &msg("later")).unwrap_err();
+    assert_eq!(e.kind, rarch_logging::ErrorKind::Transport, "{e}");
+    // On disk, and replayed as OTLP once the server answers.
+    lg.flush(Duration::from_secs(30)).unwrap();
+    let bodies: Vec<String> = r
+        .otlp_records()
+        .iter()
+        .map(|v| body(v).to_owned())
+        .collect();
+    assert_eq!(bodies, ["at once", "later"]);
+    let s = lg.stats().unwrap();
+    assert_eq!((s.delivered, s.rejected, s.replayed), (2, 1, 1), "{s:?}");
+    let dead = read_lines(&dir.path().join("otlp-blocking/buffer.rejected.jsonl"));
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("partial success"));
+}

@@ -18,7 +18,7 @@
 //!   probe sends another one: a poison line never keeps an outage going.
 
 use super::policy::Failure;
-use super::sender::{backpressure, entry_key};
+use super::sender::backpressure;
 use super::spill::with_retry_count;
 use super::{lock, Shared, RECOVERY_EVERY_MS};
 use crate::buffer::{self, Claimed, DiskBuffer};
@@ -501,7 +501,7 @@ impl Shared {
         let strikes = failed.iter().map(|f| f.2).max().unwrap_or(0);
         let v = self
             .policy
-            .failure(self.now_ms(), entry_key(lines[failed[0].0]), strikes, kind);
+            .failure(self.now_ms(), line_key(lines[failed[0].0]), strikes, kind);
         if v.poisoned {
             for (j, service, _) in failed {
                 self.dead_letter(service, lines[*j], status, reason, Some(v.strikes));
@@ -639,7 +639,7 @@ impl Shared {
         let strikes = sent.iter().map(|s| s.2).max().unwrap_or(0);
         let v = self
             .policy
-            .failure(self.now_ms(), entry_key(lines[sent[0].0]), strikes, kind);
+            .failure(self.now_ms(), line_key(lines[sent[0].0]), strikes, kind);
         if v.poisoned {
             dead_letter_all(status, &reason, Some(v.strikes));
             return finish(results, &|| settled(false, false));
@@ -673,6 +673,30 @@ impl Shared {
     }
 }
 
+/// Tells buffer lines apart for the policy's "different entries" count: the same for every
+/// read of one line (each round reads the file anew, so the bytes' address changes, and the
+/// line's strikes change its text): its request id, hashed; the whole line if it has none.
+/// An address would make one poison line, failing alone round after round, look like many
+/// failing entries: an outage, in which strikes do not count, and which its failing probes
+/// kept going.
+fn line_key(line: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    #[derive(serde::Deserialize)]
+    struct Id<'a> {
+        #[serde(borrow, default)]
+        request_id: Option<std::borrow::Cow<'a, str>>,
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match serde_json::from_slice::<Id<'_>>(line)
+        .ok()
+        .and_then(|i| i.request_id)
+    {
+        Some(id) => id.hash(&mut h),
+        None => line.hash(&mut h),
+    }
+    h.finish()
+}
+
 /// The service and the strikes (`retry_count`) of a buffer line, if the line is an entry.
 fn parse_line(line: &[u8]) -> Option<(String, u32)> {
     #[derive(serde::Deserialize)]
@@ -692,4 +716,23 @@ fn parse_line(line: &[u8]) -> Option<(String, u32)> {
         .and_then(|v| v.as_u64())
         .map_or(0, |n| n.min(u32::MAX as u64) as u32);
     (!h.service.is_empty()).then_some((h.service, strikes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_keeps_its_key_whatever_its_strikes_and_wherever_it_is_read() {
+        let line =
+            br#"{"level":"INFO","service":"s","message":"m","request_id":"r-1","context":{}}"#;
+        let copy = line.to_vec();
+        assert_eq!(line_key(line), line_key(&copy));
+        assert_eq!(line_key(line), line_key(&with_retry_count(line, 3)));
+        let other =
+            br#"{"level":"INFO","service":"s","message":"m","request_id":"r-2","context":{}}"#;
+        assert_ne!(line_key(line), line_key(other));
+        // No request id: the line itself.
+        assert_ne!(line_key(b"{}"), line_key(b"{ }"));
+    }
 }

@@ -634,40 +634,13 @@ impl Shared {
                 )
             }
         };
-        Stats::add(&self.stats.failed_attempts, 1);
-        self.note_error(&reason);
-        let strikes = sent.iter().map(|s| s.2).max().unwrap_or(0);
-        let v = self
-            .policy
-            .failure(self.now_ms(), line_key(lines[sent[0].0]), strikes, kind);
-        if v.poisoned {
-            dead_letter_all(status, &reason, Some(v.strikes));
-            return finish(results, &|| settled(false, false));
-        }
-        // To the end of the backlog, each with its strikes; tried again in a later round.
-        let struck = v.strikes.saturating_sub(strikes);
-        let mut data = Vec::new();
-        for (j, _, s) in &sent {
-            if struck > 0 {
-                data.extend_from_slice(&with_retry_count(lines[*j], s.saturating_add(struck)));
-            } else {
-                data.extend_from_slice(lines[*j]);
-            }
-            data.push(b'\n');
-        }
-        let stored = match b.append(&data, m) {
-            Ok(a) => {
-                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
-                a.lines as usize
-            }
-            Err(_) => 0,
-        };
-        for (n, (j, _, _)) in sent.iter().enumerate() {
-            results[*j] = Some(if n < stored {
-                settled(false, true)
-            } else {
-                Line::Kept
-            });
+        let failed: Vec<(usize, &str, u32)> = sent
+            .iter()
+            .map(|(j, svc, st)| (*j, svc.as_str(), *st))
+            .collect();
+        let r = self.lines_failed(b, lines, &failed, kind, status, &reason);
+        for ((j, _, _), r) in failed.iter().zip(r) {
+            results[*j] = Some(r);
         }
         finish(results, &|| Line::Kept)
     }

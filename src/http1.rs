@@ -130,6 +130,21 @@ impl Client {
         })
     }
 
+    /// Appends one request to `out`: the fixed head, `Authorization` (none when `bearer` is
+    /// empty), the length and the body.
+    fn request(&self, out: &mut Vec<u8>, body: &[u8], bearer: &str) {
+        out.extend_from_slice(&self.head);
+        if !bearer.is_empty() {
+            out.extend_from_slice(b"Authorization: ");
+            out.extend_from_slice(bearer.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
+    }
+
     /// Posts one JSON body with `Authorization: <bearer>` (none when `bearer` is empty). The
     /// answer's text is kept up to `max_text` bytes (`max_ok_text` for a 2xx answer).
     /// Err: the reason no answer came.
@@ -153,16 +168,7 @@ impl Client {
                 Err(_) => &mut fresh,
             };
             req.clear();
-            req.extend_from_slice(&self.head);
-            if !bearer.is_empty() {
-                req.extend_from_slice(b"Authorization: ");
-                req.extend_from_slice(bearer.as_bytes());
-                req.extend_from_slice(b"\r\n");
-            }
-            req.extend_from_slice(b"Content-Length: ");
-            req.extend_from_slice(body.len().to_string().as_bytes());
-            req.extend_from_slice(b"\r\n\r\n");
-            req.extend_from_slice(body);
+            self.request(req, body, bearer);
             if req.capacity() > 1 << 20 && body.len() < 1 << 16 {
                 req.shrink_to(1 << 16);
             }
@@ -315,16 +321,7 @@ impl Client {
         let mut buf = Vec::new();
         let mut ends = Vec::with_capacity(reqs.len());
         for (body, bearer) in reqs {
-            buf.extend_from_slice(&self.head);
-            if !bearer.is_empty() {
-                buf.extend_from_slice(b"Authorization: ");
-                buf.extend_from_slice(bearer.as_bytes());
-                buf.extend_from_slice(b"\r\n");
-            }
-            buf.extend_from_slice(b"Content-Length: ");
-            buf.extend_from_slice(body.len().to_string().as_bytes());
-            buf.extend_from_slice(b"\r\n\r\n");
-            buf.extend_from_slice(body);
+            self.request(&mut buf, body, bearer);
             ends.push(buf.len());
         }
         let idle = &self.idle[slot % self.idle.len()];

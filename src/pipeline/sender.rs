@@ -321,19 +321,28 @@ impl Shared {
         if batch.is_empty() {
             return;
         }
+        let Some(permit) = self.permit_for(batch) else {
+            return;
+        };
+        let outcome = self.post(self.body(batch, sc), &bearer);
+        permit.answered(backpressure(&outcome));
+        self.answered(batch, outcome);
+    }
+
+    /// A permit for the batch's request, its entries' attempts counted; None (the batch
+    /// written to disk) once an outage begins or the close deadline passes while waiting.
+    fn permit_for(&self, batch: &mut Vec<Item>) -> Option<super::concurrency::Permit<'_>> {
         let Some(permit) = self
             .limiter
             .acquire(|| self.policy.outage() || self.past_deadline())
         else {
             self.spill(std::mem::take(batch));
-            return;
+            return None;
         };
         for item in batch.iter_mut() {
             item.tries += 1;
         }
-        let outcome = self.post(self.body(batch, sc), &bearer);
-        permit.answered(backpressure(&outcome));
-        self.answered(batch, outcome);
+        Some(permit)
     }
 
     /// Where a batch's entries go after the answer to their request.
@@ -395,16 +404,9 @@ impl Shared {
             };
             bearers.push(b);
         }
-        let Some(permit) = self
-            .limiter
-            .acquire(|| self.policy.outage() || self.past_deadline())
-        else {
-            self.spill(std::mem::take(batch));
+        let Some(permit) = self.permit_for(batch) else {
             return;
         };
-        for item in batch.iter_mut() {
-            item.tries += 1;
-        }
         let reqs: Vec<(&[u8], &str)> = batch
             .iter()
             .zip(&bearers)

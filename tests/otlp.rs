@@ -259,7 +259,8 @@ fn a_partial_success_is_counted_and_never_retried() {
         Some(&opts(
             &r.otlp_url(),
             dir.path(),
-            &[("batch_linger_ms", "200")],
+            // One sender, so that the entries make one batch.
+            &[("batch_linger_ms", "200"), ("connections", "1")],
         )),
     )
     .unwrap();
@@ -300,7 +301,8 @@ fn a_400_dead_letters_the_batch_with_its_reason() {
         Some(&opts(
             &r.otlp_url(),
             dir.path(),
-            &[("batch_linger_ms", "200")],
+            // One sender, so that the entries make one batch.
+            &[("batch_linger_ms", "200"), ("connections", "1")],
         )),
     )
     .unwrap();

@@ -637,6 +637,13 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 
+    const OTEL_VARS: [&str; 4] = [
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
+    ];
+
     #[test]
     fn the_otlp_sink_has_its_own_endpoint_and_headers() {
         let resolve = |pairs: &[(&str, &str)]| {
@@ -647,12 +654,7 @@ mod tests {
             Config::resolve(Some(&o)).unwrap()
         };
         // The environment is the process's: this is the only test that sets these variables.
-        for v in [
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ] {
+        for v in OTEL_VARS {
             std::env::remove_var(v);
         }
         let c = resolve(&[("sink", "otlp")]);
@@ -691,12 +693,7 @@ mod tests {
         let c = resolve(&[]);
         assert_eq!((c.sink, c.headers.len()), (Sink::Rarch, 0));
         assert_eq!(c.url, "http://localhost:8080/log");
-        for v in [
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
-            "OTEL_EXPORTER_OTLP_HEADERS",
-        ] {
+        for v in OTEL_VARS {
             std::env::remove_var(v);
         }
     }

@@ -22,6 +22,13 @@ fn opts(url: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
     options(url, "", dir, &all)
 }
 
+/// A logger straight to the receiver's /v1/logs with one sender and a long linger, so that the
+/// entries logged at once make one batch.
+fn one_batch_logger(service: &str, r: &Receiver, dir: &Path) -> Logger {
+    let extra = [("batch_linger_ms", "200"), ("connections", "1")];
+    Logger::new(service, None, Some(&opts(&r.otlp_url(), dir, &extra))).unwrap()
+}
+
 /// A record's attribute by key.
 fn attr<'a>(rec: &'a Value, key: &str) -> Option<&'a Value> {
     rec["attributes"]
@@ -253,17 +260,7 @@ fn a_partial_success_is_counted_and_never_retried() {
     let r = Receiver::start(KEY);
     r.fault(r#"{"mode":"partial","match":"refuse-me"}"#);
     let dir = tempfile::tempdir().unwrap();
-    let lg = Logger::new(
-        "otlp-partial",
-        None,
-        Some(&opts(
-            &r.otlp_url(),
-            dir.path(),
-            // One sender, so that the entries make one batch.
-            &[("batch_linger_ms", "200"), ("connections", "1")],
-        )),
-    )
-    .unwrap();
+    let lg = one_batch_logger("otlp-partial", &r, dir.path());
     for m in ["keep 1", "refuse-me 1", "keep 2", "refuse-me 2", "keep 3"] {
         lg.log(Level::Info, &msg(m)).unwrap();
     }
@@ -295,17 +292,7 @@ fn a_400_dead_letters_the_batch_with_its_reason() {
     let r = Receiver::start(KEY);
     r.fault(r#"{"mode":"status","status":400,"count":1}"#);
     let dir = tempfile::tempdir().unwrap();
-    let lg = Logger::new(
-        "otlp-400",
-        None,
-        Some(&opts(
-            &r.otlp_url(),
-            dir.path(),
-            // One sender, so that the entries make one batch.
-            &[("batch_linger_ms", "200"), ("connections", "1")],
-        )),
-    )
-    .unwrap();
+    let lg = one_batch_logger("otlp-400", &r, dir.path());
     for i in 0..4 {
         lg.log(Level::Info, &msg(&format!("bad {i}"))).unwrap();
     }

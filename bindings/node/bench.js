@@ -11,6 +11,7 @@
 // Environment: BENCH_N (calls per round, default 2000), BENCH_ROUNDS (default 15).
 // The machine is shared: the best round shows the cost without interference, the median
 // round with it. Both are printed; the target is checked on the best round.
+// The last lines include one "BENCH lang=node ..." line with the same figures (bench/bindings.sh).
 
 const fs = require('node:fs');
 const os = require('node:os');
@@ -128,6 +129,13 @@ async function main() {
   const info = Math.min(...results['logger.info (rarch_log_n, pointer+length)  ']);
   console.log(`target: logger.info <= 2000 ns/call (best round): ${info <= 2000 ? 'met' : 'NOT met'} ` +
     `(${info.toFixed(0)} ns; median ${median(results['logger.info (rarch_log_n, pointer+length)  ']).toFixed(0)} ns)`);
+
+  // One machine-readable line (bench/bindings.sh): ns per call, best and median round.
+  const fig = (name, tag) => `${tag}_ns_best=${Math.min(...results[name]).toFixed(0)} ` +
+    `${tag}_ns_median=${median(results[name]).toFixed(0)}`;
+  console.log(`BENCH lang=node ${fig('logger.info (rarch_log_n, pointer+length)  ', 'info')} ` +
+    `${fig(BASE, 'noop')} ${fig('rarch_log, NUL-terminated strings          ', 'rarch_log')} ` +
+    `${fig('logger.debug below the level (filtered)    ', 'filtered')} rounds=${ROUNDS} calls_per_round=${N}`);
 
   const st = logger.stats();
   n.logger_free(h);

@@ -1,6 +1,7 @@
 """Benchmark: caller cost of `info` and delivered throughput, against a local receiver.
 
-    python bindings/python/bench.py [--receiver PATH] [-n 20000] [--url URL --key KEY]
+    python bindings/python/bench.py [--receiver PATH] [-n 20000] [--bursts 30] [--no-wrk]
+                                    [--url URL --key KEY]
 
 (it imports redarch_logging_client from beside it: the source tree, with the repository's build
 of the library, unless RARCH_LOGGING_LIB says otherwise)
@@ -8,10 +9,15 @@ of the library, unless RARCH_LOGGING_LIB says otherwise)
 Starts examples/receiver (found through --receiver, $RARCH_RECEIVER or the repository) with
 -keep=false, measures in one run:
   1. the caller's cost of `logger.info(msg, user_id=, tenant_id=, request_id=, context={2 keys})`
-     (bursts of 1,000 calls, flushed between bursts; min and median over the bursts);
+     (bursts of 1,000 calls, flushed between bursts; min and median over the bursts), beside
+     an empty ctypes call into the library (rarch_get_level on the logger's handle, through
+     PyDLL without argtypes, as the hot path calls rarch_log) in the same bursts;
   2. delivered throughput: n entries logged, then flush(); n / elapsed, checked against the
-     receiver's /stats;
-  3. the receiver's own limit with `wrk` (keep-alive, 1 and 4 connections) if wrk is installed.
+     receiver's /stats (-n 0 leaves it out);
+  3. the receiver's own limit with `wrk` (keep-alive, 1 and 4 connections) if wrk is installed
+     (--no-wrk leaves it out).
+Section 1 also prints one line "BENCH lang=python info_ns_min=... info_ns_median=...
+noop_ns_min=... noop_ns_median=..." (read by bench/bindings.sh).
 The Python client's figure (protocol.md) is about 700 logs/s; targets: <= 3 us per call and
 >= 10x that throughput.
 """
@@ -102,6 +108,7 @@ def main(argv=None):
     ap.add_argument("--key", default=None, help="API key of --url")
     ap.add_argument("-n", type=int, default=20000, help="entries for the throughput run")
     ap.add_argument("--bursts", type=int, default=30)
+    ap.add_argument("--no-wrk", action="store_true", help="leave out the receiver's limit (wrk)")
     args = ap.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix="rarch-bench-")
@@ -122,28 +129,45 @@ def main(argv=None):
         os.environ.pop("RARCH_LOGGING_DEFAULT_LEVEL", None)
         os.chdir(tmp)  # the disk buffer, if any, goes to tmp/var/log
 
+        import ctypes
         from redarch_logging_client import Logger, library_path, library_version
 
         print(f"library {library_version} at {library_path}; python {sys.version.split()[0]}")
         lg = Logger("bench-python", logger_name="bench")
         ctx = {"order": 42, "sku": "abc-123"}
         info = lg.info
+        # The empty call: the cheapest ctypes call into the library, made as info's is.
+        get_level = ctypes.PyDLL(library_path).rarch_get_level
+        get_level.restype = ctypes.c_int
+        handle = lg._native._h
 
         # 1. caller cost
-        per_call = []
+        per_call, per_noop = [], []
         for _ in range(args.bursts):
             t0 = time.perf_counter()
             for _ in range(1000):
+                get_level(handle)
+            t1 = time.perf_counter()
+            for _ in range(1000):
                 info("order placed", user_id="user_123", tenant_id="tenant_abc",
                      request_id="req_456", context=ctx)
-            per_call.append((time.perf_counter() - t0) / 1000 * 1e6)
+            per_call.append((time.perf_counter() - t1) / 1000 * 1e6)
+            per_noop.append((t1 - t0) / 1000 * 1e6)
             if not lg.flush(30):
                 raise SystemExit("flush timed out")
         best, med = min(per_call), statistics.median(per_call)
+        nbest, nmed = min(per_noop), statistics.median(per_noop)
         print(f"info() with 3 fields + context: min {best:.2f} us, median {med:.2f} us per call "
               f"(target <= 3 us) -> {'OK' if best <= 3.0 else 'MISSED'}")
+        print(f"empty ctypes call (rarch_get_level): min {nbest:.2f} us, median {nmed:.2f} us")
+        print(f"BENCH lang=python info_ns_min={best * 1e3:.0f} info_ns_median={med * 1e3:.0f} "
+              f"noop_ns_min={nbest * 1e3:.0f} noop_ns_median={nmed * 1e3:.0f} "
+              f"bursts={args.bursts} calls_per_burst=1000", flush=True)
 
         # 2. delivered throughput
+        if args.n <= 0:
+            lg.close()
+            return
         before = _stats(base)["accepted"] if proc else None
         n = args.n
         t0 = time.perf_counter()
@@ -167,7 +191,9 @@ def main(argv=None):
               f"{ratio:.1f}x (target >= 10x) -> {'OK' if ratio >= 10 else 'MISSED'}")
 
         # 3. the receiver's limit
-        if shutil.which("wrk"):
+        if args.no_wrk:
+            pass
+        elif shutil.which("wrk"):
             for c in (1, 4):
                 r = _wrk(url, key, tmp, c)
                 if r:

@@ -14,6 +14,9 @@
  *                     sets no api_key; COUNT entries in a tight loop, then rarch_flush; then
  *                     polls STATS_URL, http://host:port/path, until its JSON number FIELD is
  *                     at least COUNT or WAIT_S have passed: the end-to-end time)
+ *   rbench burst      URL KEY BUFDIR COUNT FLUSH_TIMEOUT_S   (issue 18: the default options,
+ *                     COUNT entries in a tight loop, each call timed; the slowest calls, those
+ *                     refused, the caller's context switches; then rarch_flush and the stats)
  *   rbench memory     URL KEY BUFDIR COUNT           (URL: a port where nothing listens)
  *   rbench replay     URL KEY BUFDIR                 (new logger on the same BUFDIR, flush)
  *   rbench blocking   URL KEY BUFDIR THREADS COUNT
@@ -672,6 +675,95 @@ static int cmd_sink(int argc, char **argv) {
     return 0;
 }
 
+/* ---------------------------------------------------------------- a burst (issue 18) */
+
+/* Issue 18: the library's default options (only url, api_key and buffer_dir; RBENCH_OPTS over
+ * them), COUNT typical entries in a tight loop from one thread of a fresh logger, no warm-up,
+ * each call timed; then rarch_flush(FLUSH_TIMEOUT_S), which also waits for the disk buffer to
+ * be replayed. The slowest calls (max, p99.9, calls over 1 ms and over 100 µs, the index of the
+ * slowest, the first call's time apart), the calls refused (any status but RARCH_OK), and the
+ * calling thread's context switches over the burst (getrusage RUSAGE_THREAD): involuntary ones
+ * are the OS preempting the caller, voluntary ones the caller waiting (a lock, a sleep, the
+ * disk). The involuntary count is also read, outside the timed window, every 256 calls and
+ * after each call over 1 ms: slow_preempted counts the calls over 1 ms in whose window (the
+ * call and at most 255 calls before it) the thread was preempted. Stats when the burst ended
+ * (burst_*) and when flush returned. */
+static int cmd_burst(int argc, char **argv) {
+    if (argc != 7) return -1;
+    const char *url = argv[2], *key = argv[3], *bufdir = argv[4];
+    size_t count = strtoull(argv[5], NULL, 10);
+    long timeout_s = atol(argv[6]);
+    if (count == 0) return -1;
+    rarch_options *o = base_options(url, key, bufdir);
+    rarch_logger *l = new_logger(o);
+    rarch_options_free(o);
+    uint64_t *lat = malloc(count * sizeof *lat);
+    if (!lat) die("out of memory");
+    memset(lat, 0, count * sizeof *lat); /* its page faults before the burst, not in it */
+    size_t errors = 0, over_1ms = 0, over_100us = 0, slow_preempted = 0, max_at = 0;
+    int first_error = 0;
+    uint64_t max = 0;
+    struct usage pa = usage_of(RUSAGE_SELF), ta = usage_of(RUSAGE_THREAD);
+    uint64_t last_niv = ta.nivcsw;
+    uint64_t start = now_ns();
+    for (size_t i = 0; i < count; i++) {
+        uint64_t t0 = now_ns();
+        int st = log_typical(l);
+        uint64_t d = now_ns() - t0;
+        lat[i] = d;
+        if (st != RARCH_OK) {
+            if (!errors) first_error = st;
+            errors++;
+        }
+        if (d > max) {
+            max = d;
+            max_at = i;
+        }
+        if (d > 100000) over_100us++;
+        if (d > 1000000 || (i & 255) == 255) {
+            struct rusage ru;
+            getrusage(RUSAGE_THREAD, &ru);
+            if (d > 1000000) {
+                over_1ms++;
+                if ((uint64_t)ru.ru_nivcsw != last_niv) slow_preempted++;
+            }
+            last_niv = (uint64_t)ru.ru_nivcsw;
+        }
+    }
+    uint64_t t1 = now_ns();
+    struct usage pb = usage_of(RUSAGE_SELF), tb = usage_of(RUSAGE_THREAD);
+    rarch_statistics s;
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    if (rarch_stats(l, &s) != RARCH_OK) die("rarch_stats");
+    int st = rarch_flush(l, (uint32_t)(timeout_s * 1000));
+    uint64_t t2 = now_ns();
+    if (st != RARCH_OK) {
+        char buf[512];
+        rarch_last_error(buf, sizeof buf);
+        fprintf(stderr, "rbench burst: flush: %s\n", buf);
+    }
+    printf("RESULT bench=burst count=%zu errors=%zu first_error=%d flush=%d flush_timeout_s=%ld "
+           "log_ms=%.1f flush_ms=%.1f first_ns=%llu max_at=%zu over_1ms=%zu over_100us=%zu "
+           "slow_preempted=%zu",
+           count, errors, first_error, st, timeout_s, (t1 - start) / 1e6, (t2 - t1) / 1e6,
+           (unsigned long long)lat[0], max_at, over_1ms, over_100us, slow_preempted);
+    print_pcts("log", lat, count);
+    print_usage(pa, pb, ta, tb);
+    printf(" burst_delivered=%llu burst_buffered=%llu burst_queue_len=%llu burst_dropped=%llu",
+           (unsigned long long)s.delivered, (unsigned long long)s.buffered,
+           (unsigned long long)s.queue_len,
+           (unsigned long long)(s.dropped_queue_full + s.dropped_buffer_cap + s.dropped_io));
+    print_stats(l, "");
+    fflush(stdout);
+    uint64_t t3 = now_ns();
+    rarch_logger_free(l);
+    printf(" free_ms=%.1f\n", (now_ns() - t3) / 1e6);
+    fflush(stdout);
+    free(lat);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- memory while down */
 
 static int cmd_memory(int argc, char **argv) {
@@ -868,6 +960,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[1], "latency")) r = cmd_latency(argc, argv);
         else if (!strcmp(argv[1], "cpu")) r = cmd_cpu(argc, argv);
         else if (!strcmp(argv[1], "sink")) r = cmd_sink(argc, argv);
+        else if (!strcmp(argv[1], "burst")) r = cmd_burst(argc, argv);
     }
     if (r < 0) {
         fprintf(stderr, "usage: see the comment at the top of bench/rbench.c\n");

@@ -7,11 +7,19 @@
 # a Python-style sender, an empty library call), because the machine is shared and noisy.
 # Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
 #
-#   bench/run.sh [--quick] [--only SECTIONS] [--rev REF]
+#   bench/run.sh [--quick] [--only SECTIONS] [--rev REF] [--base REF|none]
 #   --only caller,throughput,memory,blocking,degraded,latency,cpu,otlp
 #               run only these sections (BENCH_ONLY=...)
 #   --rev REF   measure the library of commit REF (built from `git archive` in target/bench/rev-*)
 #               instead of the working tree's (BENCH_REV=...); rbench uses this tree's header
+#   --base REF  the baseline library of section 1's issue 18 rows (BENCH_BASE=..., default
+#               ffcb536, the tree before issue 18's work), built as --rev builds; `none` skips it
+# Section 1 (caller cost, issues 8 and 18): the paced rows, then issue 18's rows for the base
+# library and this one in the order base, tree, tree, base (a second rbench, linked against the
+# base, from this tree's header): back to back 1 and 4 threads, durable back to back, the first
+# call after a 20 ms pause and its floor, and `rbench burst`: BENCH_BURST_COUNT (100000, quick
+# too) entries in a tight loop with the default options, then rarch_flush(BENCH_BURST_TIMEOUT_S,
+# 120); then the other pause lengths for this library.
 # Section 5 (degraded server, issue 15): BENCH_DEGRADED_COUNT entries per row (200000, quick
 # 20000), rarch_flush timeout BENCH_DEGRADED_TIMEOUT_S (300, quick 60); a row is killed 60 s later.
 # Section 6 (distant server, issue 16): BENCH_LAT_COUNT entries per default row at 10/50/200 ms
@@ -30,6 +38,7 @@ ROOT=$(pwd)
 QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
 ONLY=${BENCH_ONLY:-}
 REV=${BENCH_REV:-}
+BASE=${BENCH_BASE:-ffcb536}
 SECTIONS="caller throughput memory blocking degraded latency cpu otlp"
 while [ $# -gt 0 ]; do
   case $1 in
@@ -38,8 +47,10 @@ while [ $# -gt 0 ]; do
     --only=*) ONLY=${1#--only=} ;;
     --rev) [ $# -ge 2 ] || { echo "--rev needs a git ref" >&2; exit 2; }; REV=$2; shift ;;
     --rev=*) REV=${1#--rev=} ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF)" >&2; exit 2 ;;
+    --base) [ $# -ge 2 ] || { echo "--base needs a git ref or none" >&2; exit 2; }; BASE=$2; shift ;;
+    --base=*) BASE=${1#--base=} ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF, --base REF)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -126,38 +137,61 @@ if want otlp; then
     make -s collector >&2
   fi
 fi
-if want degraded || want latency || want otlp; then
+if want caller || want degraded || want latency || want otlp; then
   command -v timeout >/dev/null || { echo "timeout (coreutils) is required" >&2; exit 1; }
 fi
 
-LIB=$ROOT/target/release
-if [ -n "$REV" ]; then
+rev_lib() { # REF: sets SHA and REV_LIB, the directory of commit REF's library
   # Another commit's library, built apart (its own copy of the sources and target directory),
   # so that edits in the working tree, and builds of it, do not change what is measured.
-  SHA=$(git rev-parse --verify "$REV^{commit}")
+  SHA=$(git rev-parse --verify "$1^{commit}")
   RD=$ROOT/target/bench/rev-$(git rev-parse --short "$SHA")
   if [ ! -f "$RD/target/release/librarch_logging.so" ]; then
-    say "building the library of $REV ($SHA) in $RD"
+    say "building the library of $1 ($SHA) in $RD"
     rm -rf "$RD/src"; mkdir -p "$RD/src"
     git archive "$SHA" | tar -x -C "$RD/src"
     (cd "$RD/src" && CARGO_TARGET_DIR=$RD/target cargo build --release -q >&2)
   fi
-  LIB=$RD/target/release
+  REV_LIB=$RD/target/release
   SONAME=$(sed -n 's/^version = "\([0-9]*\)\..*/\1/p' "$RD/src/Cargo.toml" | head -n1)
-  ln -sf librarch_logging.so "$LIB/librarch_logging.so.$SONAME"
+  ln -sf librarch_logging.so "$REV_LIB/librarch_logging.so.$SONAME"
+}
+LIB=$ROOT/target/release
+if [ -n "$REV" ]; then
+  rev_lib "$REV"; LIB=$REV_LIB; LIB_SHA=$SHA
   if [ -z "${MAKELEVEL:-}" ]; then say "building (make receiver)"; make -s receiver >&2; fi
 elif [ -z "${MAKELEVEL:-}" ]; then
   say "building (make lib receiver)"
   make -s lib receiver >&2
 fi
+# Section 1's baseline library (issue 18), unless --base none or no section 1.
+BASE_LIB=
+if want caller && [ "$BASE" != none ]; then
+  rev_lib "$BASE"; BASE_LIB=$REV_LIB; BASE_SHA=$SHA
+fi
 mkdir -p target/bench
 CC=${CC:-cc}
-$CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/rbench.c -L"$LIB" -lrarch_logging \
-  -Wl,-rpath,"$LIB" -lpthread -o "target/bench/rbench.$$"
+link_rbench() { # LIBDIR OUT: rbench from this tree's header, linked against LIBDIR's library
+  $CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/rbench.c -L"$1" -lrarch_logging \
+    -Wl,-rpath,"$1" -lpthread -o "$2"
+  # The run path loses to LD_LIBRARY_PATH: check which library the driver really loads.
+  got=$(ldd "$2" | sed -n 's/.*librarch_logging[^ ]* => \([^ ]*\) .*/\1/p')
+  case $got in
+    "$1"/*) ;;
+    *) echo "$2 loads librarch_logging from ${got:-nowhere}, not $1 (LD_LIBRARY_PATH?)" >&2; exit 1 ;;
+  esac
+}
+link_rbench "$LIB" "target/bench/rbench.$$"
 # This run's own driver (another run may link target/bench/rbench to another library meanwhile);
 # target/bench/rbench is the latest, replaced by a rename.
 RB=$ROOT/target/bench/rbench.$$
 cp "$RB" "target/bench/rbench.tmp.$$" && mv -f "target/bench/rbench.tmp.$$" target/bench/rbench
+# The base's driver: the same source and header, its own run path.
+RBB=
+if [ -n "$BASE_LIB" ]; then
+  RBB=$ROOT/target/bench/rbench-base.$$
+  link_rbench "$BASE_LIB" "$RBB"
+fi
 
 # --- receivers -----------------------------------------------------------------------------
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-bench.XXXXXX")
@@ -165,7 +199,7 @@ PIDS=""
 cleanup() {
   for p in $PIDS; do kill "$p" 2>/dev/null || true; done
   rm -rf "$WORK"
-  rm -f "$RB"
+  rm -f "$RB" ${RBB:+"$RBB"}
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -223,7 +257,8 @@ run_wrk() { # connections [host:port, default the healthy receiver]: one RESULT 
   echo "MACHINE load=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "MACHINE mode=$([ $QUICK = 1 ] && echo quick || echo full)"
   echo "MACHINE version=$(git describe --always --dirty 2>/dev/null || echo unknown)"
-  if [ -n "$REV" ]; then echo "MACHINE library=$(git rev-parse --short "$SHA")"; fi
+  if [ -n "$REV" ]; then echo "MACHINE library=$(git rev-parse --short "$LIB_SHA")"; fi
+  if [ -n "$BASE_LIB" ]; then echo "MACHINE base=$(git rev-parse --short "$BASE_SHA")"; fi
   echo "MACHINE sections=$(echo ${ONLY:-$SECTIONS} | tr ' ' ',')"
   if [ -n "$CPU_OPTS" ] && want cpu; then echo "MACHINE cpu_opts=$CPU_OPTS"; fi
 } >>"$OUT"
@@ -241,14 +276,41 @@ if want caller; then
       done
     done
   done
-  # The same calls back to back (no pause; healthy server): the cost with warm caches. Four
-  # threads log 2/5 as many each, so that all of it fits in the queue.
-  "$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 0 healthy-b2b | emit
-  "$RB" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 4 $((CALLER_N * 2 / 5)) 0 0 healthy-b2b | emit
-  # The first call of a burst against the length of the pause before it (healthy server).
+  # Issue 18's rows, for the base library and this one, alternating (base, tree, tree, base;
+  # each line gets lib= and round=). (1, 2) The same calls back to back (no pause; healthy
+  # server): the cost with warm caches. Four threads log 2/5 as many each, so that all of it
+  # fits in the queue. (3) The same in durable mode, 1 thread. (4) The first call of a burst
+  # after a 20 ms pause, and its floor (rbench pause). (5) rbench burst: BURST_N entries in a
+  # tight loop with the default options, then rarch_flush; the receiver's counts after it.
   PAUSE_BURSTS=$([ $QUICK = 1 ] && echo 40 || echo 100)
-  for pause in 200 2000 20000 100000; do
-    "$RB" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" $pause $PAUSE_BURSTS | emit
+  BURST_N=${BENCH_BURST_COUNT:-100000}
+  BURST_T=${BENCH_BURST_TIMEOUT_S:-120}
+  say "   issue 18 rows: $([ -n "$RBB" ] && echo "base $(git rev-parse --short "$BASE_SHA"), tree, tree, base" || echo "tree, tree (--base none)")"
+  rb=0; rt=0
+  for lib in $([ -n "$RBB" ] && echo base tree tree base || echo tree tree); do
+    if [ $lib = base ]; then R=$RBB; rb=$((rb + 1)); n=$rb; else R=$RB; rt=$((rt + 1)); n=$rt; fi
+    tag="lib=$lib round=$n"
+    "$R" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 0 healthy-b2b | sed "s/\$/ $tag/" | emit
+    "$R" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 4 $((CALLER_N * 2 / 5)) 0 0 healthy-b2b | sed "s/\$/ $tag/" | emit
+    "$R" caller "http://$HEALTHY/log" "$KEY" "$(bufdir)" 1 $CALLER_N 0 1 healthy-b2b | sed "s/\$/ $tag/" | emit
+    "$R" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" 20000 $PAUSE_BURSTS | sed "s/\$/ $tag/" | emit
+    reset
+    B=$(bufdir)
+    s0=$(date +%s)
+    rc=0
+    line=$(timeout -k 10 $((BURST_T + 60)) "$R" burst "http://$HEALTHY/log" "$KEY" "$B" $BURST_N $BURST_T) || rc=$?
+    case $line in
+      "RESULT bench=burst "*) ;;
+      *) line="RESULT bench=burst count=$BURST_N flush=-1 flush_timeout_s=$BURST_T total_ms=$(( ($(date +%s) - s0) * 1000 ))" ;;
+    esac
+    if [ $rc != 0 ]; then line="$line killed=1 exit=$rc"; fi
+    echo "$line $tag $(accepted)" | emit
+    rm -rf "$B"
+  done
+  # The first call of a burst against the length of the pause before it (healthy server); the
+  # 20 ms rows are the rounds above.
+  for pause in 200 2000 100000; do
+    "$RB" pause "http://$HEALTHY/log" "$KEY" "$(bufdir)" $pause $PAUSE_BURSTS | sed 's/$/ lib=tree/' | emit
   done
   reset
 fi

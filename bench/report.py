@@ -78,13 +78,17 @@ def main():
         p("")
         p("Library measured: commit %s (`bench/run.sh --rev`), not the working tree's build." %
           machine["library"])
+    if machine.get("base"):
+        p("")
+        p("Baseline library of section 1's issue 18 rows: commit %s (`bench/run.sh --base`)." %
+          machine["base"])
     if machine.get("sections") and machine["sections"] != ",".join(SECTIONS):
         p("")
         p("Sections run: %s (`--only`)." % machine["sections"].replace(",", ", "))
     p("")
 
-    if by(bench="caller") or by(bench="pause"):
-        caller_section(p, by, one)
+    if by(bench="caller") or by(bench="pause") or by(bench="burst"):
+        caller_section(p, by, one, machine)
     if by(bench="throughput") or by(bench="wrk") or by(bench="pybaseline"):
         throughput_section(p, by, one)
     if by(bench="memory") or by(bench="replay"):
@@ -106,7 +110,7 @@ def main():
             f.write(text + "\n\n## Raw results\n\n```\n" + open(sys.argv[1]).read() + "```\n")
 
 
-def caller_section(p, by, one):
+def caller_section(p, by, one, machine):
     p("## 1. Caller cost of rarch_log (threaded mode), per call, CLOCK_MONOTONIC, nothing subtracted")
     p("")
     p("Target: 1 thread p50 <= 400 ns and p99 <= 2 µs; 4 threads <= 2x that; the same in every "
@@ -149,37 +153,234 @@ def caller_section(p, by, one):
     p("")
     b2b = by(bench="caller", scenario="healthy-b2b")
     if b2b:
-        p("The same calls back to back, without pauses (healthy server, default mode), after "
-          "as many untimed calls and a flush in each thread: the steady cost with warm caches, "
-          "beside the paced runs above:")
+        p("The same calls back to back, without pauses (healthy server), after as many untimed "
+          "calls and a flush in each thread: the steady cost with warm caches. Issue 18's rows: "
+          "each library's runs (`lib`: this tree's or the base's, `--base`), in the order base, "
+          "tree, tree, base; the mark is issue 18's target for one run (1 thread p50 <= 250 ns "
+          "and p99 <= 1 µs, 4 threads 1.5x that; durable rows: see the table below):")
         p("")
-        p("| threads | calls | log p50 | log p99 | log p99.9 | log max | floor p50 (get_level) "
-          "| errors | dropped | target |")
-        p("|---|---|---|---|---|---|---|---|---|---|")
+        p("| library | round | durable | threads | calls | log p50 | log p99 | log p99.9 | log max "
+          "| floor p50 (get_level) | errors | spilled / dropped | target |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in b2b:
-            ok = caller_ok(r)
             dropped = r["dropped_queue_full"] + r["dropped_buffer_cap"] + r["dropped_io"]
-            p("| %d | %d | %s | %s | %s | %s | %s | %d | %d | %s |" % (
+            target = "-"
+            if not r.get("durable"):
+                target = mark(b2b_ok(r))
+            if r["buffered"] or dropped:
+                target += " (spilled: not warm)"
+            p("| %s | %s | %s | %d | %d | %s | %s | %s | %s | %s | %d | %d / %d | %s |" % (
+                r.get("lib", "tree"), r.get("round", "-"), "yes" if r.get("durable") else "no",
                 r["threads"], r["count"], ns(r["log_p50"]), ns(r["log_p99"]),
-                ns(r["log_p999"]), ns(r["log_max"]), ns(r["floor_p50"]), r["errors"], dropped,
-                mark(ok)))
+                ns(r["log_p999"]), ns(r["log_max"]), ns(r["floor_p50"]), r["errors"],
+                r["buffered"], dropped, target))
         p("")
     pauses = by(bench="pause")
     if pauses:
         p("The first call of a burst against the pause before it (1 thread, healthy server, "
           "bursts of 100; `rbench pause`). Its floor: after the same pause, every other burst "
-          "starts with an empty call into the library (`rarch_get_level`), timed alike:")
+          "starts with an empty call into the library (`rarch_get_level`), timed alike. "
+          "Target (issue 18, 20 ms): first call p50 <= 4x the floor's p50:")
         p("")
-        p("| pause | bursts | first call p50 | first call p99 | floor: empty first call p50 "
-          "| floor p99 | other calls p50 | other calls p99 |")
-        p("|---|---|---|---|---|---|---|---|")
-        for r in pauses:
-            p("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+        p("| library | round | pause | bursts | first call p50 | first call p99 | floor: empty "
+          "first call p50 | floor p99 | first / floor p50 | other calls p50 | other calls p99 "
+          "| target |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(pauses, key=lambda r: (r["pause_us"], r.get("lib", "tree") != "base",
+                                               r.get("round", 0))):
+            q = pause_ratio(r)
+            p("| %s | %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                r.get("lib", "tree"), r.get("round", "-"),
                 ns(r["pause_us"] * 1000), r["bursts"], ns(r["first_p50"]), ns(r["first_p99"]),
                 ns(r["floor_p50"]) if "floor_p50" in r else "-",
                 ns(r["floor_p99"]) if "floor_p99" in r else "-",
-                ns(r["rest_p50"]), ns(r["rest_p99"])))
+                "%.1fx" % q if q is not None else "-",
+                ns(r["rest_p50"]), ns(r["rest_p99"]),
+                mark(q <= 4) if q is not None and r["pause_us"] == 20000 else "-"))
         p("")
+    bursts = by(bench="burst")
+    if bursts:
+        p("`rbench burst` (issue 18): a fresh logger with the default options (url, api_key, "
+          "buffer_dir only: queue_capacity 8192, on_full=spill), one thread logs the typical "
+          "entry %s times in a tight loop, no warm-up, each call timed; then "
+          "`rarch_flush(%s s)`, which waits for the disk buffer's replay too. preempted: calls "
+          "over 1 ms in whose window (the call and at most the 255 before it) the thread had an "
+          "involuntary context switch. fresh + disk: `delivered - replayed` + `buffered` "
+          "(`delivered` counts the replayed entries too). Receiver: its counts after the "
+          "process ended:" % ("{:,}".format(bursts[0]["count"]), bursts[0].get("flush_timeout_s", "?")))
+        p("")
+        p("| library | round | burst time | first call | log p50 | log p99 | log p99.9 | log max "
+          "(at call) | calls > 100 µs | calls > 1 ms (preempted) | refused | caller "
+          "switches: involuntary / voluntary | on disk at the burst's end | flush | fresh + "
+          "disk | dropped | receiver accepted / distinct | target |")
+        p("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for r in sorted(bursts, key=lambda r: (r.get("lib", "tree") != "base", r.get("round", 0))):
+            k = burst_checks(r)
+            flush = {0: "OK", 9: "TIMED_OUT", -1: "none"}.get(r.get("flush"), str(r.get("flush")))
+            if r.get("killed"):
+                flush += ", killed"
+            if "log_max" not in r:
+                p("| %s | %s | failed (%s) |" % (r.get("lib", "tree"), r.get("round", "-"), flush))
+                continue
+            p("| %s | %s | %.0f ms | %s | %s | %s | %s | %s (%d) | %d | %d (%d) | %d | %d / %d "
+              "| %d | %s, %.1f s | %d + %d | %d | %s / %s | %s |" % (
+                  r.get("lib", "tree"), r.get("round", "-"), r["log_ms"], ns(r["first_ns"]),
+                  ns(r["log_p50"]), ns(r["log_p99"]), ns(r["log_p999"]), ns(r["log_max"]),
+                  r["max_at"], r["over_100us"], r["over_1ms"], r["slow_preempted"], r["errors"],
+                  r["caller_nivcsw"], r["caller_nvcsw"], r["burst_buffered"], flush,
+                  r["flush_ms"] / 1e3, r["delivered"] - r["replayed"], r["buffered"],
+                  k["dropped"], r.get("receiver_accepted", "?"), r.get("receiver_distinct", "?"),
+                  k["mark"]))
+        p("")
+    issue18_table(p, by, one, machine)
+
+
+def b2b_ok(r):
+    """Issue 18's warm targets for one back-to-back run: 1 thread p50 <= 250 ns and
+    p99 <= 1 µs; more threads at most 1.5x that."""
+    k = 1 if r["threads"] == 1 else 1.5
+    return r["log_p50"] <= 250 * k and r["log_p99"] <= 1000 * k
+
+
+def pause_ratio(r):
+    return r["first_p50"] / r["floor_p50"] if r.get("floor_p50") else None
+
+
+def burst_checks(r):
+    """Issue 18's burst targets for one run: no call over 1 ms, none refused, every entry
+    delivered or on disk (fresh deliveries + buffered == count, nothing dropped), and after
+    flush the receiver has every one (distinct)."""
+    n = r["count"]
+    dropped = sum(r.get(k, 0) for k in ("dropped_queue_full", "dropped_buffer_cap", "dropped_io"))
+    kept = r.get("delivered", 0) - r.get("replayed", 0) + r.get("buffered", 0)
+    misses = [w for w, ok in (
+        ("calls over 1 ms", r.get("over_1ms", 1) == 0),
+        ("refused", r.get("errors", 1) == 0),
+        ("dropped", dropped == 0),
+        ("not all kept", r.get("logged") == n and kept == n),
+        ("flush", r.get("flush") == 0 and not r.get("killed")),
+        ("receiver", r.get("receiver_distinct") == n)) if not ok]
+    return {"dropped": dropped, "kept": kept, "ok": not misses,
+            "mark": "PASS" if not misses else "MISS (%s)" % ", ".join(misses)}
+
+
+def issue18_table(p, by, one, machine):
+    """Issue 18's targets, each figure for this tree beside the base library's, same run."""
+    libs = ("tree", "base")
+    of = lambda lib, bench, **kw: [r for r in by(bench=bench, **kw) if r.get("lib", "tree") == lib]
+    if not (by(bench="caller", scenario="healthy-b2b") or by(bench="pause", pause_us=20000)
+            or by(bench="burst")):
+        return
+    tree_name = "library %s" % machine["library"] if machine.get("library") else "this tree"
+    base_name = "base %s" % machine["base"] if machine.get("base") else "base (none)"
+    order = ("base, tree, tree, base" if machine.get("base")
+             else "tree, tree (no baseline: `--base none`)")
+
+    def vals(lib, bench, key, **kw):
+        rs = [r for r in of(lib, bench, **kw) if key(r) is not None]
+        return [key(r) for r in rs]
+
+    def agg(xs, how):
+        if not xs:
+            return None
+        return max(xs) if how == "worst" else min(xs) if how == "least" else median(xs)
+
+    def show(xs, how, fmt):
+        v = agg(xs, how)
+        if v is None:
+            return "-"
+        if len(xs) == 1:
+            return fmt(v)
+        return "%s (%s)" % (fmt(v), ", ".join(fmt(x) for x in xs))
+
+    times = lambda x: "%.2fx" % x
+    count = lambda x: "{:,}".format(int(x))
+    rows = []  # (row, figure, fmt, how, {lib: [values]}, target text, check(value) or None)
+
+    def add(row, figure, fmt, how, get, target=None, check=None):
+        rows.append((row, figure, fmt, how, {l: get(l) for l in libs}, target, check))
+
+    b = lambda th, d: lambda l, key: vals(l, "caller", lambda r: r.get(key), scenario="healthy-b2b",
+                                          threads=th, durable=d)
+    for th, (t50, t99) in ((1, (250, 1000)), (4, (375, 1500))):
+        name = "warm, back to back, %d thread%s" % (th, "s" if th > 1 else "")
+        g = b(th, 0)
+        add(name, "p50", ns, "median", lambda l, g=g: g(l, "log_p50"), "<= %s" % ns(t50),
+            lambda v, t=t50: v <= t)
+        add(name, "p99", ns, "median", lambda l, g=g: g(l, "log_p99"), "<= %s" % ns(t99),
+            lambda v, t=t99: v <= t)
+        add(name, "p99.9", ns, "median", lambda l, g=g: g(l, "log_p999"))
+        add(name, "max", ns, "worst", lambda l, g=g: g(l, "log_max"))
+    g = b(1, 1)
+    name = "durable, back to back, 1 thread"
+    add(name, "p50", ns, "median", lambda l: g(l, "log_p50"))
+    add(name, "p99", ns, "median", lambda l: g(l, "log_p99"))
+
+    def dur_ratio(l):
+        d, n = agg(g(l, "log_p50"), "median"), agg(b(1, 0)(l, "log_p50"), "median")
+        return [d / n] if d and n else []
+    add(name, "p50 / default's p50 (medians)", times, "median", dur_ratio, "<= 1.50x",
+        lambda v: v <= 1.5)
+    pz = lambda l, key: vals(l, "pause", key, pause_us=20000)
+    name = "first call after a 20 ms pause"
+    add(name, "first call p50", ns, "median", lambda l: pz(l, lambda r: r.get("first_p50")))
+    add(name, "floor p50 (empty call after the same pause)", ns, "median",
+        lambda l: pz(l, lambda r: r.get("floor_p50")))
+    add(name, "first / floor", times, "median", lambda l: pz(l, pause_ratio), "<= 4.00x",
+        lambda v: v <= 4)
+    bu = lambda l, key: vals(l, "burst", key)
+    n = (by(bench="burst") or [{}])[0].get("count", 100000)
+    name = "burst of {:,}, default options".format(n)
+    add(name, "max call", ns, "worst", lambda l: bu(l, lambda r: r.get("log_max")), "<= 1.0 ms",
+        lambda v: v <= 1e6)
+    add(name, "p99.9", ns, "median", lambda l: bu(l, lambda r: r.get("log_p999")))
+    add(name, "calls over 1 ms", count, "worst", lambda l: bu(l, lambda r: r.get("over_1ms")),
+        "0", lambda v: v == 0)
+    add(name, "of them preempted (involuntary switch in their window)", count, "worst",
+        lambda l: bu(l, lambda r: r.get("slow_preempted")))
+    add(name, "caller's involuntary context switches", count, "worst",
+        lambda l: bu(l, lambda r: r.get("caller_nivcsw")))
+    add(name, "caller's voluntary context switches", count, "worst",
+        lambda l: bu(l, lambda r: r.get("caller_nvcsw")))
+    add(name, "calls refused", count, "worst", lambda l: bu(l, lambda r: r.get("errors")), "0",
+        lambda v: v == 0)
+    add(name, "dropped", count, "worst", lambda l: bu(l, lambda r: burst_checks(r)["dropped"]
+                                                         if "log_max" in r else None),
+        "0", lambda v: v == 0)
+    add(name, "delivered fresh + on disk", count, "least",
+        lambda l: bu(l, lambda r: burst_checks(r)["kept"] if "log_max" in r else None),
+        "= {:,}".format(n), lambda v: v == n)
+    add(name, "receiver distinct after flush", count, "least",
+        lambda l: bu(l, lambda r: r.get("receiver_distinct")),
+        "= {:,}".format(n), lambda v: v == n)
+    add(name, "flush time", lambda x: "%.1f s" % (x / 1e3), "median",
+        lambda l: bu(l, lambda r: r.get("flush_ms")))
+
+    p("### Issue 18's targets: %s beside %s, in one run" % (
+        tree_name, base_name if machine.get("base") else "no baseline"))
+    p("")
+    p("Each figure is the median of the library's rounds (the rounds' own figures in "
+      "brackets), but `max`, the counts of slow calls, refusals, drops and switches are the "
+      "worst round, and the entries kept the least. Rounds ran in the order %s. The marks are "
+      "the targets checked on this tree's figure, then on the base's." % order)
+    p("")
+    p("| row | figure | %s | %s | tree / base | target | mark: tree / base |" % (tree_name, base_name))
+    p("|---|---|---|---|---|---|---|")
+    last = None
+    for row, figure, fmt, how, per, target, check in rows:
+        t, bs = agg(per["tree"], how), agg(per["base"], how)
+        if t is None and bs is None:
+            continue
+        rt = "%.2fx" % (t / bs) if t is not None and bs else "-"
+        if check:
+            mk = " / ".join("-" if v is None else mark(check(v)) for v in (t, bs))
+        else:
+            mk = "-"
+        p("| %s | %s | %s | %s | %s | %s | %s |" % (
+            row if row != last else "", figure, show(per["tree"], how, fmt),
+            show(per["base"], how, fmt), rt, target or "-", mk))
+        last = row
+    p("")
 
 
 

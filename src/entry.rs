@@ -64,11 +64,87 @@ pub fn build_with_prefix(
     f: &Fields<'_>,
     max_bytes: usize,
 ) -> Result<()> {
+    let c = check(f)?;
+    let at_ns = now_ns();
+    assemble(out, prefix, &c.fields, c.context_multi_line, at_ns);
+    check_size(out, max_bytes)
+}
+
+/// The fields of an entry once checked: the context trimmed of the whitespace around it.
+pub struct Checked<'a> {
+    pub fields: Fields<'a>,
+    /// The context is written over several lines (the body gets it without the whitespace
+    /// outside strings, since a buffer line must be one line).
+    pub context_multi_line: bool,
+}
+
+/// What must be checked on the caller's thread, to report a status: the context is a JSON
+/// object, the timestamp is RFC 3339 (UTF-8 is the C strings' conversion's, the size
+/// [`max_len`]'s or [`check_size`]'s).
+pub fn check<'a>(f: &Fields<'a>) -> Result<Checked<'a>> {
+    let mut fields = *f;
+    let mut context_multi_line = false;
+    if let Some(c) = f.context_json {
+        let (text, multi) = context(c)?;
+        fields.context_json = Some(text);
+        context_multi_line = multi;
+    }
+    if let Some(t) = f.client_log_datetime {
+        check_timestamp(t)?;
+    }
+    Ok(Checked {
+        fields,
+        context_multi_line,
+    })
+}
+
+/// The most bytes the body of `f` can take with a prefix of `prefix_len` bytes, whatever its
+/// strings' escapes (at most 6 bytes for one), its request id and its time.
+pub fn max_len(prefix_len: usize, f: &Fields<'_>) -> usize {
+    // The keys, quotes, nulls, a fresh UUID, a time and the braces: 152 bytes (unit-tested),
+    // rounded up.
+    const FIXED: usize = 160;
+    let escaped = f.message.len()
+        + f.user_id.map_or(0, str::len)
+        + f.tenant_id.map_or(0, str::len)
+        + f.request_id.map_or(0, str::len);
+    prefix_len
+        + FIXED
+        + 6 * escaped
+        + f.context_json.map_or(0, str::len)
+        + f.client_log_datetime.map_or(0, |t| t.len().max(27))
+}
+
+/// Refuses a body larger than `max_bytes` (and clears it).
+pub fn check_size(out: &mut Vec<u8>, max_bytes: usize) -> Result<()> {
+    if out.len() > max_bytes {
+        let n = out.len();
+        out.clear();
+        return Err(too_large(n, max_bytes));
+    }
+    Ok(())
+}
+
+#[cold]
+fn too_large(n: usize, max_bytes: usize) -> Error {
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!("entry is {n} bytes of JSON, above max_entry_bytes ({max_bytes})"),
+    )
+}
+
+/// The time now, in nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Writes the JSON body of checked fields (see [`check`]) into `out` (cleared first): the
+/// prefix, the escaped strings, a fresh request id if there is none, the context, and the
+/// timestamp (the caller's in UTC, or `at_ns`, the time of the call).
+pub fn assemble(out: &mut Vec<u8>, prefix: &[u8], f: &Fields<'_>, multi_line: bool, at_ns: u64) {
     out.clear();
-    let context = match f.context_json {
-        None => None,
-        Some(c) => Some(context(c)?),
-    };
     out.extend_from_slice(prefix);
     string(out, f.message);
     out.extend_from_slice(b",\"user_id\":");
@@ -90,35 +166,30 @@ pub fn build_with_prefix(
         }
     }
     out.extend_from_slice(b",\"context\":");
-    match context {
+    match f.context_json {
         None => out.extend_from_slice(b"{}"),
-        Some(Context::Raw(raw)) => out.extend_from_slice(raw.as_bytes()),
-        Some(Context::Compact(v)) => out.extend_from_slice(&v),
+        Some(c) if multi_line => minify(out, c),
+        Some(c) => out.extend_from_slice(c.as_bytes()),
     }
     const TIME_KEY: &[u8; 24] = b",\"client_log_datetime\":\"";
+    let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(at_ns);
     match f.client_log_datetime {
         Some(t) => {
             out.extend_from_slice(TIME_KEY);
-            timestamp(out, t)?;
+            // Checked on the caller's thread (see `check`); were it not RFC 3339 after all,
+            // the time of the call.
+            if timestamp(out, t).is_err() {
+                now(out, at);
+            }
             out.extend_from_slice(b"\"}");
         }
         None => {
             // One copy for the key, the time and the end of the object.
             let mut piece = *b",\"client_log_datetime\":\"YYYY-MM-DDTHH:MM:SS.ffffffZ\"}";
-            piece[TIME_KEY.len()..TIME_KEY.len() + 27]
-                .copy_from_slice(&now_text(SystemTime::now()));
+            piece[TIME_KEY.len()..TIME_KEY.len() + 27].copy_from_slice(&now_text(at));
             out.extend_from_slice(&piece);
         }
     }
-    if out.len() > max_bytes {
-        let n = out.len();
-        out.clear();
-        return Err(Error::new(
-            ErrorKind::InvalidArgument,
-            format!("entry is {n} bytes of JSON, above max_entry_bytes ({max_bytes})"),
-        ));
-    }
-    Ok(())
 }
 
 /// Runs `f` with a per-thread random generator seeded by the OS, and seeded again after a
@@ -207,39 +278,33 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-enum Context<'a> {
-    /// Valid, single-line JSON object text: embedded as it is.
-    Raw(&'a str),
-    /// A valid object written over several lines: the same text without the whitespace
-    /// outside strings, since a buffer line must be one line.
-    Compact(Vec<u8>),
-}
-
-fn context(c: &str) -> Result<Context<'_>> {
-    let multi_line = crate::json::check_object(c.as_bytes()).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidJson,
-            format!(
-                "context_json: not a JSON object: {} at byte {}",
-                e.what, e.offset
-            ),
-        )
-    })?;
+/// Checks a context: a JSON object. Returns its text without the whitespace around it, and
+/// whether it is written over several lines.
+fn context(c: &str) -> Result<(&str, bool)> {
+    let multi_line = crate::json::check_object(c.as_bytes()).map_err(|e| invalid_context(&e))?;
     // A valid object starts with `{` and ends with `}` but for whitespace around it.
     let text = match (c.as_bytes().first(), c.as_bytes().last()) {
         (Some(b'{'), Some(b'}')) => c,
         _ => c.trim_matches([' ', '\t', '\n', '\r']),
     };
-    if multi_line {
-        return Ok(Context::Compact(minify(text)));
-    }
-    Ok(Context::Raw(text))
+    Ok((text, multi_line))
+}
+
+#[cold]
+fn invalid_context(e: &crate::json::Invalid) -> Error {
+    Error::new(
+        ErrorKind::InvalidJson,
+        format!(
+            "context_json: not a JSON object: {} at byte {}",
+            e.what, e.offset
+        ),
+    )
 }
 
 /// Drops the whitespace outside strings of valid JSON text (numbers, escapes and depth stay
 /// exactly as written).
-fn minify(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
+fn minify(out: &mut Vec<u8>, text: &str) {
+    out.reserve(text.len());
     let (mut in_string, mut escaped) = (false, false);
     for &b in text.as_bytes() {
         if in_string {
@@ -257,20 +322,29 @@ fn minify(text: &str) -> Vec<u8> {
         }
         out.push(b);
     }
-    out
 }
 
-/// Checks a caller's timestamp (RFC 3339). A UTC one is kept as written; one with another offset
-/// is converted to UTC.
+/// Checks a caller's timestamp (RFC 3339).
+fn check_timestamp(t: &str) -> Result<()> {
+    OffsetDateTime::parse(t, &Rfc3339)
+        .map(|_| ())
+        .map_err(invalid_timestamp)
+}
+
+#[cold]
+fn invalid_timestamp(e: time::error::Parse) -> Error {
+    Error::new(
+        ErrorKind::InvalidTimestamp,
+        format!(
+            "client_log_datetime: not an RFC 3339 timestamp ({e}); expected e.g. 2026-11-23T22:30:00.123456Z"
+        ),
+    )
+}
+
+/// Writes a caller's timestamp (RFC 3339): a UTC one as written, one with another offset
+/// converted to UTC.
 fn timestamp(out: &mut Vec<u8>, t: &str) -> Result<()> {
-    let parsed = OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
-        Error::new(
-            ErrorKind::InvalidTimestamp,
-            format!(
-                "client_log_datetime: not an RFC 3339 timestamp ({e}); expected e.g. 2026-11-23T22:30:00.123456Z"
-            ),
-        )
-    })?;
+    let parsed = OffsetDateTime::parse(t, &Rfc3339).map_err(invalid_timestamp)?;
     if parsed.offset() == UtcOffset::UTC {
         // RFC 3339 text has no character that needs escaping in JSON.
         out.extend_from_slice(t.as_bytes());
@@ -515,6 +589,48 @@ mod tests {
                 ]
             );
         }
+    }
+
+    /// `max_len` bounds the body whatever the escapes, ids and times.
+    #[test]
+    fn max_len_bounds_the_body() {
+        let worst: String = "\u{1}".repeat(50);
+        let cases = [
+            Fields::default(),
+            Fields {
+                message: &worst,
+                user_id: Some(&worst),
+                tenant_id: Some(&worst),
+                request_id: Some(&worst),
+                context_json: Some("{ \"a\" : [1, 2] }"),
+                client_log_datetime: Some("2026-01-02T03:04:05+02:00"),
+            },
+            Fields {
+                message: "m",
+                user_id: None,
+                tenant_id: None,
+                request_id: None,
+                context_json: None,
+                client_log_datetime: Some("2026-01-02T03:04:05.123456789Z"),
+            },
+        ];
+        for f in cases {
+            for prefix_of in [("s", "l"), ("s\"\u{2}", "x".repeat(100).as_str())] {
+                let p = prefix(Level::Debug, prefix_of.0, prefix_of.1);
+                let c = check(&f).unwrap();
+                let mut out = Vec::new();
+                assemble(&mut out, &p, &c.fields, c.context_multi_line, now_ns());
+                assert!(out.len() <= max_len(p.len(), &c.fields), "{}", out.len());
+            }
+        }
+        // The fixed part, with no field, a fresh id and the time: 152 bytes past the prefix.
+        let mut out = Vec::new();
+        assemble(&mut out, b"", &Fields::default(), false, 0);
+        assert_eq!(
+            out.len(),
+            2 + 11 + 4 + 13 + 4 + 15 + 37 + 11 + 2 + 24 + 27 + 2
+        );
+        assert!(out.len() <= 160);
     }
 
     #[test]

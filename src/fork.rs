@@ -14,6 +14,7 @@ static INSTALL: Once = Once::new();
 extern "C" fn in_child() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
     crate::pipeline::reset_registry_in_child();
+    crate::pipeline::reset_sources_in_child();
 }
 
 /// Installs the atfork handler (once per process).

@@ -5,7 +5,7 @@ use crate::config::{Config, Mirror, Options};
 use crate::entry::{self, Fields};
 use crate::error::Result;
 use crate::level::Level;
-use crate::pipeline::{self, Item, Pipeline};
+use crate::pipeline::{self, Item, Pipeline, Source};
 use crate::stats::{Stats, StatsSnapshot};
 use std::io::Write;
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
@@ -16,8 +16,9 @@ pub struct Logger {
     service: Arc<str>,
     name: Box<str>,
     level: AtomicU8,
-    /// The start of the body at each level (see [`entry::prefix`]), made once.
-    prefixes: [Box<[u8]>; 5],
+    /// The service and the start of the body at each level (see [`entry::prefix`]), made once
+    /// per process for each (service, logger name).
+    source: &'static Source,
     cfg: Config,
     /// An `Arc<Pipeline>` turned into a raw pointer. Replaced (and the old one leaked) only in
     /// a forked child, so a pointer read here stays valid while the logger lives.
@@ -36,10 +37,10 @@ impl Logger {
         }
         .into();
         let p = pipeline::acquire(&cfg, &service)?;
-        let prefixes = Level::ALL.map(|l| entry::prefix(l, &service, &name).into_boxed_slice());
+        let source = pipeline::source(&service, &name);
         Ok(Logger {
             level: AtomicU8::new(cfg.level as u8),
-            prefixes,
+            source,
             service,
             name,
             cfg,
@@ -104,12 +105,42 @@ impl Logger {
     }
 
     /// Logs one entry. Below the logger's level it returns at once (counted as filtered).
+    ///
+    /// In threaded mode the checked fields are copied into the thread's lane, and a sender
+    /// thread builds the body (see `pipeline::lane`); when the lane has no room, or the entry
+    /// may be near `max_entry_bytes`, or in durable or blocking mode, the body is built here.
+    #[inline]
     pub fn log(&self, level: Level, f: &Fields<'_>) -> Result<()> {
         if !self.enabled(level) {
             self.count_filtered();
             return Ok(());
         }
         let p = self.pipeline()?;
+        let checked = entry::check(f)?;
+        let at_ns = entry::now_ns();
+        if self.cfg.mirror != Mirror::Off {
+            self.mirror(level, f);
+        }
+        let prefix = self.source.prefix(level);
+        if p.lanes()
+            && entry::max_len(prefix.len(), &checked.fields) <= self.cfg.max_entry_bytes
+            && p.push(self.source, level, &checked, at_ns)
+        {
+            return Ok(());
+        }
+        self.build_and_submit(p, level, &checked, at_ns)
+    }
+
+    /// [`Logger::log`] with the body built on the caller's thread.
+    #[inline(never)]
+    fn build_and_submit(
+        &self,
+        p: &Pipeline,
+        level: Level,
+        c: &entry::Checked<'_>,
+        at_ns: u64,
+    ) -> Result<()> {
+        let f = &c.fields;
         let approx = 320
             + f.message.len()
             + f.context_json.map_or(2, str::len)
@@ -119,17 +150,18 @@ impl Logger {
             + self.service.len()
             + self.name.len();
         let mut body = p.body_buffer(approx.min(self.cfg.max_entry_bytes + 64));
-        let prefix = &self.prefixes[level as usize % Level::ALL.len()];
-        entry::build_with_prefix(&mut body, prefix, f, self.cfg.max_entry_bytes)?;
-        if self.cfg.mirror != Mirror::Off {
-            self.mirror(level, f);
-        }
+        entry::assemble(
+            &mut body,
+            self.source.prefix(level),
+            f,
+            c.context_multi_line,
+            at_ns,
+        );
+        entry::check_size(&mut body, self.cfg.max_entry_bytes)?;
         let mut item = Item::new(self.service.clone(), body);
         if self.cfg.sink == crate::config::Sink::Otlp {
             // The record's observedTimeUnixNano.
-            item.observed_ns = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64);
+            item.observed_ns = at_ns;
         }
         p.submit(item)
     }
@@ -169,8 +201,7 @@ impl Logger {
 
     /// The counters of this logger's pipeline.
     pub fn stats(&self) -> Result<StatsSnapshot> {
-        let p = self.pipeline()?;
-        Ok(p.stats().snapshot())
+        Ok(self.pipeline()?.stats_snapshot())
     }
 
     /// Entries in memory now.

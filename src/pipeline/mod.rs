@@ -2,6 +2,8 @@
 //! file each:
 //! - this file: the registry of pipelines, the caller's side (`submit`, `flush`) and the
 //!   shared state;
+//! - [`lane`]: the per-thread lanes `rarch_log` copies its entries into, which the sender
+//!   threads collect;
 //! - [`sender`]: the worker threads that sign and POST, and park failed entries for a retry;
 //! - [`spill`]: the spill thread and every write to the buffer files (overflow, outage,
 //!   dead letters);
@@ -14,6 +16,7 @@
 //! disk), rejected or poisoned (dead-lettered) or dropped with a reason.
 
 mod concurrency;
+mod lane;
 mod policy;
 mod replay;
 mod sender;
@@ -21,6 +24,8 @@ mod signal;
 mod spill;
 
 use concurrency::Limiter;
+pub(crate) use lane::reset_sources_in_child;
+pub use lane::{source, Source};
 use policy::Policy;
 use signal::Signal;
 
@@ -34,7 +39,7 @@ use crate::stats::Stats;
 use crate::transport::Transport;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -94,11 +99,20 @@ struct Shared {
     pool_rx: Receiver<Vec<u8>>,
     /// A caller found the pool low and woke the spill thread to refill it.
     pool_low: AtomicBool,
+    /// This pipeline among all of the process's, ever (the key of a thread's lanes).
+    id: u64,
+    /// The lanes of the threads that log into this pipeline (see [`lane`]).
+    lanes: Mutex<Vec<Arc<lane::Lane>>>,
+    /// Lane chunks kept for reuse.
+    chunks: lane::ChunkPool,
+    /// Wakes senders waiting for work after a quiet spell (a record in a lane, an entry in the
+    /// queue).
+    work: Signal,
     transport: Transport,
     tokens: Tokens,
     stats: Stats,
     buffers: Mutex<HashMap<Arc<str>, Arc<DiskBuffer>>>,
-    overflow: Mutex<Vec<Item>>,
+    overflow: Mutex<VecDeque<Item>>,
     overflow_len: AtomicUsize,
     /// Entries taken into memory (queue or overflow), and those of them that have ended:
     /// the first counted by callers, the second by the sender threads, each on a cache line
@@ -143,9 +157,13 @@ struct Shared {
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
 /// With `on_full=spill`, the longest a caller waits for the spill thread to make room in
-/// memory (it takes the whole overflow at once; a write of one overflow takes milliseconds on
-/// a local disk). Past it the entry is dropped and counted: the disk has stalled.
+/// memory (it takes [`SPILL_STEP`] entries of the overflow at a time; writing them takes a
+/// fraction of a millisecond on a local disk). Past it the entry is dropped and counted: the
+/// disk has stalled.
 const SPILL_WAIT_MAX: Duration = Duration::from_secs(1);
+/// The entries the spill thread takes from the overflow at a time: room for a waiting caller
+/// comes back in steps of this many, each one write of about 200 KiB.
+const SPILL_STEP: usize = 256;
 /// The concurrency limit an adaptive pipeline starts with (the old fixed default).
 const INITIAL_CONCURRENCY: usize = 2;
 /// The most bytes of entries a spill copies into one write.
@@ -153,6 +171,7 @@ const SPILL_RUN: usize = 1 << 20;
 
 pub struct Pipeline {
     shared: Arc<Shared>,
+    lanes: bool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     generation: u64,
     key: Config,
@@ -164,22 +183,29 @@ type Registry = Mutex<HashMap<Config, Arc<Pipeline>>>;
 static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
 
 fn registry() -> &'static Registry {
-    let p = REGISTRY.load(Ordering::Acquire);
+    leaked(&REGISTRY)
+}
+
+/// The value behind `slot`, made (and leaked: never freed) on first use. A forked child sets
+/// `slot` back to null and gets a fresh one, leaving the parent's, whose lock another thread
+/// may have held, untouched.
+fn leaked<T: Default>(slot: &'static AtomicPtr<T>) -> &'static T {
+    let p = slot.load(Ordering::Acquire);
     if !p.is_null() {
-        // SAFETY: registries are leaked boxes, never freed.
+        // SAFETY: the values are leaked boxes, never freed.
         return unsafe { &*p };
     }
-    let fresh = Box::into_raw(Box::new(Registry::default()));
-    match REGISTRY.compare_exchange(
+    let fresh = Box::into_raw(Box::<T>::default());
+    match slot.compare_exchange(
         std::ptr::null_mut(),
         fresh,
         Ordering::AcqRel,
         Ordering::Acquire,
     ) {
-        // SAFETY: as above; `fresh` is now the registry.
+        // SAFETY: as above; `fresh` is now the value.
         Ok(_) => unsafe { &*fresh },
         Err(existing) => {
-            // SAFETY: `fresh` was never shared; `existing` is a leaked registry.
+            // SAFETY: `fresh` was never shared; `existing` is a leaked value.
             unsafe {
                 drop(Box::from_raw(fresh));
                 &*existing
@@ -245,9 +271,14 @@ impl Pipeline {
         let transport = Transport::new(&cfg)?;
         let (tx, rx) = bounded(cfg.queue_capacity);
         let (pool_tx, pool_rx) = bounded(POOL);
+        static IDS: AtomicU64 = AtomicU64::new(1);
         let shared = Arc::new(Shared {
             pool_tx,
             pool_rx,
+            id: IDS.fetch_add(1, Ordering::Relaxed),
+            lanes: Mutex::default(),
+            chunks: lane::ChunkPool::new(),
+            work: Signal::default(),
             pool_low: AtomicBool::new(false),
             tokens: Tokens::new(&cfg.api_key, cfg.token_lifetime),
             transport,
@@ -311,6 +342,7 @@ impl Pipeline {
             Box::new(move || s.replayer()),
         )?);
         Ok(Arc::new(Pipeline {
+            lanes: cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill && !cfg.durable,
             shared,
             threads: Mutex::new(threads),
             generation: crate::fork::generation(),
@@ -340,7 +372,38 @@ impl Pipeline {
     /// Entries in memory now (queue, overflow and those parked for a retry).
     pub fn queue_len(&self) -> usize {
         let s = &*self.shared;
-        s.rx.len() + s.overflow_len.load(Ordering::Relaxed) + s.retry_len.load(Ordering::Relaxed)
+        s.rx.len()
+            + s.overflow_len.load(Ordering::Relaxed)
+            + s.retry_len.load(Ordering::Relaxed)
+            + s.lanes_pending() as usize
+    }
+
+    /// The counters: `logged` counts the entries in the lanes too.
+    pub fn stats_snapshot(&self) -> crate::stats::StatsSnapshot {
+        self.shared.snapshot()
+    }
+
+    /// Whether `log` copies entries into its thread's lane ([`Pipeline::push`]): in threaded
+    /// mode with `on_full=spill` (the default) and without `durable`. A durable entry is
+    /// journaled, from its JSON, before the call returns; `on_full=block` and `drop` bound the
+    /// entries in memory by `queue_capacity` exactly, which the queue counts.
+    #[inline]
+    pub fn lanes(&self) -> bool {
+        self.lanes
+    }
+
+    /// Copies checked fields into the calling thread's lane (see [`lane`]); false when the lane
+    /// has no room (then build the body and [`Pipeline::submit`] it).
+    #[inline]
+    pub fn push(
+        &self,
+        source: &'static Source,
+        level: Level,
+        f: &crate::entry::Checked<'_>,
+        at_ns: u64,
+    ) -> bool {
+        self.shared
+            .push_lane(source, level, &f.fields, f.context_multi_line, at_ns)
     }
 
     /// The last delivery failure, for a person.
@@ -350,21 +413,7 @@ impl Pipeline {
 
     /// An empty buffer for an entry's body, reused when one is free.
     pub fn body_buffer(&self, capacity: usize) -> Vec<u8> {
-        let s = &*self.shared;
-        let got = s.pool_rx.try_recv();
-        // Buffers are not coming back (the server is slow or down): once per refill, wake the
-        // spill thread to make more before the pool runs dry.
-        if s.pool_rx.len() < POOL_LOW / 4 && !s.pool_low.swap(true, Ordering::AcqRel) {
-            s.spill_wake.notify();
-        }
-        match got {
-            Ok(mut v) => {
-                v.clear();
-                v.reserve(capacity);
-                v
-            }
-            Err(_) => Vec::with_capacity(capacity),
-        }
+        self.shared.pool_buffer(capacity)
     }
 
     /// Takes one entry. Never waits on the network or the disk in threaded mode (but with
@@ -401,15 +450,19 @@ impl Pipeline {
         let item = match s.tx.try_send(item) {
             Ok(()) => {
                 Stats::add(&s.stats.logged, 1);
+                if s.work.has_waiters() {
+                    s.work.notify();
+                }
                 return Ok(());
             }
             Err(TrySendError::Full(item)) | Err(TrySendError::Disconnected(item)) => item,
         };
         match s.cfg.on_full {
             OnFull::Spill => {
-                // Into the overflow, which the spill thread takes whole (a swap under the lock)
-                // and writes to disk. When it is full the caller waits, in 1 ms steps, for the
-                // spill thread to take it: never a disk write on the caller's thread.
+                // Into the overflow, which the spill thread takes [`SPILL_STEP`] entries at a
+                // time and writes to disk. When it is full the caller waits for the spill thread
+                // to take the next step (woken when it does, or after 1 ms): never a disk write
+                // on the caller's thread.
                 let mut slot = Some(item);
                 let deadline = Instant::now() + SPILL_WAIT_MAX;
                 loop {
@@ -495,8 +548,10 @@ impl Pipeline {
     /// and the disk buffer is drained, or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let s = &*self.shared;
-        let target = s.accepted.load(Ordering::Acquire);
+        let target = s.taken_in();
         let deadline = Instant::now() + timeout;
+        // Senders asleep after a quiet spell collect the lanes now.
+        s.work.notify();
         loop {
             // Registered before `settled` is read (both SeqCst): either `settle` sees this
             // target, or this reads its count.
@@ -536,6 +591,7 @@ impl Pipeline {
         s.closing.store(true, Ordering::Release);
         s.progress.notify();
         s.room.notify();
+        s.work.notify();
         s.spill_wake.notify();
         s.replay_wake.notify();
         for t in lock(&self.threads).drain(..) {
@@ -553,7 +609,8 @@ impl Pipeline {
         }
         // Whatever is still in memory goes to disk.
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
-        rest.append(&mut lock(&s.overflow));
+        s.collect(Some(&mut rest));
+        rest.extend(lock(&s.overflow).drain(..));
         rest.extend(s.take_parked(true));
         s.spill(rest);
     }
@@ -567,6 +624,34 @@ fn discard(item: Item) {
 }
 
 impl Shared {
+    /// An empty buffer for an entry's body, reused when one is free.
+    fn pool_buffer(&self, capacity: usize) -> Vec<u8> {
+        let got = self.pool_rx.try_recv();
+        // Buffers are not coming back (the server is slow or down): once per refill, wake the
+        // spill thread to make more before the pool runs dry.
+        if self.pool_rx.len() < POOL_LOW / 4 && !self.pool_low.swap(true, Ordering::AcqRel) {
+            self.spill_wake.notify();
+        }
+        match got {
+            Ok(mut v) => {
+                v.clear();
+                v.reserve(capacity);
+                v
+            }
+            Err(_) => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// An entry collected from a lane that found the queue full after all (a caller's entry
+    /// took the last room): into the overflow, which the spill thread writes to disk.
+    fn hold(&self, item: Item) {
+        let mut ov = lock(&self.overflow);
+        ov.push_back(item);
+        self.overflow_len.store(ov.len(), Ordering::Relaxed);
+        drop(ov);
+        self.spill_wake.notify();
+    }
+
     fn recycle(&self, body: Vec<u8>) {
         if body.capacity() <= POOL_MAX_CAPACITY {
             let _ = self.pool_tx.try_send(body);
@@ -695,7 +780,7 @@ impl Shared {
         let Some(item) = slot.take() else {
             return true;
         };
-        ov.push(item);
+        ov.push_back(item);
         let n = ov.len();
         self.overflow_len.store(n, Ordering::Relaxed);
         drop(ov);

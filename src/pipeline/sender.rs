@@ -14,7 +14,6 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::otlp;
 use crate::stats::Stats;
 use crate::transport::{Outcome, Post};
-use crossbeam_channel::RecvTimeoutError;
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -102,6 +101,8 @@ impl Shared {
         let mut carry: Option<Item> = None;
         let mut scratch = Scratch::default();
         loop {
+            // The callers' entries, from their lanes into the queue.
+            self.collect(None);
             if self.policy.outage() || self.past_deadline() {
                 // Straight to disk, in batches: the replay thread sends them once the server
                 // is back.
@@ -142,11 +143,13 @@ impl Shared {
                                 d.saturating_duration_since(Instant::now())
                             })
                             .clamp(POLL, Duration::from_millis(100));
-                        match self.rx.recv_timeout(wait) {
-                            Ok(i) => i,
-                            Err(RecvTimeoutError::Timeout) => continue,
-                            Err(RecvTimeoutError::Disconnected) => return,
-                        }
+                        // A caller that puts an entry in its lane or the queue wakes this wait.
+                        self.work.wait_for(wait, wait, || {
+                            !self.rx.is_empty()
+                                || self.lanes_pending() > 0
+                                || self.closing.load(Ordering::Acquire)
+                        });
+                        continue;
                     }
                 },
             };
@@ -232,6 +235,7 @@ impl Shared {
         let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
         let linger_end = Instant::now() + self.cfg.batch_linger;
         loop {
+            self.collect(None);
             while batch.len() < max_n && bytes < max_bytes {
                 let Some(i) = self.due_parked().or_else(|| self.rx.try_recv().ok()) else {
                     break;

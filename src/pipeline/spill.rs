@@ -2,7 +2,7 @@
 //! disk and keeps the buffer pool and the journal segments ready), `spill` (entries to their
 //! services' `buffer.jsonl`, with their strikes as `retry_count`), and the dead-letter file.
 
-use super::{lock, Item, Shared, POOL_FRESH_CAPACITY, POOL_LOW, SPILL_RUN};
+use super::{lock, Item, Shared, POOL_FRESH_CAPACITY, POOL_LOW, SPILL_RUN, SPILL_STEP};
 use crate::buffer::{self, DiskBuffer};
 use crate::config::Mode;
 use crate::stats::Stats;
@@ -15,6 +15,10 @@ impl Shared {
     /// Tops the buffer pool up to [`POOL_LOW`] with buffers whose pages are already touched
     /// (see [`POOL_LOW`]).
     pub(super) fn refill_pool(&self) {
+        // Lane chunks, touched when made (see `Chunk::new`), while there are lanes.
+        if !lock(&self.lanes).is_empty() {
+            self.chunks.refill();
+        }
         self.pool_low.store(false, Ordering::Release);
         while self.pool_rx.len() < POOL_LOW {
             let mut v = vec![0u8; POOL_FRESH_CAPACITY];
@@ -177,8 +181,13 @@ impl Shared {
             let seen = self.spill_wake.current();
             self.prepare_journals();
             self.refill_pool();
-            let batch = std::mem::take(&mut *lock(&self.overflow));
-            self.overflow_len.store(0, Ordering::Relaxed);
+            let batch: Vec<Item> = {
+                let mut ov = lock(&self.overflow);
+                let n = ov.len().min(SPILL_STEP);
+                let batch = ov.drain(..n).collect();
+                self.overflow_len.store(ov.len(), Ordering::Relaxed);
+                batch
+            };
             // Callers waiting for room in memory look again now.
             self.spilled.notify();
             if !batch.is_empty() {

@@ -1,0 +1,727 @@
+//! Lanes: the caller's side of a threaded pipeline.
+//!
+//! Each thread that logs into a pipeline gets a lane of its own: a single-producer,
+//! single-consumer queue of records in chunks of [`CHUNK`] bytes. `rarch_log` checks the
+//! fields, then copies them as they are into its thread's lane with the time of the call and
+//! the logger's [`Source`]: no lock, no atomic read-modify-write, no allocation in the steady
+//! state and no JSON. The sender threads collect the records ([`Shared::collect`]), build each
+//! entry's JSON body (escaping, UUID, timestamp) on their side, and put the entries in the
+//! queue, from where delivery goes on as for any entry.
+//!
+//! A lane holds at most [`LANE_CHUNKS`] chunks. When it is full (or a record is larger than a
+//! chunk, or the thread is exiting) the caller takes the older path: it builds the body itself
+//! and sends it on the queue (`Pipeline::submit`), where `on_full` applies.
+//!
+//! Written here rather than taken from a crate: crossbeam's channels and `ArrayQueue` are
+//! multi-producer (a compare-and-swap per push on a line every caller shares) and hold values,
+//! not variable-length records; that path (a pooled buffer, the body built, a channel send)
+//! is the fallback above, and costs about 2x this one per call (BENCHMARKS.md, issue 18).
+//! SPSC crates (rtrb, ringbuf) are rings of fixed-size elements that do not grow.
+
+use super::{lock, Shared};
+
+use crate::entry::{self, Fields};
+use crate::level::Level;
+use crossbeam_utils::CachePadded;
+use std::cell::{RefCell, UnsafeCell};
+use std::collections::HashMap;
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The bytes of one chunk: about 200 typical records.
+pub(super) const CHUNK: usize = 64 * 1024;
+/// The most chunks one lane holds (1 MiB, about 3,000 typical records).
+pub(super) const LANE_CHUNKS: usize = 16;
+/// Chunks kept for reuse by the pipeline (the spill thread keeps a few of them made ahead).
+pub(super) const CHUNK_POOL: usize = 32;
+
+/// The logger an entry comes from: its service and the start of its body at each level.
+/// Interned for the life of the process, one per distinct (service, logger name) pair, so that
+/// a record can point at it without a reference count and outlive its logger.
+pub struct Source {
+    pub service: Arc<str>,
+    prefixes: [Box<[u8]>; 5],
+}
+
+impl Source {
+    pub fn prefix(&self, level: Level) -> &[u8] {
+        &self.prefixes[level as usize % Level::ALL.len()]
+    }
+}
+
+type Sources = Mutex<HashMap<(Box<str>, Box<str>), &'static Source>>;
+static SOURCES: AtomicPtr<Sources> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The [`Source`] of `(service, logger_name)`, made on first use.
+pub fn source(service: &str, logger_name: &str) -> &'static Source {
+    let mut m = lock(super::leaked(&SOURCES));
+    let key = (Box::<str>::from(service), Box::<str>::from(logger_name));
+    if let Some(s) = m.get(&key) {
+        return s;
+    }
+    let s: &'static Source = Box::leak(Box::new(Source {
+        service: service.into(),
+        prefixes: Level::ALL.map(|l| entry::prefix(l, service, logger_name).into_boxed_slice()),
+    }));
+    m.insert(key, s);
+    s
+}
+
+/// In a forked child: the parent's table (whose lock another thread may have held) is
+/// abandoned; the sources it points to stay valid.
+pub(crate) fn reset_sources_in_child() {
+    SOURCES.store(std::ptr::null_mut(), Ordering::Release);
+}
+
+pub(super) struct Chunk {
+    data: NonNull<u8>,
+    /// Bytes the producer has published (whole records).
+    len: AtomicUsize,
+    /// The next chunk, set (after the final `len`) when the producer has moved on.
+    next: AtomicPtr<Chunk>,
+}
+
+impl Chunk {
+    pub(super) fn new() -> Box<Chunk> {
+        let mut v = vec![0u8; CHUNK].into_boxed_slice();
+        // Touched here, so that the page faults are taken by whoever makes the chunk.
+        v.fill(1);
+        let data = NonNull::new(Box::into_raw(v) as *mut u8).unwrap_or(NonNull::dangling());
+        Box::new(Chunk {
+            data,
+            len: AtomicUsize::new(0),
+            next: AtomicPtr::new(std::ptr::null_mut()),
+        })
+    }
+}
+
+impl Chunk {
+    /// Made empty again, for another lane.
+    pub(super) fn reset(&self) {
+        self.len.store(0, Ordering::Relaxed);
+        self.next.store(std::ptr::null_mut(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // SAFETY: `data` came from a boxed slice of CHUNK bytes in `new`.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.data.as_ptr(),
+                CHUNK,
+            )));
+        }
+    }
+}
+
+// SAFETY: the bytes behind `data` are written by the producer only below `len` before it is
+// published (Release) and read by the consumer only below the `len` it loaded (Acquire).
+unsafe impl Send for Chunk {}
+// SAFETY: as for Send.
+unsafe impl Sync for Chunk {}
+
+/// Chunks kept for reuse by a pipeline's lanes.
+pub(super) struct ChunkPool {
+    tx: crossbeam_channel::Sender<Box<Chunk>>,
+    rx: crossbeam_channel::Receiver<Box<Chunk>>,
+    /// A lane found the pool low: the spill thread refills it ([`ChunkPool::refill`]).
+    pub(super) low: AtomicBool,
+}
+
+impl ChunkPool {
+    pub(super) fn new() -> ChunkPool {
+        let (tx, rx) = crossbeam_channel::bounded(CHUNK_POOL);
+        ChunkPool {
+            tx,
+            rx,
+            low: AtomicBool::new(false),
+        }
+    }
+
+    /// A reused chunk, or a fresh one.
+    fn take(&self) -> Box<Chunk> {
+        let c = self.rx.try_recv().unwrap_or_else(|_| Chunk::new());
+        if self.rx.len() < CHUNK_POOL / 4 {
+            self.low.store(true, Ordering::Relaxed);
+        }
+        c
+    }
+
+    fn give(&self, c: Box<Chunk>) {
+        c.reset();
+        let _ = self.tx.try_send(c);
+    }
+
+    /// Makes chunks ahead of need, up to half the pool.
+    pub(super) fn refill(&self) {
+        self.low.store(false, Ordering::Relaxed);
+        while self.rx.len() < CHUNK_POOL / 2 {
+            if self.tx.try_send(Chunk::new()).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// The producer's state: touched by the owner thread only.
+struct Prod {
+    chunk: *mut Chunk,
+    pos: usize,
+    /// Chunks this lane has taken, ever (against `retired`: the ones it holds).
+    chunks: usize,
+    pushed: u64,
+}
+
+struct Cons {
+    chunk: *mut Chunk,
+    pos: usize,
+}
+
+pub(super) struct Lane {
+    prod: UnsafeCell<Prod>,
+    /// Records published, ever: written by the producer only.
+    pushed: CachePadded<AtomicU64>,
+    cons: Mutex<Cons>,
+    /// Records collected, ever.
+    taken: CachePadded<AtomicU64>,
+    retired: AtomicUsize,
+    /// The owner thread has exited: once empty, the lane is dropped.
+    gone: AtomicBool,
+    /// The pipeline has closed: the owner's thread-local forgets the lane.
+    closed: AtomicBool,
+}
+
+// SAFETY: `prod` is used only by the thread that owns the lane (through its thread-local
+// handle); `cons` is behind a mutex; the chunks are shared as described on `Chunk`.
+unsafe impl Send for Lane {}
+// SAFETY: as for Send.
+unsafe impl Sync for Lane {}
+
+impl Lane {
+    fn new(first: Box<Chunk>) -> Lane {
+        let first = Box::into_raw(first);
+        Lane {
+            prod: UnsafeCell::new(Prod {
+                chunk: first,
+                pos: 0,
+                chunks: 1,
+                pushed: 0,
+            }),
+            pushed: CachePadded::new(AtomicU64::new(0)),
+            cons: Mutex::new(Cons {
+                chunk: first,
+                pos: 0,
+            }),
+            taken: CachePadded::new(AtomicU64::new(0)),
+            retired: AtomicUsize::new(0),
+            gone: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// Records in the lane now.
+    pub(super) fn pending(&self) -> u64 {
+        self.pushed
+            .load(Ordering::Acquire)
+            .saturating_sub(self.taken.load(Ordering::Acquire))
+    }
+
+    pub(super) fn pushed(&self) -> u64 {
+        self.pushed.load(Ordering::Acquire)
+    }
+
+    /// Copies a record of `n` bytes (written by `write` into the slice it is given) into the
+    /// lane. False when it does not fit: the lane is full, or the record is larger than a chunk.
+    ///
+    /// # Safety
+    /// Called only by the lane's owner thread.
+    #[inline]
+    unsafe fn push(&self, n: usize, pool: &ChunkPool, write: impl FnOnce(&mut [u8])) -> bool {
+        // SAFETY: only the owner thread touches `prod` (the caller's contract).
+        let p = unsafe { &mut *self.prod.get() };
+        let need = (HEADER + n + 7) & !7;
+        if p.pos + need > CHUNK && !self.next_chunk(p, need, pool) {
+            return false;
+        }
+        // SAFETY: `p.chunk` is a live chunk of this lane (freed only by the consumer once it
+        // has moved past it, which it does only after `next` is set, and `next` is set here).
+        let chunk = unsafe { &*p.chunk };
+        // SAFETY: [pos, pos + need) is inside the chunk and not yet published, so the consumer
+        // does not read it.
+        let rec =
+            unsafe { std::slice::from_raw_parts_mut(chunk.data.as_ptr().add(p.pos), HEADER + n) };
+        rec[..HEADER].copy_from_slice(&(n as u64).to_le_bytes());
+        write(&mut rec[HEADER..]);
+        p.pos += need;
+        chunk.len.store(p.pos, Ordering::Release);
+        p.pushed += 1;
+        // SeqCst: pairs with a sender's count-then-look before it sleeps (`Signal::wait_for`),
+        // so the caller's look at the waiters below either sees it or is seen.
+        self.pushed.store(p.pushed, Ordering::SeqCst);
+        true
+    }
+
+    #[cold]
+    fn next_chunk(&self, p: &mut Prod, need: usize, pool: &ChunkPool) -> bool {
+        if need > CHUNK || p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS {
+            return false;
+        }
+        let fresh = Box::into_raw(pool.take());
+        p.chunks += 1;
+        // SAFETY: as in `push`; the consumer moves to `next` only once it is set.
+        unsafe { &*p.chunk }.next.store(fresh, Ordering::Release);
+        p.chunk = fresh;
+        p.pos = 0;
+        true
+    }
+
+    /// Hands the records in the lane, at most `max`, to `f`, in order. Returns how many.
+    /// Another collector at the lane at the same time gets 0.
+    fn collect(&self, max: usize, pool: &ChunkPool, mut f: impl FnMut(&[u8])) -> usize {
+        let Ok(mut c) = self.cons.try_lock() else {
+            return 0;
+        };
+        let mut n = 0;
+        while n < max {
+            // SAFETY: `c.chunk` is live until this consumer retires it below.
+            let chunk = unsafe { &*c.chunk };
+            let len = chunk.len.load(Ordering::Acquire);
+            if c.pos < len {
+                // SAFETY: below `len`, published whole records (see `push`).
+                let at = unsafe { chunk.data.as_ptr().add(c.pos) };
+                let mut h = [0u8; HEADER];
+                // SAFETY: as above.
+                unsafe { std::ptr::copy_nonoverlapping(at, h.as_mut_ptr(), HEADER) };
+                let size = u64::from_le_bytes(h) as usize;
+                // SAFETY: as above.
+                f(unsafe { std::slice::from_raw_parts(at.add(HEADER), size) });
+                c.pos += (HEADER + size + 7) & !7;
+                n += 1;
+                continue;
+            }
+            let next = chunk.next.load(Ordering::Acquire);
+            if next.is_null() {
+                break;
+            }
+            if c.pos < chunk.len.load(Ordering::Acquire) {
+                continue; // the last records before the producer moved on
+            }
+            // The producer has moved on and everything here is read: retire the chunk.
+            let old = std::mem::replace(&mut c.chunk, next);
+            c.pos = 0;
+            // SAFETY: `old` came from Box::into_raw; the producer no longer touches it.
+            pool.give(unsafe { Box::from_raw(old) });
+            self.retired.fetch_add(1, Ordering::AcqRel);
+        }
+        if n > 0 {
+            self.taken.fetch_add(n as u64, Ordering::AcqRel);
+        }
+        n
+    }
+}
+
+impl Drop for Lane {
+    fn drop(&mut self) {
+        let c = self.cons.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut at = c.chunk;
+        while !at.is_null() {
+            // SAFETY: every chunk from the consumer's on is owned by the lane alone now.
+            let chunk = unsafe { Box::from_raw(at) };
+            at = chunk.next.load(Ordering::Acquire);
+        }
+    }
+}
+
+const HEADER: usize = 8;
+
+/// A record: the fixed part, then the fields' bytes in the order of `lens`.
+/// `source` (8) `at_ns` (8) `level` (1) `flags` (1) pad (2) `lens` (6 x 4).
+const FIXED: usize = 44;
+const CONTEXT_MULTI_LINE: u8 = 1;
+const NONE: u32 = u32::MAX;
+
+/// One record, read back.
+pub(super) struct Record<'a> {
+    pub source: &'static Source,
+    pub at_ns: u64,
+    pub level: Level,
+    pub fields: Fields<'a>,
+    pub context_multi_line: bool,
+}
+
+fn field_len(s: Option<&str>) -> u32 {
+    s.map_or(NONE, |s| s.len() as u32)
+}
+
+/// The size of `f`'s record.
+fn record_len(f: &Fields<'_>) -> usize {
+    FIXED
+        + f.message.len()
+        + [
+            f.user_id,
+            f.tenant_id,
+            f.request_id,
+            f.context_json,
+            f.client_log_datetime,
+        ]
+        .iter()
+        .map(|s| s.map_or(0, str::len))
+        .sum::<usize>()
+}
+
+fn write_record(
+    out: &mut [u8],
+    source: &'static Source,
+    at_ns: u64,
+    level: Level,
+    f: &Fields<'_>,
+    multi: bool,
+) {
+    out[0..8].copy_from_slice(&(source as *const Source as u64).to_le_bytes());
+    out[8..16].copy_from_slice(&at_ns.to_le_bytes());
+    out[16] = level as u8;
+    out[17] = if multi { CONTEXT_MULTI_LINE } else { 0 };
+    let fields = [
+        Some(f.message),
+        f.user_id,
+        f.tenant_id,
+        f.request_id,
+        f.context_json,
+        f.client_log_datetime,
+    ];
+    let mut at = FIXED;
+    for (i, s) in fields.iter().enumerate() {
+        out[20 + 4 * i..24 + 4 * i].copy_from_slice(&field_len(*s).to_le_bytes());
+        if let Some(s) = s {
+            out[at..at + s.len()].copy_from_slice(s.as_bytes());
+            at += s.len();
+        }
+    }
+}
+
+/// Reads a record written by [`write_record`].
+fn read_record(rec: &[u8]) -> Record<'_> {
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&rec[i..i + 8]);
+        u64::from_le_bytes(b)
+    };
+    // SAFETY: the address of an interned (leaked, never freed) Source, written by
+    // `write_record` in this process (lanes are not shared with a forked child's pipelines,
+    // and the child keeps the parent's memory).
+    let source = unsafe { &*(word(0) as usize as *const Source) };
+    let mut at = FIXED;
+    let mut next = |i: usize| -> Option<&str> {
+        let mut b = [0u8; 4];
+        b.copy_from_slice(&rec[20 + 4 * i..24 + 4 * i]);
+        let n = u32::from_le_bytes(b);
+        if n == NONE {
+            return None;
+        }
+        let s = &rec[at..at + n as usize];
+        at += n as usize;
+        // SAFETY: copied from a &str by `write_record`.
+        Some(unsafe { std::str::from_utf8_unchecked(s) })
+    };
+    let message = next(0).unwrap_or("");
+    let fields = Fields {
+        message,
+        user_id: next(1),
+        tenant_id: next(2),
+        request_id: next(3),
+        context_json: next(4),
+        client_log_datetime: next(5),
+    };
+    Record {
+        source,
+        at_ns: word(8),
+        level: Level::ALL[rec[16] as usize % Level::ALL.len()],
+        fields,
+        context_multi_line: rec[17] & CONTEXT_MULTI_LINE != 0,
+    }
+}
+
+/// A thread's handle on one of its lanes; marks the lane gone when the thread exits.
+struct Handle {
+    pipeline: u64,
+    lane: Arc<Lane>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.lane.gone.store(true, Ordering::Release);
+    }
+}
+
+thread_local! {
+    static LANES: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Shared {
+    /// Copies an entry's checked fields into the calling thread's lane; false when it does not
+    /// fit (the caller then takes the queue). `f.context_json` is the trimmed object text.
+    #[inline]
+    pub(super) fn push_lane(
+        self: &Arc<Self>,
+        source: &'static Source,
+        level: Level,
+        f: &Fields<'_>,
+        context_multi_line: bool,
+        at_ns: u64,
+    ) -> bool {
+        let n = record_len(f);
+        let pushed = LANES.try_with(|lanes| {
+            let Ok(lanes) = lanes.try_borrow() else {
+                return false;
+            };
+            let Some(h) = lanes.first().filter(|h| h.pipeline == self.id) else {
+                return false;
+            };
+            // SAFETY: the handle is this thread's own, so this thread is the lane's producer.
+            unsafe {
+                h.lane.push(n, &self.chunks, |out| {
+                    write_record(out, source, at_ns, level, f, context_multi_line)
+                })
+            }
+        });
+        match pushed {
+            Ok(true) => {
+                if self.work.has_waiters() {
+                    self.work.notify();
+                }
+                if self.chunks.low.load(Ordering::Relaxed) {
+                    self.spill_wake.notify();
+                }
+                true
+            }
+            Ok(false) => self.push_lane_cold(source, level, f, context_multi_line, at_ns),
+            Err(_) => false,
+        }
+    }
+
+    /// [`Shared::push_lane`] when this thread's first lane is not this pipeline's: finds or
+    /// makes it, moves it first, and tries again once.
+    #[cold]
+    #[inline(never)]
+    fn push_lane_cold(
+        self: &Arc<Self>,
+        source: &'static Source,
+        level: Level,
+        f: &Fields<'_>,
+        multi: bool,
+        at_ns: u64,
+    ) -> bool {
+        let moved = LANES.try_with(|lanes| {
+            let Ok(mut lanes) = lanes.try_borrow_mut() else {
+                return false;
+            };
+            if lanes.first().is_some_and(|h| h.pipeline == self.id) {
+                return false; // the lane is full
+            }
+            lanes.retain(|h| !h.lane.closed.load(Ordering::Acquire));
+            match lanes.iter().position(|h| h.pipeline == self.id) {
+                Some(i) => lanes[..=i].rotate_right(1),
+                None => {
+                    if self.closing.load(std::sync::atomic::Ordering::Acquire) {
+                        return false;
+                    }
+                    let lane = Arc::new(Lane::new(self.chunks.take()));
+                    lock(&self.lanes).push(lane.clone());
+                    lanes.insert(
+                        0,
+                        Handle {
+                            pipeline: self.id,
+                            lane,
+                        },
+                    );
+                }
+            }
+            true
+        });
+        moved == Ok(true) && self.push_lane(source, level, f, multi, at_ns)
+    }
+
+    /// Records waiting in the lanes.
+    pub(super) fn lanes_pending(&self) -> u64 {
+        lock(&self.lanes).iter().map(|l| l.pending()).sum()
+    }
+
+    /// The counters, with the records published to the lanes in `logged` (read under the
+    /// lanes' lock, which a lane's count moves to `logged` under).
+    pub(super) fn snapshot(&self) -> crate::stats::StatsSnapshot {
+        let lanes = lock(&self.lanes);
+        let mut snap = self.stats.snapshot();
+        snap.logged += lanes.iter().map(|l| l.pushed()).sum::<u64>();
+        snap
+    }
+
+    /// Entries taken by `log`, ever: the queue's and the lanes' (read under the lanes' lock,
+    /// which a lane's count moves to `accepted` under).
+    pub(super) fn taken_in(&self) -> u64 {
+        let lanes = lock(&self.lanes);
+        self.accepted.load(Ordering::Acquire) + lanes.iter().map(|l| l.pushed()).sum::<u64>()
+    }
+
+    /// Moves records from the lanes into the queue, as much as it has room for, building each
+    /// entry's body; returns how many. At close (`all`), every record, into `out` instead.
+    pub(super) fn collect(&self, all: Option<&mut Vec<super::Item>>) -> usize {
+        let Ok(mut lanes) = self.lanes.try_lock() else {
+            return 0;
+        };
+        let mut total = 0;
+        match all {
+            Some(out) => {
+                for l in lanes.iter() {
+                    l.closed.store(true, Ordering::Release);
+                    total +=
+                        l.collect(usize::MAX, &self.chunks, |rec| out.push(self.entry_of(rec)));
+                }
+            }
+            None => {
+                let mut room = self.cfg.queue_capacity.saturating_sub(self.rx.len());
+                for l in lanes.iter() {
+                    if room == 0 {
+                        break;
+                    }
+                    if l.pending() == 0 {
+                        continue;
+                    }
+                    let n = l.collect(room, &self.chunks, |rec| {
+                        let item = self.entry_of(rec);
+                        if let Err(e) = self.tx.try_send(item) {
+                            // Only this collector fills the queue past `room`'s count... but a
+                            // caller's fallback can take the last slots: keep it in memory.
+                            self.hold(e.into_inner());
+                        }
+                    });
+                    room = room.saturating_sub(n);
+                    total += n;
+                }
+            }
+        }
+        // A lane whose thread has exited goes once it is empty; its count goes on in
+        // `accepted` (and `logged`).
+        lanes.retain(|l| {
+            let done = l.gone.load(Ordering::Acquire) && l.pending() == 0;
+            if done {
+                self.accepted.fetch_add(l.pushed(), Ordering::AcqRel);
+                crate::stats::Stats::add(&self.stats.logged, l.pushed());
+            }
+            !done
+        });
+        total
+    }
+
+    /// The entry of a record: its JSON body built here, on the sender's side.
+    fn entry_of(&self, rec: &[u8]) -> super::Item {
+        let r = read_record(rec);
+        let mut body = self.pool_buffer(r.fields.message.len() + 512);
+        entry::assemble(
+            &mut body,
+            r.source.prefix(r.level),
+            &r.fields,
+            r.context_multi_line,
+            r.at_ns,
+        );
+        let mut item = super::Item::new(r.source.service.clone(), body);
+        if self.cfg.sink == crate::config::Sink::Otlp {
+            item.observed_ns = r.at_ns;
+        }
+        item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(i: usize, text: &str) -> Fields<'_> {
+        Fields {
+            message: text,
+            user_id: (i % 3 == 0).then_some("u"),
+            tenant_id: None,
+            request_id: (i % 2 == 0).then_some(text),
+            context_json: Some("{\"a\":1}"),
+            client_log_datetime: None,
+        }
+    }
+
+    /// One producer and one consumer thread: every record comes out once, in order, whole,
+    /// across many chunk boundaries (records of varying sizes), with chunks going back to the
+    /// pool and coming out again.
+    #[test]
+    fn records_come_out_in_order_across_chunks() {
+        let pool = Arc::new(ChunkPool::new());
+        let lane = Arc::new(Lane::new(pool.take()));
+        let src = source("svc-lane", "lg");
+        const N: usize = 100_000;
+        let (l2, p2) = (lane.clone(), pool.clone());
+        let consumer = std::thread::spawn(move || {
+            let mut seen = 0usize;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while seen < N {
+                assert!(std::time::Instant::now() < deadline, "stuck at {seen}");
+                l2.collect(usize::MAX, &p2, |rec| {
+                    let r = read_record(rec);
+                    let want = format!("{seen}-{}", "x".repeat(seen % 700));
+                    assert_eq!(r.fields.message, want);
+                    assert_eq!(r.at_ns, seen as u64);
+                    assert_eq!(r.level, Level::ALL[seen % 5]);
+                    assert_eq!(r.fields.request_id, (seen % 2 == 0).then_some(&want[..]));
+                    assert_eq!(r.fields.user_id, (seen % 3 == 0).then_some("u"));
+                    assert_eq!(r.fields.context_json, Some("{\"a\":1}"));
+                    assert!(std::ptr::eq(r.source, src));
+                    seen += 1;
+                });
+                std::thread::yield_now();
+            }
+            seen
+        });
+        for i in 0..N {
+            let text = format!("{i}-{}", "x".repeat(i % 700));
+            let f = fields(i, &text);
+            // SAFETY: this thread is the only producer.
+            while !unsafe {
+                lane.push(record_len(&f), &pool, |out| {
+                    write_record(out, src, i as u64, Level::ALL[i % 5], &f, false)
+                })
+            } {
+                std::thread::yield_now(); // full: the consumer makes room
+            }
+        }
+        assert_eq!(consumer.join().unwrap(), N);
+        assert_eq!(lane.pending(), 0);
+        assert_eq!(lane.pushed(), N as u64);
+    }
+
+    #[test]
+    fn a_full_lane_refuses_until_collected_and_a_huge_record_never_fits() {
+        let pool = ChunkPool::new();
+        let lane = Lane::new(pool.take());
+        let src = source("svc-lane", "lg");
+        let text = "y".repeat(1000);
+        let f = fields(1, &text);
+        let push = |f: &Fields<'_>| {
+            // SAFETY: this thread is the only producer.
+            unsafe {
+                lane.push(record_len(f), &pool, |out| {
+                    write_record(out, src, 0, Level::Info, f, false)
+                })
+            }
+        };
+        let mut n = 0;
+        while push(&f) {
+            n += 1;
+        }
+        // About LANE_CHUNKS chunks of records of about 1 KiB.
+        assert!(n >= (LANE_CHUNKS - 1) * CHUNK / 1100, "{n}");
+        assert!(n <= LANE_CHUNKS * CHUNK / 1000, "{n}");
+        assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), n);
+        assert!(push(&f));
+        let huge = "z".repeat(CHUNK);
+        assert!(!push(&fields(1, &huge)));
+        assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), 1);
+    }
+}

@@ -271,7 +271,9 @@ struct rarch_options *rarch_options_new(void);
  * - `mode` (threaded): `threaded` (rarch_log enqueues) or `blocking` (rarch_log posts).
  * - `buffer_dir` (./var/log): the disk buffer is `<buffer_dir>/<service>/buffer.jsonl`.
  * - `timeout_ms` (2000): timeout of each phase of a request.
- * - `queue_capacity` (8192): entries held in memory (and as many in the spill overflow).
+ * - `queue_capacity` (8192): entries held in memory in the queue (and as many in the spill
+ *   overflow); with on_full=spill, each logging thread's lane holds as many more (see
+ *   rarch_log).
  * - `connections` (64): the most requests in flight at once (sender threads are started as
  *   the concurrency limit grows).
  * - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
@@ -284,13 +286,13 @@ struct rarch_options *rarch_options_new(void);
  *   others (across live sends, replays and restarts), before it is dead-lettered.
  * - `backoff_initial_ms` (100): the first retry delay (full-jitter exponential backoff).
  * - `backoff_max_ms` (30000): the largest retry delay, also the slowest outage probe.
- * - `on_full` (spill): `spill` (to disk: the spill thread takes the in-memory overflow, up to
- *   queue_capacity more entries, whole and writes it; the caller never writes to disk. If the
- *   overflow is full again before the spill thread took it, the caller waits for it in 1 ms
- *   steps, at worst the time of one overflow's write, a few ms on a local disk; after 1 s
- *   of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL, counted), `block` (wait
- *   up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at
- *   once).
+ * - `on_full` (spill): `spill` (to disk: the spill thread writes the in-memory overflow, up
+ *   to queue_capacity more entries, 256 entries at a time; the caller never writes to disk.
+ *   When the overflow is full the caller waits for the spill thread's next step, woken when
+ *   it comes: at worst the write of 256 entries, a fraction of a millisecond on a local
+ *   disk; after 1 s of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL,
+ *   counted), `block` (wait up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop`
+ *   (RARCH_ERR_QUEUE_FULL at once).
  * - `block_timeout_ms` (100): the wait of on_full=block.
  * - `max_entry_bytes` (1048576): largest JSON entry accepted.
  * - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
@@ -373,8 +375,14 @@ enum rarch_status rarch_logger_open(const char *service,
  * All strings must be UTF-8 and are copied; nothing is kept after the call.
  *
  * Threaded mode (default): validates, enqueues, returns; it never waits on the network or
- * the disk (with on_full=block, at most block_timeout_ms). Blocking mode: posts and returns
- * the outcome.
+ * the disk. With on_full=spill (the default) and durable=false, the checked strings are
+ * copied as they are into the calling thread's lane (a queue of its own, up to
+ * queue_capacity entries; no lock, no allocation once warm) and a sender thread builds the
+ * JSON body (request id, timestamp, escaping). When the lane is full, the entry takes the
+ * queue, then the spill overflow; when both are full too, the call waits for the spill
+ * thread to write its next 256 entries (woken when it has taken them; a fraction of a
+ * millisecond on a local disk; refused after 1 s of a stalled disk). With on_full=block, at
+ * most block_timeout_ms. Blocking mode: posts and returns the outcome.
  *
  * An entry below the logger's level is counted as filtered and returns RARCH_OK before any
  * other check (its strings are not even read).

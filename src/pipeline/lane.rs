@@ -8,8 +8,9 @@
 //! entry's JSON body (escaping, UUID, timestamp) on their side, and put the entries in the
 //! queue, from where delivery goes on as for any entry.
 //!
-//! A lane holds at most [`LANE_CHUNKS`] chunks. When it is full (or a record is larger than a
-//! chunk, or the thread is exiting) the caller takes the older path: it builds the body itself
+//! A lane holds at most `queue_capacity` records (checked when it takes a new chunk) in at
+//! most [`LANE_CHUNKS`] chunks. When it is full (or a record is larger than a chunk, or the
+//! thread is exiting) the caller takes the older path: it builds the body itself
 //! and sends it on the queue (`Pipeline::submit`), where `on_full` applies.
 //!
 //! Written here rather than taken from a crate: crossbeam's channels and `ArrayQueue` are
@@ -31,8 +32,9 @@ use std::sync::{Arc, Mutex};
 
 /// The bytes of one chunk: about 200 typical records.
 pub(super) const CHUNK: usize = 64 * 1024;
-/// The most chunks one lane holds (1 MiB, about 3,000 typical records).
-pub(super) const LANE_CHUNKS: usize = 16;
+/// The most chunks one lane holds (16 MiB; the records' count, `queue_capacity`, is the bound
+/// that counts: 8,192 typical records take about 2.7 MiB).
+pub(super) const LANE_CHUNKS: usize = 256;
 /// Chunks kept for reuse by the pipeline (the spill thread keeps a few of them made ahead).
 pub(super) const CHUNK_POOL: usize = 32;
 
@@ -187,6 +189,8 @@ pub(super) struct Lane {
     /// Records collected, ever.
     taken: CachePadded<AtomicU64>,
     retired: AtomicUsize,
+    /// The most records it holds.
+    max_records: u64,
     /// The owner thread has exited: once empty, the lane is dropped.
     gone: AtomicBool,
     /// The pipeline has closed: the owner's thread-local forgets the lane.
@@ -200,7 +204,7 @@ unsafe impl Send for Lane {}
 unsafe impl Sync for Lane {}
 
 impl Lane {
-    fn new(first: Box<Chunk>) -> Lane {
+    fn new(first: Box<Chunk>, max_records: usize) -> Lane {
         let first = Box::into_raw(first);
         Lane {
             prod: UnsafeCell::new(Prod {
@@ -216,6 +220,7 @@ impl Lane {
             }),
             taken: CachePadded::new(AtomicU64::new(0)),
             retired: AtomicUsize::new(0),
+            max_records: max_records as u64,
             gone: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
@@ -265,7 +270,10 @@ impl Lane {
 
     #[cold]
     fn next_chunk(&self, p: &mut Prod, need: usize, pool: &ChunkPool) -> bool {
-        if need > CHUNK || p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS {
+        if need > CHUNK
+            || p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS
+            || p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records
+        {
             return false;
         }
         let fresh = Box::into_raw(pool.take());
@@ -527,7 +535,7 @@ impl Shared {
                     if self.closing.load(std::sync::atomic::Ordering::Acquire) {
                         return false;
                     }
-                    let lane = Arc::new(Lane::new(self.chunks.take()));
+                    let lane = Arc::new(Lane::new(self.chunks.take(), self.cfg.queue_capacity));
                     lock(&self.lanes).push(lane.clone());
                     lanes.insert(
                         0,
@@ -654,7 +662,7 @@ mod tests {
     #[test]
     fn records_come_out_in_order_across_chunks() {
         let pool = Arc::new(ChunkPool::new());
-        let lane = Arc::new(Lane::new(pool.take()));
+        let lane = Arc::new(Lane::new(pool.take(), usize::MAX));
         let src = source("svc-lane", "lg");
         const N: usize = 100_000;
         let (l2, p2) = (lane.clone(), pool.clone());
@@ -699,7 +707,7 @@ mod tests {
     #[test]
     fn a_full_lane_refuses_until_collected_and_a_huge_record_never_fits() {
         let pool = ChunkPool::new();
-        let lane = Lane::new(pool.take());
+        let lane = Lane::new(pool.take(), usize::MAX);
         let src = source("svc-lane", "lg");
         let text = "y".repeat(1000);
         let f = fields(1, &text);
@@ -723,5 +731,17 @@ mod tests {
         let huge = "z".repeat(CHUNK);
         assert!(!push(&fields(1, &huge)));
         assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), 1);
+        // A bound in records, checked at the change of chunk.
+        let small = Lane::new(pool.take(), 100);
+        let mut n = 0;
+        // SAFETY: this thread is the only producer.
+        while unsafe {
+            small.push(record_len(&f), &pool, |out| {
+                write_record(out, src, 0, Level::Info, &f, false)
+            })
+        } {
+            n += 1;
+        }
+        assert!((100..100 + CHUNK / 1000).contains(&n), "{n}");
     }
 }

@@ -19,6 +19,10 @@ fn main() {
         map.display()
     );
     println!("cargo:rerun-if-changed=src/exports.map");
+    // The functions of rarch_log's path are in `.text.hot.rarch_log` sections: kept together in
+    // one output section (GNU ld and lld both take this flag), so that a call after a pause
+    // touches a few pages of code instead of one or two per function.
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,keep-text-section-prefix");
     println!("cargo:rerun-if-changed=src/ffi.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 

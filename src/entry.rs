@@ -81,6 +81,7 @@ pub struct Checked<'a> {
 /// What must be checked on the caller's thread, to report a status: the context is a JSON
 /// object, the timestamp is RFC 3339 (UTF-8 is the C strings' conversion's, the size
 /// [`max_len`]'s or [`check_size`]'s).
+#[link_section = ".text.hot.rarch_log"]
 pub fn check<'a>(f: &Fields<'a>) -> Result<Checked<'a>> {
     let mut fields = *f;
     let mut context_multi_line = false;
@@ -134,6 +135,7 @@ fn too_large(n: usize, max_bytes: usize) -> Error {
 }
 
 /// The time now, in nanoseconds since the Unix epoch.
+#[link_section = ".text.hot.rarch_log"]
 pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -280,6 +282,7 @@ fn opt_string(out: &mut Vec<u8>, s: Option<&str>) {
 
 /// Checks a context: a JSON object. Returns its text without the whitespace around it, and
 /// whether it is written over several lines.
+#[link_section = ".text.hot.rarch_log"]
 fn context(c: &str) -> Result<(&str, bool)> {
     let multi_line = crate::json::check_object(c.as_bytes()).map_err(|e| invalid_context(&e))?;
     // A valid object starts with `{` and ends with `}` but for whitespace around it.

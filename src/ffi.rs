@@ -244,6 +244,7 @@ fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
 }
 
 /// Runs `f` behind the panic boundary and turns its result into a status.
+#[link_section = ".text.hot.rarch_log"]
 fn status(f: impl FnOnce() -> Result<()>) -> rarch_status {
     let r = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(panic_error(p)));
     match r {
@@ -285,6 +286,7 @@ macro_rules! non_null {
 /// `bytes` checked as UTF-8. ASCII, the common case, is recognised first by a faster test
 /// than the full UTF-8 check.
 #[inline]
+#[link_section = ".text.hot.rarch_log"]
 fn text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str> {
     if bytes.is_ascii() {
         // SAFETY: ASCII bytes are valid UTF-8.
@@ -294,6 +296,7 @@ fn text<'a>(field: &str, bytes: &'a [u8]) -> Result<&'a str> {
 }
 
 /// An optional NUL-terminated string, checked as UTF-8.
+#[link_section = ".text.hot.rarch_log"]
 unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>> {
     if p.is_null() {
         return Ok(None);
@@ -303,12 +306,14 @@ unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>>
     text(field, bytes).map(Some)
 }
 
+#[link_section = ".text.hot.rarch_log"]
 unsafe fn req_cstr<'a>(p: *const c_char, field: &str) -> Result<&'a str> {
     // SAFETY: forwarded contract.
     unsafe { opt_cstr(p, field) }?.ok_or_else(|| null(field))
 }
 
 /// An optional pointer+length string, checked as UTF-8.
+#[link_section = ".text.hot.rarch_log"]
 unsafe fn opt_str<'a>(s: &rarch_str, field: &str) -> Result<Option<&'a str>> {
     if s.ptr.is_null() {
         return Ok(None);
@@ -494,6 +499,7 @@ pub unsafe extern "C" fn rarch_logger_open(
 
 /// Checks the level; `None` when the entry is below the logger's level (counted as
 /// filtered), so that no other work is done for it.
+#[link_section = ".text.hot.rarch_log"]
 fn level_to_log(logger: &rarch_logger, level: c_int) -> Result<Option<Level>> {
     let level = Level::from_i32(level)?;
     if logger.inner.enabled(level) {
@@ -532,6 +538,7 @@ fn level_to_log(logger: &rarch_logger, level: c_int) -> Result<Option<Level>> {
 /// `logger` is NULL or a live pointer from `rarch_logger_new`/`rarch_logger_open`; every
 /// string is NULL or NUL-terminated.
 #[no_mangle]
+#[link_section = ".text.hot.rarch_log"]
 pub unsafe extern "C" fn rarch_log(
     logger: *mut rarch_logger,
     level: c_int,
@@ -570,6 +577,7 @@ pub unsafe extern "C" fn rarch_log(
 /// `logger` is NULL or a live logger; `entry` is NULL or points to a `rarch_entry` whose
 /// strings each have `ptr == NULL` or `len` readable bytes at `ptr`.
 #[no_mangle]
+#[link_section = ".text.hot.rarch_log"]
 pub unsafe extern "C" fn rarch_log_n(
     logger: *mut rarch_logger,
     level: c_int,

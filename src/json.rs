@@ -20,6 +20,7 @@ const MAX_DEPTH: u32 = 128;
 /// No allocation. A compact text (the usual context) is checked 64 bytes at a time with AVX2
 /// where the CPU has it (`avx2::compact`); anything else, and every invalid text, by
 /// [`check_scalar`], which says where and why.
+#[link_section = ".text.hot.rarch_log"]
 pub fn check_object(s: &[u8]) -> Result<bool, Invalid> {
     #[cfg(target_arch = "x86_64")]
     if let Some(nl) = avx2::check(s) {
@@ -314,6 +315,7 @@ mod avx2 {
     use core::arch::x86_64::*;
 
     /// Some(false) (no line break: a compact text has none) or None (ask the scalar check).
+    #[link_section = ".text.hot.rarch_log"]
     pub(super) fn check(s: &[u8]) -> Option<bool> {
         if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("pclmulqdq") {
             return None;
@@ -433,6 +435,7 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2,pclmulqdq")]
+    #[link_section = ".text.hot.rarch_log"]
     fn compact(s: &[u8]) -> bool {
         let n = s.len();
         if s.first() != Some(&b'{') {

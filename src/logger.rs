@@ -65,6 +65,7 @@ impl Logger {
     }
 
     /// The pipeline of this process: after a fork, the child's own.
+    #[link_section = ".text.hot.rarch_log"]
     fn pipeline(&self) -> Result<&Pipeline> {
         let p = self.pipeline.load(Ordering::Acquire);
         // SAFETY: `p` came from Arc::into_raw and is released only in Drop.
@@ -110,6 +111,7 @@ impl Logger {
     /// thread builds the body (see `pipeline::lane`); when the lane has no room, or the entry
     /// may be near `max_entry_bytes`, or in durable or blocking mode, the body is built here.
     #[inline]
+    #[link_section = ".text.hot.rarch_log"]
     pub fn log(&self, level: Level, f: &Fields<'_>) -> Result<()> {
         if !self.enabled(level) {
             self.count_filtered();

@@ -85,10 +85,13 @@ pub(super) struct Chunk {
 }
 
 impl Chunk {
-    pub(super) fn new() -> Box<Chunk> {
+    /// A chunk; `touch`: its pages are written now, so that the page faults are taken by the
+    /// thread that makes it (the spill thread, ahead of need) rather than by a caller.
+    pub(super) fn new(touch: bool) -> Box<Chunk> {
         let mut v = vec![0u8; CHUNK].into_boxed_slice();
-        // Touched here, so that the page faults are taken by whoever makes the chunk.
-        v.fill(1);
+        if touch {
+            v.fill(1);
+        }
         let data = NonNull::new(Box::into_raw(v) as *mut u8).unwrap_or(NonNull::dangling());
         Box::new(Chunk {
             data,
@@ -142,9 +145,9 @@ impl ChunkPool {
         }
     }
 
-    /// A reused chunk, or a fresh one.
+    /// A reused chunk, or a fresh one (its pages touched as records are written).
     fn take(&self) -> Box<Chunk> {
-        let c = self.rx.try_recv().unwrap_or_else(|_| Chunk::new());
+        let c = self.rx.try_recv().unwrap_or_else(|_| Chunk::new(false));
         if self.rx.len() < CHUNK_POOL / 4 {
             self.low.store(true, Ordering::Relaxed);
         }
@@ -158,9 +161,8 @@ impl ChunkPool {
 
     /// Makes chunks ahead of need, up to half the pool.
     pub(super) fn refill(&self) {
-        self.low.store(false, Ordering::Relaxed);
         while self.rx.len() < CHUNK_POOL / 2 {
-            if self.tx.try_send(Chunk::new()).is_err() {
+            if self.tx.try_send(Chunk::new(true)).is_err() {
                 break;
             }
         }
@@ -379,6 +381,7 @@ fn record_len(f: &Fields<'_>) -> usize {
         .sum::<usize>()
 }
 
+#[link_section = ".text.hot.rarch_log"]
 fn write_record(
     out: &mut [u8],
     source: &'static Source,
@@ -471,6 +474,7 @@ impl Shared {
     /// Copies an entry's checked fields into the calling thread's lane; false when it does not
     /// fit (the caller then takes the queue). `f.context_json` is the trimmed object text.
     #[inline]
+    #[link_section = ".text.hot.rarch_log"]
     pub(super) fn push_lane(
         self: &Arc<Self>,
         source: &'static Source,
@@ -499,7 +503,11 @@ impl Shared {
                 if self.work.has_waiters() {
                     self.work.notify();
                 }
-                if self.chunks.low.load(Ordering::Relaxed) {
+                // Once per time the pool runs low (the flag is set again by the next `take`
+                // that finds it low after the refill).
+                if self.chunks.low.load(Ordering::Relaxed)
+                    && self.chunks.low.swap(false, Ordering::Relaxed)
+                {
                     self.spill_wake.notify();
                 }
                 true

@@ -395,6 +395,7 @@ impl Pipeline {
     /// Copies checked fields into the calling thread's lane (see [`lane`]); false when the lane
     /// has no room (then build the body and [`Pipeline::submit`] it).
     #[inline]
+    #[link_section = ".text.hot.rarch_log"]
     pub fn push(
         &self,
         source: &'static Source,

@@ -85,6 +85,8 @@ struct Active {
 
 pub struct DiskBuffer {
     dir: PathBuf,
+    /// The service whose entries these are (the last part of `dir`).
+    service: Box<str>,
     max_file: u64,
     max_total: u64,
     durable: bool,
@@ -306,6 +308,7 @@ impl DiskBuffer {
         let b = DiskBuffer {
             journal: durable.then(|| Journal::new(&dir)),
             dir,
+            service: service.into(),
             max_file,
             max_total,
             durable,
@@ -431,12 +434,12 @@ impl DiskBuffer {
             for o in journal::orphans(&self.dir)? {
                 let mut data = Vec::new();
                 for rec in journal::records(&o.data) {
-                    // A body is one line; anything else is not ours and is left out.
-                    if rec.contains(&b'\n') {
-                        continue;
+                    // A body, or a durable entry's raw fields to build one from; anything else
+                    // is not ours and is left out.
+                    if let Some(body) = crate::pipeline::journal_body(rec, &self.service) {
+                        data.extend_from_slice(&body);
+                        data.push(b'\n');
                     }
-                    data.extend_from_slice(rec);
-                    data.push(b'\n');
                 }
                 let got = self.append_locked(a, &data)?;
                 total.lines += got.lines;

@@ -226,7 +226,7 @@ fn random16() -> [u8; 16] {
 }
 
 /// A random (version 4) UUID as text, lower-case and hyphenated (the uuid crate's encoder).
-fn uuid_v4_text() -> [u8; 36] {
+pub(crate) fn uuid_v4_text() -> [u8; 36] {
     let mut out = [0u8; 36];
     uuid::Builder::from_random_bytes(random16())
         .into_uuid()

@@ -258,7 +258,16 @@ impl Journal {
     /// Copies `body` into the journal. Errors when a new segment cannot be made. The second
     /// value is true when a spare segment should now be made ([`Journal::prepare`]).
     pub fn write(&self, body: &[u8]) -> io::Result<(Ticket, bool)> {
-        let need = (RECORD_HEADER + body.len() + 7) & !7;
+        self.write_with(body.len(), |out| out.copy_from_slice(body))
+    }
+
+    /// [`Journal::write`] of a record of `len` bytes that `fill` writes in place.
+    pub fn write_with(
+        &self,
+        len: usize,
+        fill: impl FnOnce(&mut [u8]),
+    ) -> io::Result<(Ticket, bool)> {
+        let need = (RECORD_HEADER + len + 7) & !7;
         let mut want_spare = false;
         let (seg, off) = {
             let mut cur = self.cur.lock().unwrap_or_else(|p| p.into_inner());
@@ -284,7 +293,7 @@ impl Journal {
             // SAFETY: [off, off + need) is inside the mapping and reserved for us alone.
             unsafe {
                 std::ptr::copy_nonoverlapping(
-                    (body.len() as u32).to_le_bytes().as_ptr(),
+                    (len as u32).to_le_bytes().as_ptr(),
                     seg.base.add(off),
                     4,
                 );
@@ -294,14 +303,8 @@ impl Journal {
             seg.unsettled.fetch_add(1, Ordering::AcqRel);
             (seg, off)
         };
-        // SAFETY: as above.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                body.as_ptr(),
-                seg.base.add(off + RECORD_HEADER),
-                body.len(),
-            );
-        }
+        // SAFETY: as above: the record's bytes are ours alone until it is committed.
+        fill(unsafe { std::slice::from_raw_parts_mut(seg.base.add(off + RECORD_HEADER), len) });
         seg.state(off).store(COMMITTED, Ordering::Release);
         Ok((Ticket { seg, off }, want_spare))
     }

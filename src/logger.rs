@@ -118,19 +118,27 @@ impl Logger {
             return Ok(());
         }
         let p = self.pipeline()?;
-        let checked = entry::check(f)?;
+        let mut checked = entry::check(f)?;
         let at_ns = entry::now_ns();
+        let id;
+        if p.durable() && checked.fields.request_id.is_none() {
+            // Made here, so that an entry sent before a crash and sent again from the journal
+            // after it carries the same id (the server's duplicate check).
+            id = entry::uuid_v4_text();
+            checked.fields.request_id = std::str::from_utf8(&id).ok();
+        }
         if self.cfg.mirror != Mirror::Off {
             self.mirror(level, f);
         }
         let prefix = self.source.prefix(level);
-        if p.lanes()
-            && entry::max_len(prefix.len(), &checked.fields) <= self.cfg.max_entry_bytes
-            && p.push(self.source, level, &checked, at_ns)
-        {
-            return Ok(());
+        let mut ticket = None;
+        if p.lanes() && entry::max_len(prefix.len(), &checked.fields) <= self.cfg.max_entry_bytes {
+            match p.push(self.source, &self.name, level, &checked, at_ns) {
+                Ok(()) => return Ok(()),
+                Err(t) => ticket = t,
+            }
         }
-        self.build_and_submit(p, level, &checked, at_ns)
+        self.build_and_submit(p, level, &checked, at_ns, ticket)
     }
 
     /// [`Logger::log`] with the body built on the caller's thread.
@@ -141,6 +149,7 @@ impl Logger {
         level: Level,
         c: &entry::Checked<'_>,
         at_ns: u64,
+        ticket: Option<crate::journal::Ticket>,
     ) -> Result<()> {
         let f = &c.fields;
         let approx = 320
@@ -159,8 +168,14 @@ impl Logger {
             c.context_multi_line,
             at_ns,
         );
-        entry::check_size(&mut body, self.cfg.max_entry_bytes)?;
+        if let Err(e) = entry::check_size(&mut body, self.cfg.max_entry_bytes) {
+            if let Some(t) = ticket {
+                t.settle(); // journaled, then refused: nothing to recover
+            }
+            return Err(e);
+        }
         let mut item = Item::new(self.service.clone(), body);
+        item.ticket = ticket;
         if self.cfg.sink == crate::config::Sink::Otlp {
             // The record's observedTimeUnixNano.
             item.observed_ns = at_ns;

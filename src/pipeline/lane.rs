@@ -20,8 +20,8 @@
 //! SPSC crates (rtrb, ringbuf) are rings of fixed-size elements that do not grow.
 
 use super::{lock, Shared};
-
 use crate::entry::{self, Fields};
+use crate::journal::Ticket;
 use crate::level::Level;
 use crossbeam_utils::CachePadded;
 use std::cell::{RefCell, UnsafeCell};
@@ -346,19 +346,25 @@ impl Drop for Lane {
 
 const HEADER: usize = 8;
 
-/// A record: the fixed part, then the fields' bytes in the order of `lens`.
+/// A record: the fixed part, the journal ticket's bytes if there is one, then the fields'
+/// bytes in the order of `lens`.
 /// `source` (8) `at_ns` (8) `level` (1) `flags` (1) pad (2) `lens` (6 x 4).
 const FIXED: usize = 44;
 const CONTEXT_MULTI_LINE: u8 = 1;
+/// The record carries its entry's journal [`Ticket`] (durable=true), moved in by bytes.
+const HAS_TICKET: u8 = 2;
+const TICKET: usize = std::mem::size_of::<Ticket>();
 const NONE: u32 = u32::MAX;
 
 /// One record, read back.
 pub(super) struct Record<'a> {
-    pub source: &'static Source,
+    pub source: u64,
     pub at_ns: u64,
     pub level: Level,
     pub fields: Fields<'a>,
     pub context_multi_line: bool,
+    /// Where the ticket's bytes are, if there is one.
+    ticket_at: Option<usize>,
 }
 
 fn field_len(s: Option<&str>) -> u32 {
@@ -366,8 +372,9 @@ fn field_len(s: Option<&str>) -> u32 {
 }
 
 /// The size of `f`'s record.
-fn record_len(f: &Fields<'_>) -> usize {
+fn record_len(f: &Fields<'_>, ticket: bool) -> usize {
     FIXED
+        + if ticket { TICKET } else { 0 }
         + f.message.len()
         + [
             f.user_id,
@@ -381,19 +388,28 @@ fn record_len(f: &Fields<'_>) -> usize {
         .sum::<usize>()
 }
 
+/// Writes a record; the ticket in `ticket`, if any, is moved into it.
 #[link_section = ".text.hot.rarch_log"]
 fn write_record(
     out: &mut [u8],
-    source: &'static Source,
+    source: u64,
     at_ns: u64,
     level: Level,
     f: &Fields<'_>,
     multi: bool,
+    ticket: &mut Option<Ticket>,
 ) {
-    out[0..8].copy_from_slice(&(source as *const Source as u64).to_le_bytes());
+    out[0..8].copy_from_slice(&source.to_le_bytes());
     out[8..16].copy_from_slice(&at_ns.to_le_bytes());
     out[16] = level as u8;
     out[17] = if multi { CONTEXT_MULTI_LINE } else { 0 };
+    let mut at = FIXED;
+    if let Some(t) = ticket.take() {
+        out[17] |= HAS_TICKET;
+        // SAFETY: TICKET bytes are there; the ticket is moved (read back once, by `ticket_of`).
+        unsafe { std::ptr::write_unaligned(out[at..at + TICKET].as_mut_ptr().cast::<Ticket>(), t) };
+        at += TICKET;
+    }
     let fields = [
         Some(f.message),
         f.user_id,
@@ -402,7 +418,6 @@ fn write_record(
         f.context_json,
         f.client_log_datetime,
     ];
-    let mut at = FIXED;
     for (i, s) in fields.iter().enumerate() {
         out[20 + 4 * i..24 + 4 * i].copy_from_slice(&field_len(*s).to_le_bytes());
         if let Some(s) = s {
@@ -412,46 +427,102 @@ fn write_record(
     }
 }
 
-/// Reads a record written by [`write_record`].
-fn read_record(rec: &[u8]) -> Record<'_> {
-    let word = |i: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&rec[i..i + 8]);
-        u64::from_le_bytes(b)
-    };
-    // SAFETY: the address of an interned (leaked, never freed) Source, written by
-    // `write_record` in this process (lanes are not shared with a forked child's pipelines,
-    // and the child keeps the parent's memory).
-    let source = unsafe { &*(word(0) as usize as *const Source) };
+/// Reads a record written by [`write_record`]; None if it is not one (bounds and UTF-8 are
+/// checked: a journal's records come from a file).
+fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
+    let word =
+        |i: usize| -> Option<u64> { Some(u64::from_le_bytes(rec.get(i..i + 8)?.try_into().ok()?)) };
+    let flags = *rec.get(17)?;
     let mut at = FIXED;
-    let mut next = |i: usize| -> Option<&str> {
-        let mut b = [0u8; 4];
-        b.copy_from_slice(&rec[20 + 4 * i..24 + 4 * i]);
-        let n = u32::from_le_bytes(b);
-        if n == NONE {
-            return None;
-        }
-        let s = &rec[at..at + n as usize];
-        at += n as usize;
-        // SAFETY: copied from a &str by `write_record`.
-        Some(unsafe { std::str::from_utf8_unchecked(s) })
-    };
-    let message = next(0).unwrap_or("");
-    let fields = Fields {
-        message,
-        user_id: next(1),
-        tenant_id: next(2),
-        request_id: next(3),
-        context_json: next(4),
-        client_log_datetime: next(5),
-    };
-    Record {
-        source,
-        at_ns: word(8),
-        level: Level::ALL[rec[16] as usize % Level::ALL.len()],
-        fields,
-        context_multi_line: rec[17] & CONTEXT_MULTI_LINE != 0,
+    let ticket_at = (flags & HAS_TICKET != 0).then_some(at);
+    if ticket_at.is_some() {
+        at += TICKET;
     }
+    let mut fields: [Option<&str>; 6] = [None; 6];
+    for (i, slot) in fields.iter_mut().enumerate() {
+        let n = u32::from_le_bytes(rec.get(20 + 4 * i..24 + 4 * i)?.try_into().ok()?);
+        if n == NONE {
+            continue;
+        }
+        let bytes = rec.get(at..at.checked_add(n as usize)?)?;
+        at += n as usize;
+        *slot = Some(std::str::from_utf8(bytes).ok()?);
+    }
+    Some(Record {
+        source: word(0)?,
+        at_ns: word(8)?,
+        level: Level::ALL[*rec.get(16)? as usize % Level::ALL.len()],
+        fields: Fields {
+            message: fields[0].unwrap_or(""),
+            user_id: fields[1],
+            tenant_id: fields[2],
+            request_id: fields[3],
+            context_json: fields[4],
+            client_log_datetime: fields[5],
+        },
+        context_multi_line: flags & CONTEXT_MULTI_LINE != 0,
+        ticket_at,
+    })
+}
+
+/// The ticket a lane record carries. Called once per record.
+fn ticket_of(rec: &[u8], r: &Record<'_>) -> Option<Ticket> {
+    let at = r.ticket_at?;
+    // SAFETY: moved in by `write_record`, read back once, here.
+    Some(unsafe { std::ptr::read_unaligned(rec[at..at + TICKET].as_ptr().cast::<Ticket>()) })
+}
+
+/// A durable entry's journal record: a 0 byte (a JSON body starts with `{`), the logger's name
+/// (length, bytes), then the entry as a lane record (without a source or a ticket). The
+/// process that recovers the journal builds the body from it ([`journal_body`]).
+const JOURNAL_RAW: u8 = 0;
+
+pub(super) fn journal_len(name: &str, f: &Fields<'_>) -> usize {
+    5 + name.len() + record_len(f, false)
+}
+
+#[link_section = ".text.hot.rarch_log"]
+pub(super) fn write_journal(
+    out: &mut [u8],
+    name: &str,
+    at_ns: u64,
+    level: Level,
+    f: &Fields<'_>,
+    multi: bool,
+) {
+    out[0] = JOURNAL_RAW;
+    out[1..5].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    out[5..5 + name.len()].copy_from_slice(name.as_bytes());
+    write_record(
+        &mut out[5 + name.len()..],
+        0,
+        at_ns,
+        level,
+        f,
+        multi,
+        &mut None,
+    );
+}
+
+/// The JSON body of a journal record of `service`: the record as it is when it is a body, the
+/// body built from it when it is a durable entry's raw record; None when it is neither.
+pub fn journal_body(rec: &[u8], service: &str) -> Option<Vec<u8>> {
+    if rec.first() != Some(&JOURNAL_RAW) {
+        // A body is one line; anything else is not ours.
+        return (!rec.contains(&b'\n')).then(|| rec.to_vec());
+    }
+    let n = u32::from_le_bytes(rec.get(1..5)?.try_into().ok()?) as usize;
+    let name = std::str::from_utf8(rec.get(5..5usize.checked_add(n)?)?).ok()?;
+    let r = parse_record(&rec[5 + n..])?;
+    let mut body = Vec::with_capacity(rec.len() + 256);
+    entry::assemble(
+        &mut body,
+        &entry::prefix(r.level, service, name),
+        &r.fields,
+        r.context_multi_line,
+        r.at_ns,
+    );
+    Some(body)
 }
 
 /// A thread's handle on one of its lanes; marks the lane gone when the thread exits.
@@ -482,8 +553,9 @@ impl Shared {
         f: &Fields<'_>,
         context_multi_line: bool,
         at_ns: u64,
+        ticket: &mut Option<Ticket>,
     ) -> bool {
-        let n = record_len(f);
+        let n = record_len(f, ticket.is_some());
         let pushed = LANES.try_with(|lanes| {
             let Ok(lanes) = lanes.try_borrow() else {
                 return false;
@@ -494,7 +566,8 @@ impl Shared {
             // SAFETY: the handle is this thread's own, so this thread is the lane's producer.
             unsafe {
                 h.lane.push(n, &self.chunks, |out| {
-                    write_record(out, source, at_ns, level, f, context_multi_line)
+                    let src = source as *const Source as u64;
+                    write_record(out, src, at_ns, level, f, context_multi_line, ticket)
                 })
             }
         });
@@ -512,7 +585,7 @@ impl Shared {
                 }
                 true
             }
-            Ok(false) => self.push_lane_cold(source, level, f, context_multi_line, at_ns),
+            Ok(false) => self.push_lane_cold(source, level, f, context_multi_line, at_ns, ticket),
             Err(_) => false,
         }
     }
@@ -528,6 +601,7 @@ impl Shared {
         f: &Fields<'_>,
         multi: bool,
         at_ns: u64,
+        ticket: &mut Option<Ticket>,
     ) -> bool {
         let moved = LANES.try_with(|lanes| {
             let Ok(mut lanes) = lanes.try_borrow_mut() else {
@@ -556,7 +630,7 @@ impl Shared {
             }
             true
         });
-        moved == Ok(true) && self.push_lane(source, level, f, multi, at_ns)
+        moved == Ok(true) && self.push_lane(source, level, f, multi, at_ns, ticket)
     }
 
     /// Records waiting in the lanes.
@@ -591,8 +665,9 @@ impl Shared {
             Some(out) => {
                 for l in lanes.iter() {
                     l.closed.store(true, Ordering::Release);
-                    total +=
-                        l.collect(usize::MAX, &self.chunks, |rec| out.push(self.entry_of(rec)));
+                    total += l.collect(usize::MAX, &self.chunks, |rec| {
+                        out.extend(self.entry_of(rec));
+                    });
                 }
             }
             None => {
@@ -605,7 +680,9 @@ impl Shared {
                         continue;
                     }
                     let n = l.collect(room, &self.chunks, |rec| {
-                        let item = self.entry_of(rec);
+                        let Some(item) = self.entry_of(rec) else {
+                            return;
+                        };
                         if let Err(e) = self.tx.try_send(item) {
                             // Only this collector fills the queue past `room`'s count... but a
                             // caller's fallback can take the last slots: keep it in memory.
@@ -630,22 +707,35 @@ impl Shared {
         total
     }
 
-    /// The entry of a record: its JSON body built here, on the sender's side.
-    fn entry_of(&self, rec: &[u8]) -> super::Item {
-        let r = read_record(rec);
+    /// The entry of a record: its JSON body built here, on the sender's side. None (counted
+    /// as `corrupt` and settled: it cannot happen, and must not be silent) if the record does
+    /// not parse.
+    fn entry_of(&self, rec: &[u8]) -> Option<super::Item> {
+        let Some(r) = parse_record(rec) else {
+            crate::stats::Stats::add(&self.stats.corrupt, 1);
+            self.note_error("a lane record did not parse (counted as corrupt)");
+            self.settle(1);
+            return None;
+        };
+        let ticket = ticket_of(rec, &r);
+        // SAFETY: the address of an interned (leaked, never freed) Source, written by
+        // `push_lane` in this process (a forked child keeps the parent's memory, and its
+        // pipelines have lanes of their own).
+        let source = unsafe { &*(r.source as usize as *const Source) };
         let mut body = self.pool_buffer(r.fields.message.len() + 512);
         entry::assemble(
             &mut body,
-            r.source.prefix(r.level),
+            source.prefix(r.level),
             &r.fields,
             r.context_multi_line,
             r.at_ns,
         );
-        let mut item = super::Item::new(r.source.service.clone(), body);
+        let mut item = super::Item::new(source.service.clone(), body);
+        item.ticket = ticket;
         if self.cfg.sink == crate::config::Sink::Otlp {
             item.observed_ns = r.at_ns;
         }
-        item
+        Some(item)
     }
 }
 
@@ -680,7 +770,7 @@ mod tests {
             while seen < N {
                 assert!(std::time::Instant::now() < deadline, "stuck at {seen}");
                 l2.collect(usize::MAX, &p2, |rec| {
-                    let r = read_record(rec);
+                    let r = parse_record(rec).unwrap();
                     let want = format!("{seen}-{}", "x".repeat(seen % 700));
                     assert_eq!(r.fields.message, want);
                     assert_eq!(r.at_ns, seen as u64);
@@ -688,7 +778,7 @@ mod tests {
                     assert_eq!(r.fields.request_id, (seen % 2 == 0).then_some(&want[..]));
                     assert_eq!(r.fields.user_id, (seen % 3 == 0).then_some("u"));
                     assert_eq!(r.fields.context_json, Some("{\"a\":1}"));
-                    assert!(std::ptr::eq(r.source, src));
+                    assert_eq!(r.source, src as *const Source as u64);
                     seen += 1;
                 });
                 std::thread::yield_now();
@@ -700,8 +790,16 @@ mod tests {
             let f = fields(i, &text);
             // SAFETY: this thread is the only producer.
             while !unsafe {
-                lane.push(record_len(&f), &pool, |out| {
-                    write_record(out, src, i as u64, Level::ALL[i % 5], &f, false)
+                lane.push(record_len(&f, false), &pool, |out| {
+                    write_record(
+                        out,
+                        src as *const Source as u64,
+                        i as u64,
+                        Level::ALL[i % 5],
+                        &f,
+                        false,
+                        &mut None,
+                    )
                 })
             } {
                 std::thread::yield_now(); // full: the consumer makes room
@@ -722,8 +820,16 @@ mod tests {
         let push = |f: &Fields<'_>| {
             // SAFETY: this thread is the only producer.
             unsafe {
-                lane.push(record_len(f), &pool, |out| {
-                    write_record(out, src, 0, Level::Info, f, false)
+                lane.push(record_len(f, false), &pool, |out| {
+                    write_record(
+                        out,
+                        src as *const Source as u64,
+                        0,
+                        Level::Info,
+                        f,
+                        false,
+                        &mut None,
+                    )
                 })
             }
         };
@@ -744,12 +850,56 @@ mod tests {
         let mut n = 0;
         // SAFETY: this thread is the only producer.
         while unsafe {
-            small.push(record_len(&f), &pool, |out| {
-                write_record(out, src, 0, Level::Info, &f, false)
+            small.push(record_len(&f, false), &pool, |out| {
+                write_record(
+                    out,
+                    src as *const Source as u64,
+                    0,
+                    Level::Info,
+                    &f,
+                    false,
+                    &mut None,
+                )
             })
         } {
             n += 1;
         }
         assert!((100..100 + CHUNK / 1000).contains(&n), "{n}");
+    }
+}
+
+#[cfg(test)]
+mod journal_tests {
+    use super::*;
+
+    /// A durable entry's raw journal record becomes the body the sender would have built; a
+    /// body stays as it is; anything else (truncated, not UTF-8, two lines) is left out.
+    #[test]
+    fn journal_records_become_bodies() {
+        let f = Fields {
+            message: "m \"q\"\n",
+            user_id: Some("ü"),
+            tenant_id: None,
+            request_id: Some("r-1"),
+            context_json: Some("{\n \"a\": 1\n}"),
+            client_log_datetime: None,
+        };
+        let at = 1_795_473_000_123_456_000;
+        let mut rec = vec![0u8; journal_len("lg", &f)];
+        write_journal(&mut rec, "lg", at, Level::Warn, &f, true);
+        let body = journal_body(&rec, "svc").unwrap();
+        let mut want = Vec::new();
+        entry::assemble(&mut want, &entry::prefix(Level::Warn, "svc", "lg"), &f, true, at);
+        assert_eq!(String::from_utf8(body).unwrap(), String::from_utf8(want).unwrap());
+        let json = br#"{"level":"INFO","message":"m"}"#;
+        assert_eq!(journal_body(json, "svc").unwrap(), json);
+        assert!(journal_body(b"{\"a\":\n1}", "svc").is_none());
+        for cut in [1, 5, 20, rec.len() - 1] {
+            assert!(journal_body(&rec[..cut], "svc").is_none(), "{cut}");
+        }
+        let mut bad = rec.clone();
+        let last = bad.len() - 1;
+        bad[last] = 0xff;
+        assert!(journal_body(&bad, "svc").is_none());
     }
 }

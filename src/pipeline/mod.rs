@@ -24,6 +24,7 @@ mod signal;
 mod spill;
 
 use concurrency::Limiter;
+pub use lane::journal_body;
 pub(crate) use lane::reset_sources_in_child;
 pub use lane::{source, Source};
 use policy::Policy;
@@ -342,7 +343,7 @@ impl Pipeline {
             Box::new(move || s.replayer()),
         )?);
         Ok(Arc::new(Pipeline {
-            lanes: cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill && !cfg.durable,
+            lanes: cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill,
             shared,
             threads: Mutex::new(threads),
             generation: crate::fork::generation(),
@@ -384,27 +385,54 @@ impl Pipeline {
     }
 
     /// Whether `log` copies entries into its thread's lane ([`Pipeline::push`]): in threaded
-    /// mode with `on_full=spill` (the default) and without `durable`. A durable entry is
-    /// journaled, from its JSON, before the call returns; `on_full=block` and `drop` bound the
-    /// entries in memory by `queue_capacity` exactly, which the queue counts.
+    /// mode with `on_full=spill` (the default). `on_full=block` and `drop` bound the entries in
+    /// memory by `queue_capacity` exactly, which the queue counts.
     #[inline]
     pub fn lanes(&self) -> bool {
         self.lanes
     }
 
-    /// Copies checked fields into the calling thread's lane (see [`lane`]); false when the lane
-    /// has no room (then build the body and [`Pipeline::submit`] it).
+    /// `durable=true`: entries are journaled before `log` returns.
+    #[inline]
+    pub fn durable(&self) -> bool {
+        self.shared.cfg.durable
+    }
+
+    /// Copies checked fields into the calling thread's lane (see [`lane`]). With `durable`, the
+    /// entry is first copied into its service's journal, raw too (the process that recovers
+    /// the journal builds the body), and its ticket goes in the lane with it.
+    /// `Err(ticket)` when the lane has no room (or the journal cannot take the entry: then no
+    /// ticket): build the body and [`Pipeline::submit`] it, with the ticket if there is one.
     #[inline]
     #[link_section = ".text.hot.rarch_log"]
     pub fn push(
         &self,
         source: &'static Source,
+        logger_name: &str,
         level: Level,
         f: &crate::entry::Checked<'_>,
         at_ns: u64,
-    ) -> bool {
-        self.shared
-            .push_lane(source, level, &f.fields, f.context_multi_line, at_ns)
+    ) -> std::result::Result<(), Option<Ticket>> {
+        let s = &self.shared;
+        let mut ticket = None;
+        if s.cfg.durable {
+            ticket = s.journal_raw(source, logger_name, level, f, at_ns);
+            if ticket.is_none() {
+                return Err(None);
+            }
+        }
+        if s.push_lane(
+            source,
+            level,
+            &f.fields,
+            f.context_multi_line,
+            at_ns,
+            &mut ticket,
+        ) {
+            Ok(())
+        } else {
+            Err(ticket)
+        }
     }
 
     /// The last delivery failure, for a person.
@@ -426,7 +454,7 @@ impl Pipeline {
             return s.send_now(item);
         }
         let mut item = item;
-        if s.cfg.durable {
+        if s.cfg.durable && item.ticket.is_none() {
             if let Err(why) = s.journal(&mut item) {
                 // No journal for this entry (too large, or no segment could be made): it is
                 // written to the buffer file before the call returns.
@@ -666,6 +694,42 @@ impl Shared {
             t.settle();
         }
         self.recycle(item.body);
+    }
+
+    /// Copies a durable entry's checked fields into its service's journal, raw (see
+    /// `lane::journal_body`); None when it cannot (too large, no segment): the caller then
+    /// takes the older path, which says why.
+    #[link_section = ".text.hot.rarch_log"]
+    fn journal_raw(
+        &self,
+        source: &'static Source,
+        logger_name: &str,
+        level: Level,
+        f: &crate::entry::Checked<'_>,
+        at_ns: u64,
+    ) -> Option<Ticket> {
+        let n = lane::journal_len(logger_name, &f.fields);
+        if !Journal::fits(n) {
+            return None;
+        }
+        let b = self.buffer_for(&source.service).ok()?;
+        let j = b.journal()?;
+        let (t, want_spare) = j
+            .write_with(n, |out| {
+                lane::write_journal(
+                    out,
+                    logger_name,
+                    at_ns,
+                    level,
+                    &f.fields,
+                    f.context_multi_line,
+                )
+            })
+            .ok()?;
+        if want_spare {
+            self.spill_wake.notify();
+        }
+        Some(t)
     }
 
     /// Copies the entry into its service's journal. Errors (with why) when it cannot.

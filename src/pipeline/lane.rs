@@ -889,8 +889,17 @@ mod journal_tests {
         write_journal(&mut rec, "lg", at, Level::Warn, &f, true);
         let body = journal_body(&rec, "svc").unwrap();
         let mut want = Vec::new();
-        entry::assemble(&mut want, &entry::prefix(Level::Warn, "svc", "lg"), &f, true, at);
-        assert_eq!(String::from_utf8(body).unwrap(), String::from_utf8(want).unwrap());
+        entry::assemble(
+            &mut want,
+            &entry::prefix(Level::Warn, "svc", "lg"),
+            &f,
+            true,
+            at,
+        );
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            String::from_utf8(want).unwrap()
+        );
         let json = br#"{"level":"INFO","message":"m"}"#;
         assert_eq!(journal_body(json, "svc").unwrap(), json);
         assert!(journal_body(b"{\"a\":\n1}", "svc").is_none());

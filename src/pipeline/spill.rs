@@ -180,7 +180,11 @@ impl Shared {
         loop {
             let seen = self.spill_wake.current();
             self.prepare_journals();
-            self.refill_pool();
+            // Buffers and chunks made ahead while there is no overflow to write: during a
+            // burst the steps come first (a caller may be waiting for one).
+            if self.overflow_len.load(Ordering::Relaxed) == 0 {
+                self.refill_pool();
+            }
             let batch: Vec<Item> = {
                 let mut ov = lock(&self.overflow);
                 let n = ov.len().min(SPILL_STEP);

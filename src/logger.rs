@@ -121,24 +121,24 @@ impl Logger {
         let mut checked = entry::check(f)?;
         let at_ns = entry::now_ns();
         let id;
-        if p.durable() && checked.fields.request_id.is_none() {
+        if self.cfg.durable && checked.fields.request_id.is_none() {
             // Made here, so that an entry sent before a crash and sent again from the journal
             // after it carries the same id (the server's duplicate check).
             id = entry::uuid_v4_text();
             checked.fields.request_id = std::str::from_utf8(&id).ok();
         }
-        if self.cfg.mirror != Mirror::Off {
-            self.mirror(level, f);
-        }
         let prefix = self.source.prefix(level);
         let mut ticket = None;
         if p.lanes() && entry::max_len(prefix.len(), &checked.fields) <= self.cfg.max_entry_bytes {
             match p.push(self.source, &self.name, level, &checked, at_ns) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.mirror(level, f);
+                    return Ok(());
+                }
                 Err(t) => ticket = t,
             }
         }
-        self.build_and_submit(p, level, &checked, at_ns, ticket)
+        self.build_and_submit(p, level, f, &checked, at_ns, ticket)
     }
 
     /// [`Logger::log`] with the body built on the caller's thread.
@@ -147,6 +147,7 @@ impl Logger {
         &self,
         p: &Pipeline,
         level: Level,
+        raw: &Fields<'_>,
         c: &entry::Checked<'_>,
         at_ns: u64,
         ticket: Option<crate::journal::Ticket>,
@@ -174,6 +175,7 @@ impl Logger {
             }
             return Err(e);
         }
+        self.mirror(level, raw);
         let mut item = Item::new(self.service.clone(), body);
         item.ticket = ticket;
         if self.cfg.sink == crate::config::Sink::Otlp {
@@ -183,7 +185,16 @@ impl Logger {
         p.submit(item)
     }
 
+    /// With `mirror` set, prints the entry as one line (once it is taken).
     fn mirror(&self, level: Level, f: &Fields<'_>) {
+        if self.cfg.mirror == Mirror::Off {
+            return;
+        }
+        self.mirror_line(level, f);
+    }
+
+    #[cold]
+    fn mirror_line(&self, level: Level, f: &Fields<'_>) {
         let mut line = format!(
             "[{}] {}/{}: {}",
             level.as_str(),

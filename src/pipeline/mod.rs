@@ -392,12 +392,6 @@ impl Pipeline {
         self.lanes
     }
 
-    /// `durable=true`: entries are journaled before `log` returns.
-    #[inline]
-    pub fn durable(&self) -> bool {
-        self.shared.cfg.durable
-    }
-
     /// Copies checked fields into the calling thread's lane (see [`lane`]). With `durable`, the
     /// entry is first copied into its service's journal, raw too (the process that recovers
     /// the journal builds the body), and its ticket goes in the lane with it.

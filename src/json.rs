@@ -317,12 +317,33 @@ mod avx2 {
     /// Some(false) (no line break: a compact text has none) or None (ask the scalar check).
     #[link_section = ".text.hot.rarch_log"]
     pub(super) fn check(s: &[u8]) -> Option<bool> {
-        if !std::is_x86_feature_detected!("avx2") || !std::is_x86_feature_detected!("pclmulqdq") {
+        if !usable() {
             return None;
         }
-        // SAFETY: the CPU has AVX2 and PCLMULQDQ (checked just above), the only requirements
-        // of `compact`.
+        // SAFETY: the CPU has AVX2, PCLMULQDQ, BMI1 and BMI2 (`usable`), the only
+        // requirements of `compact`.
         unsafe { compact(s) }.then_some(false)
+    }
+
+    /// Whether the CPU has what `compact` is compiled for: asked once, then one load.
+    #[inline]
+    fn usable() -> bool {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        static STATE: AtomicU8 = AtomicU8::new(0);
+        #[cold]
+        fn detect() -> bool {
+            let ok = std::is_x86_feature_detected!("avx2")
+                && std::is_x86_feature_detected!("pclmulqdq")
+                && std::is_x86_feature_detected!("bmi1")
+                && std::is_x86_feature_detected!("bmi2");
+            STATE.store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+            ok
+        }
+        match STATE.load(Ordering::Relaxed) {
+            1 => true,
+            2 => false,
+            _ => detect(),
+        }
     }
 
     /// One block's bytes classified: bit i is byte i.
@@ -434,7 +455,7 @@ mod avx2 {
         key_end: u64,
     }
 
-    #[target_feature(enable = "avx2,pclmulqdq")]
+    #[target_feature(enable = "avx2,pclmulqdq,bmi1,bmi2")]
     #[link_section = ".text.hot.rarch_log"]
     fn compact(s: &[u8]) -> bool {
         let n = s.len();
@@ -449,7 +470,6 @@ mod avx2 {
         let mut depth = 0u32;
         // All ones if the innermost container at the end of the previous block is an object.
         let mut object_carry = 0u64;
-        let mut padded = [b' '; 64];
         let mut base = 0;
         while base < n {
             let rest = n - base;
@@ -461,6 +481,7 @@ mod avx2 {
                         // The last 64 bytes, with those already seen shifted out.
                         Some(block) => (classify(block).shifted(64 - rest as u32), valid),
                         None => {
+                            let mut padded = [b' '; 64];
                             padded[..rest].copy_from_slice(&s[base..]);
                             (classify(&padded), valid)
                         }

@@ -134,12 +134,23 @@ fn too_large(n: usize, max_bytes: usize) -> Error {
     )
 }
 
-/// The time now, in nanoseconds since the Unix epoch.
+/// The time now, in nanoseconds since the Unix epoch (0 before it).
+///
+/// clock_gettime directly: `SystemTime::now().duration_since(UNIX_EPOCH)` spent about 45 more
+/// instructions of the caller's path on normalising a `Duration` (callgrind).
 #[link_section = ".text.hot.rarch_log"]
 pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME always exists.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// Writes the JSON body of checked fields (see [`check`]) into `out` (cleared first): the
@@ -409,6 +420,20 @@ fn write_utc(out: &mut Vec<u8>, t: OffsetDateTime, micros: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_ns_is_the_system_clock() {
+        let std_ns = |t: SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+        let before = std_ns(SystemTime::now());
+        let ours = u128::from(now_ns());
+        let after = std_ns(SystemTime::now());
+        // The same clock, read between the two; a second of slack for a step of the clock.
+        let slack = 1_000_000_000;
+        assert!(
+            before - slack <= ours && ours <= after + slack,
+            "{before} {ours} {after}"
+        );
+    }
 
     fn body(f: &Fields<'_>) -> Result<serde_json::Value> {
         let mut out = Vec::new();

@@ -409,9 +409,8 @@ impl DiskBuffer {
         // The usual write (a spill step) fits in one file: one write of `lines` lines, with no
         // pass over the bytes (splitting at line ends byte by byte took a third of the spill
         // thread's CPU in a burst).
-        let whole = [data];
         let runs = if data.len() as u64 <= self.max_file {
-            whole.to_vec()
+            vec![data]
         } else {
             chunks(data, self.max_file as usize)
         };

@@ -24,26 +24,6 @@ fn opts(url: &str, dir: &Path, extra: &[(&str, &str)]) -> Options {
     options(url, KEY, dir, &all)
 }
 
-/// Lines of the service's buffer files (not the dead-letter and corrupt files, not marks).
-fn lines_on_disk(svc_dir: &Path) -> usize {
-    let Ok(rd) = std::fs::read_dir(svc_dir) else {
-        return 0;
-    };
-    rd.flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            n.ends_with(".jsonl") && !n.contains("rejected") && !n.contains("corrupt")
-        })
-        .map(|e| {
-            std::fs::read(e.path())
-                .unwrap_or_default()
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-        })
-        .sum()
-}
-
 /// Logs `n` entries in a tight loop, then flushes; checks that every entry reached the
 /// receiver once (duplicates under 1%), nothing is left on disk and nothing was dead-lettered.
 fn everything_delivered(fault: &str, n: u64) {

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{msg, options, wait_until, Receiver};
+use common::{lines_on_disk, msg, options, wait_until, Receiver};
 use rarch_logging::{ErrorKind, Level, Logger, Options};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use std::path::{Path, PathBuf};
@@ -191,24 +191,8 @@ fn refused(leaf: &str, host: &str, ca_file: bool) {
     // its failed lines back to buffer.jsonl before it releases the claimed file, so for a
     // moment a line is in both (and a claimed file may be renamed while it is read): the
     // count must come to 5, none lost and none kept twice.
-    let lines = || -> usize {
-        std::fs::read_dir(dir.path().join("svc-tls-bad"))
-            .unwrap()
-            .flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.ends_with(".jsonl") && !n.contains("rejected") && !n.contains("corrupt")
-            })
-            .map(|e| {
-                std::fs::read_to_string(e.path())
-                    .unwrap_or_default()
-                    .lines()
-                    .count()
-            })
-            .sum()
-    };
     wait_until(T, &format!("{leaf}: the 5 entries kept on disk"), || {
-        (lines() == 5).then_some(())
+        (lines_on_disk(&dir.path().join("svc-tls-bad")) == 5).then_some(())
     });
     assert!(!why.contains(KEY) && !e.message.contains(KEY));
 }

@@ -398,3 +398,23 @@ impl Drop for Collector {
         self.kill();
     }
 }
+
+/// Lines of the service's buffer files (not the dead-letter and corrupt files, not marks).
+pub fn lines_on_disk(svc_dir: &Path) -> usize {
+    let Ok(rd) = std::fs::read_dir(svc_dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.ends_with(".jsonl") && !n.contains("rejected") && !n.contains("corrupt")
+        })
+        .map(|e| {
+            std::fs::read(e.path())
+                .unwrap_or_default()
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        })
+        .sum()
+}

@@ -11,6 +11,14 @@ pub enum Level {
     Fatal = 4,
 }
 
+#[cold]
+fn invalid_level(v: i32) -> Error {
+    Error::new(
+        ErrorKind::InvalidLevel,
+        format!("invalid level {v}: expected 0 (DEBUG) to 4 (FATAL)"),
+    )
+}
+
 impl Level {
     pub const ALL: [Level; 5] = [
         Level::Debug,
@@ -21,16 +29,18 @@ impl Level {
     ];
 
     /// The level for an integer from C, range-checked.
+    /// A match, not an index into [`Level::ALL`]: the table would be one more cache line (and
+    /// page) for a call to touch.
+    #[inline]
     pub fn from_i32(v: i32) -> Result<Level> {
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| Level::ALL.get(i).copied())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidLevel,
-                    format!("invalid level {v}: expected 0 (DEBUG) to 4 (FATAL)"),
-                )
-            })
+        match v {
+            0 => Ok(Level::Debug),
+            1 => Ok(Level::Info),
+            2 => Ok(Level::Warn),
+            3 => Ok(Level::Error),
+            4 => Ok(Level::Fatal),
+            _ => Err(invalid_level(v)),
+        }
     }
 
     /// The wire name: `DEBUG`, `INFO`, `WARN`, `ERROR` or `FATAL`.

@@ -12,17 +12,28 @@ use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// `repr(C)` and aligned to a cache line so that what [`Logger::log`] reads on every call (the
+/// fields up to `mirror_on`, 63 bytes) is one line: a call after a pause finds it cold, and each
+/// line it touches then costs a miss (BENCHMARKS.md, issue 18). The rest is read on colder
+/// paths.
+#[repr(C, align(64))]
 pub struct Logger {
-    service: Arc<str>,
-    name: Box<str>,
-    level: AtomicU8,
-    /// The service and the start of the body at each level (see [`entry::prefix`]), made once
-    /// per process for each (service, logger name).
-    source: &'static Source,
-    cfg: Config,
     /// An `Arc<Pipeline>` turned into a raw pointer. Replaced (and the old one leaked) only in
     /// a forked child, so a pointer read here stays valid while the logger lives.
     pipeline: AtomicPtr<Pipeline>,
+    /// The service and the start of the body at each level (see [`entry::prefix`]), made once
+    /// per process for each (service, logger name).
+    source: &'static Source,
+    name: Box<str>,
+    /// `cfg.max_entry_bytes`, `cfg.durable`, whether `cfg.mirror` is on, and the length of
+    /// `source`'s prefix at each level: copies, for the line above.
+    max_entry_bytes: usize,
+    prefix_lens: [u32; 5],
+    level: AtomicU8,
+    durable: bool,
+    mirror_on: bool,
+    service: Arc<str>,
+    cfg: Config,
 }
 
 impl Logger {
@@ -39,12 +50,16 @@ impl Logger {
         let p = pipeline::acquire(&cfg, &service)?;
         let source = pipeline::source(&service, &name);
         Ok(Logger {
-            level: AtomicU8::new(cfg.level as u8),
-            source,
-            service,
-            name,
-            cfg,
             pipeline: AtomicPtr::new(Arc::into_raw(p) as *mut Pipeline),
+            source,
+            name,
+            max_entry_bytes: cfg.max_entry_bytes,
+            prefix_lens: Level::ALL.map(|l| source.prefix(l).len().try_into().unwrap_or(u32::MAX)),
+            level: AtomicU8::new(cfg.level as u8),
+            durable: cfg.durable,
+            mirror_on: cfg.mirror != Mirror::Off,
+            service,
+            cfg,
         })
     }
 
@@ -121,23 +136,27 @@ impl Logger {
         let mut checked = entry::check(f)?;
         let at_ns = entry::now_ns();
         let id;
-        if self.cfg.durable && checked.fields.request_id.is_none() {
+        if self.durable && checked.fields.request_id.is_none() {
             // Made here, so that an entry sent before a crash and sent again from the journal
             // after it carries the same id (the server's duplicate check).
             id = entry::uuid_v4_text();
             checked.fields.request_id = std::str::from_utf8(&id).ok();
         }
-        let prefix = self.source.prefix(level);
-        let mut ticket = None;
-        if p.lanes() && entry::max_len(prefix.len(), &checked.fields) <= self.cfg.max_entry_bytes {
-            match p.push(self.source, &self.name, level, &checked, at_ns) {
-                Ok(()) => {
-                    self.mirror(level, f);
-                    return Ok(());
+        let prefix_len = self.prefix_lens[level as usize % Level::ALL.len()] as usize;
+        // The ticket exists only on the way to `build_and_submit`: the lane's path has no
+        // `Option<Ticket>` to drop (its drop glue is an out-of-line call on a page of its own).
+        let ticket =
+            if p.lanes() && entry::max_len(prefix_len, &checked.fields) <= self.max_entry_bytes {
+                match p.push(self.source, &self.name, level, &checked, at_ns) {
+                    Ok(()) => {
+                        self.mirror(level, f);
+                        return Ok(());
+                    }
+                    Err(t) => t,
                 }
-                Err(t) => ticket = t,
-            }
-        }
+            } else {
+                None
+            };
         self.build_and_submit(p, level, f, &checked, at_ns, ticket)
     }
 
@@ -187,7 +206,7 @@ impl Logger {
 
     /// With `mirror` set, prints the entry as one line (once it is taken).
     fn mirror(&self, level: Level, f: &Fields<'_>) {
-        if self.cfg.mirror == Mirror::Off {
+        if !self.mirror_on {
             return;
         }
         self.mirror_line(level, f);

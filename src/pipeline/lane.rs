@@ -127,12 +127,13 @@ unsafe impl Send for Chunk {}
 // SAFETY: as for Send.
 unsafe impl Sync for Chunk {}
 
-/// Chunks kept for reuse by a pipeline's lanes.
+/// Chunks kept for reuse by a pipeline's lanes. `repr(C)`: `low`, read on every call, first.
+#[repr(C)]
 pub(super) struct ChunkPool {
-    tx: crossbeam_channel::Sender<Box<Chunk>>,
-    rx: crossbeam_channel::Receiver<Box<Chunk>>,
     /// A lane found the pool low: the spill thread refills it ([`ChunkPool::refill`]).
     pub(super) low: AtomicBool,
+    tx: crossbeam_channel::Sender<Box<Chunk>>,
+    rx: crossbeam_channel::Receiver<Box<Chunk>>,
 }
 
 impl ChunkPool {
@@ -525,15 +526,135 @@ pub fn journal_body(rec: &[u8], service: &str) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// A thread's handle on one of its lanes; marks the lane gone when the thread exits.
+/// A thread's handle on one of its lanes; marks the lane gone when the thread exits, and
+/// gives back the thread's slot in the pipeline's [`LaneTable`].
 struct Handle {
     pipeline: u64,
     lane: Arc<Lane>,
+    table: Arc<LaneTable>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
+        // On the owner thread (a thread-local's handles are dropped by their thread), before
+        // the lane can go: a slot never names a lane that is not alive.
+        self.table.release(thread_pointer(), &self.lane);
         self.lane.gone.store(true, Ordering::Release);
+    }
+}
+
+/// The calling thread's pointer (its thread control block, where `fs:0` or `tpidr_el0`
+/// points): unique among the process's live threads, read with one instruction and no memory
+/// a call would not touch anyway. 0 where it is not read (other architectures): no slots.
+#[inline(always)]
+fn thread_pointer() -> usize {
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    {
+        let tp: usize;
+        // SAFETY: on x86_64 Linux (glibc and musl), fs:0 holds the thread's own TCB address.
+        unsafe {
+            std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp,
+                options(nostack, readonly, preserves_flags));
+        }
+        tp
+    }
+    #[cfg(all(target_arch = "aarch64", target_os = "linux"))]
+    {
+        let tp: usize;
+        // SAFETY: reads the thread register; no memory access.
+        unsafe {
+            std::arch::asm!("mrs {}, tpidr_el0", out(reg) tp, options(nomem, nostack, preserves_flags));
+        }
+        tp
+    }
+    #[cfg(not(all(
+        any(target_arch = "x86_64", target_arch = "aarch64"),
+        target_os = "linux"
+    )))]
+    {
+        0
+    }
+}
+
+const SLOTS: usize = 64;
+
+/// A pipeline's lanes by thread, in front of the thread-local list of handles (`LANES`): a
+/// direct-mapped table from a thread's pointer to its lane. A call that finds its thread's
+/// slot reads one line here instead of the thread-local, which in a shared library goes
+/// through `__tls_get_addr` (the dynamic linker's code, its thread vector and the TLS block:
+/// 3 to 4 pages and 6 lines for a call after a pause; BENCHMARKS.md, issue 18).
+///
+/// A slot is claimed (0 to the thread's pointer) and given back by its thread only, or
+/// cleared by the pipeline's close; its lane is written and read by that thread only, while
+/// the thread's [`Handle`] keeps the lane alive. Another thread that hashes to a taken slot
+/// takes the thread-local's path. A thread's pointer is reused only by a thread started after
+/// it ended, by which time its handles (thread-local destructors) have given its slots back.
+pub(super) struct LaneTable {
+    slots: [Slot; SLOTS],
+}
+
+#[derive(Default)]
+#[repr(align(16))]
+struct Slot {
+    tp: AtomicUsize,
+    lane: AtomicPtr<Lane>,
+}
+
+impl LaneTable {
+    pub(super) fn new() -> Arc<LaneTable> {
+        Arc::new(LaneTable {
+            slots: std::array::from_fn(|_| Slot::default()),
+        })
+    }
+
+    #[inline(always)]
+    fn slot(&self, tp: usize) -> &Slot {
+        &self.slots[(tp.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % SLOTS]
+    }
+
+    /// The calling thread's lane, if it holds its slot. `tp` is [`thread_pointer`].
+    #[inline(always)]
+    fn get(&self, tp: usize) -> Option<&Lane> {
+        let s = self.slot(tp);
+        if tp == 0 || s.tp.load(Ordering::Acquire) != tp {
+            return None;
+        }
+        // SAFETY: the slot is the calling thread's (only it stores its own pointer there), so
+        // `lane` was stored by this thread, and its handle keeps the lane alive until it gives
+        // the slot back.
+        unsafe { s.lane.load(Ordering::Relaxed).as_ref() }
+    }
+
+    /// Takes the calling thread's slot for `lane` if it is free.
+    fn claim(&self, tp: usize, lane: &Arc<Lane>) {
+        let s = self.slot(tp);
+        if tp != 0
+            && s.tp
+                .compare_exchange(0, tp, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            s.lane
+                .store(Arc::as_ptr(lane) as *mut Lane, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives back the calling thread's slot if it holds it for `lane`.
+    fn release(&self, tp: usize, lane: &Arc<Lane>) {
+        let s = self.slot(tp);
+        if tp != 0
+            && s.tp.load(Ordering::Acquire) == tp
+            && std::ptr::eq(s.lane.load(Ordering::Relaxed), Arc::as_ptr(lane))
+        {
+            s.lane.store(std::ptr::null_mut(), Ordering::Relaxed);
+            s.tp.store(0, Ordering::Release);
+        }
+    }
+
+    /// Empties every slot (the pipeline is closing: its lanes are closed).
+    fn clear(&self) {
+        for s in &self.slots {
+            s.tp.store(0, Ordering::Release);
+        }
     }
 }
 
@@ -556,6 +677,20 @@ impl Shared {
         ticket: &mut Option<Ticket>,
     ) -> bool {
         let n = record_len(f, ticket.is_some());
+        let tp = thread_pointer();
+        if let Some(lane) = self.lane_table.get(tp) {
+            // SAFETY: the slot is this thread's, so this thread is the lane's producer.
+            let pushed = unsafe {
+                lane.push(n, &self.chunks, |out| {
+                    let src = source as *const Source as u64;
+                    write_record(out, src, at_ns, level, f, context_multi_line, ticket)
+                })
+            };
+            if pushed {
+                self.pushed_to_lane();
+            }
+            return pushed;
+        }
         let pushed = LANES.try_with(|lanes| {
             let Ok(lanes) = lanes.try_borrow() else {
                 return false;
@@ -573,20 +708,25 @@ impl Shared {
         });
         match pushed {
             Ok(true) => {
-                if self.work.has_waiters() {
-                    self.work.notify();
-                }
-                // Once per time the pool runs low (the flag is set again by the next `take`
-                // that finds it low after the refill).
-                if self.chunks.low.load(Ordering::Relaxed)
-                    && self.chunks.low.swap(false, Ordering::Relaxed)
-                {
-                    self.spill_wake.notify();
-                }
+                self.pushed_to_lane();
                 true
             }
             Ok(false) => self.push_lane_cold(source, level, f, context_multi_line, at_ns, ticket),
             Err(_) => false,
+        }
+    }
+
+    /// After a record went into a lane: wakes a sleeping sender, and the spill thread once
+    /// per time the pool runs low (the flag is set again by the next `take` that finds it low
+    /// after the refill).
+    #[inline(always)]
+    fn pushed_to_lane(&self) {
+        if self.work.has_waiters() {
+            self.work.notify();
+        }
+        if self.chunks.low.load(Ordering::Relaxed) && self.chunks.low.swap(false, Ordering::Relaxed)
+        {
+            self.spill_wake.notify();
         }
     }
 
@@ -624,9 +764,15 @@ impl Shared {
                         Handle {
                             pipeline: self.id,
                             lane,
+                            table: self.lane_table.clone(),
                         },
                     );
                 }
+            }
+            // Taken while the pipeline is open: `close` clears the table after it has set
+            // `closing` and closed the lanes, which the retain above drops.
+            if !self.closing.load(Ordering::Acquire) {
+                self.lane_table.claim(thread_pointer(), &lanes[0].lane);
             }
             true
         });
@@ -663,6 +809,7 @@ impl Shared {
         let mut total = 0;
         match all {
             Some(out) => {
+                self.lane_table.clear();
                 for l in lanes.iter() {
                     l.closed.store(true, Ordering::Release);
                     total += l.collect(usize::MAX, &self.chunks, |rec| {
@@ -808,6 +955,85 @@ mod tests {
         assert_eq!(consumer.join().unwrap(), N);
         assert_eq!(lane.pending(), 0);
         assert_eq!(lane.pushed(), N as u64);
+    }
+
+    #[test]
+    fn a_lane_table_slot_is_its_threads_alone_until_given_back() {
+        let pool = ChunkPool::new();
+        let (a, b) = (
+            Arc::new(Lane::new(pool.take(), 16)),
+            Arc::new(Lane::new(pool.take(), 16)),
+        );
+        let t = LaneTable::new();
+        let same_slot = |x: usize, y: usize| std::ptr::eq(t.slot(x), t.slot(y));
+        let tp = 0x7f12_3456_7640;
+        // Another thread pointer that lands on the same slot, and one that does not.
+        let rival = (1..)
+            .map(|k| tp + k * 0x80_0000)
+            .find(|&o| same_slot(o, tp))
+            .unwrap();
+        let apart = (1..)
+            .map(|k| tp + k * 0x80_0000)
+            .find(|&o| !same_slot(o, tp))
+            .unwrap();
+        assert!(t.get(tp).is_none() && t.get(0).is_none());
+        t.claim(0, &a);
+        assert!(t.get(0).is_none(), "no slot for an unknown thread pointer");
+        t.claim(tp, &a);
+        assert!(std::ptr::eq(t.get(tp).unwrap(), &*a));
+        // A rival neither finds the lane nor takes the slot; a thread elsewhere has its own.
+        assert!(t.get(rival).is_none());
+        t.claim(rival, &b);
+        assert!(t.get(rival).is_none());
+        assert!(std::ptr::eq(t.get(tp).unwrap(), &*a));
+        t.claim(apart, &b);
+        assert!(std::ptr::eq(t.get(apart).unwrap(), &*b));
+        // Given back only by its holder, for its lane.
+        t.release(rival, &b);
+        t.release(tp, &b);
+        assert!(std::ptr::eq(t.get(tp).unwrap(), &*a));
+        t.release(tp, &a);
+        assert!(t.get(tp).is_none());
+        t.claim(rival, &b);
+        assert!(std::ptr::eq(t.get(rival).unwrap(), &*b));
+        // The pipeline's close empties every slot.
+        t.clear();
+        assert!(t.get(rival).is_none() && t.get(apart).is_none());
+    }
+
+    #[test]
+    fn the_thread_pointer_tells_live_threads_apart() {
+        let here = thread_pointer();
+        if cfg!(all(
+            any(target_arch = "x86_64", target_arch = "aarch64"),
+            target_os = "linux"
+        )) {
+            assert_ne!(here, 0);
+        }
+        assert_eq!(thread_pointer(), here);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let all_seen = Arc::new(std::sync::Barrier::new(5));
+        let hs: Vec<_> = (0..4)
+            .map(|_| {
+                let (tx, all_seen) = (tx.clone(), all_seen.clone());
+                std::thread::spawn(move || {
+                    tx.send(thread_pointer()).unwrap();
+                    all_seen.wait(); // alive until every pointer is in
+                })
+            })
+            .collect();
+        // All four alive at once, and this one: five distinct pointers.
+        let mut seen: Vec<usize> = (0..4).map(|_| rx.recv().unwrap()).collect();
+        all_seen.wait();
+        seen.push(here);
+        seen.sort_unstable();
+        seen.dedup();
+        if here != 0 {
+            assert_eq!(seen.len(), 5, "{seen:x?}");
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
     }
 
     #[test]

@@ -92,7 +92,20 @@ const POOL_LOW: usize = POOL / 2;
 /// takes about 700 bytes; a larger one grows its buffer, which then comes back larger.
 const POOL_FRESH_CAPACITY: usize = 1024;
 
+/// `repr(C)`: the fields a call reads on the lane path (`id`, `lane_table`, `work`'s waiters,
+/// `chunks.low`) come first, on one cache line (the struct is aligned to 128 bytes by its
+/// `CachePadded` counters).
+#[repr(C)]
 struct Shared {
+    /// This pipeline among all of the process's, ever (the key of a thread's lanes).
+    id: u64,
+    /// The lanes by thread (see [`lane::LaneTable`]).
+    lane_table: Arc<lane::LaneTable>,
+    /// Wakes senders waiting for work after a quiet spell (a record in a lane, an entry in the
+    /// queue).
+    work: Signal,
+    /// Lane chunks kept for reuse.
+    chunks: lane::ChunkPool,
     cfg: Config,
     tx: Sender<Item>,
     rx: Receiver<Item>,
@@ -100,15 +113,8 @@ struct Shared {
     pool_rx: Receiver<Vec<u8>>,
     /// A caller found the pool low and woke the spill thread to refill it.
     pool_low: AtomicBool,
-    /// This pipeline among all of the process's, ever (the key of a thread's lanes).
-    id: u64,
     /// The lanes of the threads that log into this pipeline (see [`lane`]).
     lanes: Mutex<Vec<Arc<lane::Lane>>>,
-    /// Lane chunks kept for reuse.
-    chunks: lane::ChunkPool,
-    /// Wakes senders waiting for work after a quiet spell (a record in a lane, an entry in the
-    /// queue).
-    work: Signal,
     transport: Transport,
     tokens: Tokens,
     stats: Stats,
@@ -170,11 +176,16 @@ const INITIAL_CONCURRENCY: usize = 2;
 /// The most bytes of entries a spill copies into one write.
 const SPILL_RUN: usize = 1 << 20;
 
+/// `repr(C)`, aligned to a cache line: what a call reads (`shared`, `generation`, `lanes`,
+/// `durable`) is the first line of the pipeline.
+#[repr(C, align(64))]
 pub struct Pipeline {
     shared: Arc<Shared>,
-    lanes: bool,
-    threads: Mutex<Vec<JoinHandle<()>>>,
     generation: u64,
+    lanes: bool,
+    /// `key.durable`, for the line above.
+    durable: bool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
     key: Config,
     refs: AtomicUsize,
 }
@@ -278,6 +289,7 @@ impl Pipeline {
             pool_rx,
             id: IDS.fetch_add(1, Ordering::Relaxed),
             lanes: Mutex::default(),
+            lane_table: lane::LaneTable::new(),
             chunks: lane::ChunkPool::new(),
             work: Signal::default(),
             pool_low: AtomicBool::new(false),
@@ -344,6 +356,7 @@ impl Pipeline {
         )?);
         Ok(Arc::new(Pipeline {
             lanes: cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill,
+            durable: cfg.durable,
             shared,
             threads: Mutex::new(threads),
             generation: crate::fork::generation(),
@@ -409,7 +422,7 @@ impl Pipeline {
     ) -> std::result::Result<(), Option<Ticket>> {
         let s = &self.shared;
         let mut ticket = None;
-        if s.cfg.durable {
+        if self.durable {
             ticket = s.journal_raw(source, logger_name, level, f, at_ns);
             if ticket.is_none() {
                 return Err(None);

@@ -173,6 +173,8 @@ impl ChunkPool {
 /// The producer's state: touched by the owner thread only.
 struct Prod {
     chunk: *mut Chunk,
+    /// `chunk`'s bytes: a record is written without reading the chunk's line first.
+    data: *mut u8,
     pos: usize,
     /// Chunks this lane has taken, ever (against `retired`: the ones it holds).
     chunks: usize,
@@ -212,6 +214,8 @@ impl Lane {
         Lane {
             prod: UnsafeCell::new(Prod {
                 chunk: first,
+                // SAFETY: `first` came from Box::into_raw just above.
+                data: unsafe { (*first).data.as_ptr() },
                 pos: 0,
                 chunks: 1,
                 pushed: 0,
@@ -253,17 +257,15 @@ impl Lane {
         if p.pos + need > CHUNK && !self.next_chunk(p, need, pool) {
             return false;
         }
-        // SAFETY: `p.chunk` is a live chunk of this lane (freed only by the consumer once it
-        // has moved past it, which it does only after `next` is set, and `next` is set here).
-        let chunk = unsafe { &*p.chunk };
-        // SAFETY: [pos, pos + need) is inside the chunk and not yet published, so the consumer
-        // does not read it.
-        let rec =
-            unsafe { std::slice::from_raw_parts_mut(chunk.data.as_ptr().add(p.pos), HEADER + n) };
+        // SAFETY: [pos, pos + need) is inside the chunk (`data` is its bytes) and not yet
+        // published, so the consumer does not read it.
+        let rec = unsafe { std::slice::from_raw_parts_mut(p.data.add(p.pos), HEADER + n) };
         rec[..HEADER].copy_from_slice(&(n as u64).to_le_bytes());
         write(&mut rec[HEADER..]);
         p.pos += need;
-        chunk.len.store(p.pos, Ordering::Release);
+        // SAFETY: `p.chunk` is a live chunk of this lane (freed only by the consumer once it
+        // has moved past it, which it does only after `next` is set, and `next` is set here).
+        unsafe { &*p.chunk }.len.store(p.pos, Ordering::Release);
         p.pushed += 1;
         // SeqCst: pairs with a sender's count-then-look before it sleeps (`Signal::wait_for`),
         // so the caller's look at the waiters below either sees it or is seen.
@@ -284,6 +286,8 @@ impl Lane {
         // SAFETY: as in `push`; the consumer moves to `next` only once it is set.
         unsafe { &*p.chunk }.next.store(fresh, Ordering::Release);
         p.chunk = fresh;
+        // SAFETY: `fresh` came from Box::into_raw just above.
+        p.data = unsafe { (*fresh).data.as_ptr() };
         p.pos = 0;
         true
     }
@@ -390,6 +394,8 @@ fn record_len(f: &Fields<'_>, ticket: bool) -> usize {
 }
 
 /// Writes a record; the ticket in `ticket`, if any, is moved into it.
+/// Inlined: called, it was reached through the GOT (one more line for a cold call).
+#[inline(always)]
 #[link_section = ".text.hot.rarch_log"]
 fn write_record(
     out: &mut [u8],
@@ -678,42 +684,38 @@ impl Shared {
     ) -> bool {
         let n = record_len(f, ticket.is_some());
         let tp = thread_pointer();
-        if let Some(lane) = self.lane_table.get(tp) {
-            // SAFETY: the slot is this thread's, so this thread is the lane's producer.
-            let pushed = unsafe {
-                lane.push(n, &self.chunks, |out| {
-                    let src = source as *const Source as u64;
-                    write_record(out, src, at_ns, level, f, context_multi_line, ticket)
-                })
-            };
-            if pushed {
-                self.pushed_to_lane();
-            }
-            return pushed;
+        let held;
+        let lane = match self.lane_table.get(tp) {
+            Some(lane) => lane,
+            // Its slot is another thread's (or not taken yet): the thread-local's handle.
+            None => match LANES.try_with(|lanes| {
+                let lanes = lanes.try_borrow().ok()?;
+                let h = lanes.first().filter(|h| h.pipeline == self.id)?;
+                self.lane_table.claim(tp, &h.lane);
+                Some(h.lane.clone())
+            }) {
+                Ok(Some(lane)) => {
+                    held = lane;
+                    &*held
+                }
+                Ok(None) => {
+                    return self.push_lane_cold(source, level, f, context_multi_line, at_ns, ticket)
+                }
+                Err(_) => return false,
+            },
+        };
+        // SAFETY: the lane is this thread's (its slot, or its thread-local's handle), so this
+        // thread is the lane's producer.
+        let pushed = unsafe {
+            lane.push(n, &self.chunks, |out| {
+                let src = source as *const Source as u64;
+                write_record(out, src, at_ns, level, f, context_multi_line, ticket)
+            })
+        };
+        if pushed {
+            self.pushed_to_lane();
         }
-        let pushed = LANES.try_with(|lanes| {
-            let Ok(lanes) = lanes.try_borrow() else {
-                return false;
-            };
-            let Some(h) = lanes.first().filter(|h| h.pipeline == self.id) else {
-                return false;
-            };
-            // SAFETY: the handle is this thread's own, so this thread is the lane's producer.
-            unsafe {
-                h.lane.push(n, &self.chunks, |out| {
-                    let src = source as *const Source as u64;
-                    write_record(out, src, at_ns, level, f, context_multi_line, ticket)
-                })
-            }
-        });
-        match pushed {
-            Ok(true) => {
-                self.pushed_to_lane();
-                true
-            }
-            Ok(false) => self.push_lane_cold(source, level, f, context_multi_line, at_ns, ticket),
-            Err(_) => false,
-        }
+        pushed
     }
 
     /// After a record went into a lane: wakes a sleeping sender, and the spill thread once

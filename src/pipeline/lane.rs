@@ -634,7 +634,10 @@ impl LaneTable {
     /// Takes the calling thread's slot for `lane` if it is free.
     fn claim(&self, tp: usize, lane: &Arc<Lane>) {
         let s = self.slot(tp);
+        // A look before the compare-and-swap: a thread whose slot another holds tries on
+        // every call, and a read leaves the holder's line shared.
         if tp != 0
+            && s.tp.load(Ordering::Relaxed) == 0
             && s.tp
                 .compare_exchange(0, tp, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
@@ -684,7 +687,6 @@ impl Shared {
     ) -> bool {
         let n = record_len(f, ticket.is_some());
         let tp = thread_pointer();
-        let held;
         let lane = match self.lane_table.get(tp) {
             Some(lane) => lane,
             // Its slot is another thread's (or not taken yet): the thread-local's handle.
@@ -692,12 +694,11 @@ impl Shared {
                 let lanes = lanes.try_borrow().ok()?;
                 let h = lanes.first().filter(|h| h.pipeline == self.id)?;
                 self.lane_table.claim(tp, &h.lane);
-                Some(h.lane.clone())
+                Some(Arc::as_ptr(&h.lane))
             }) {
-                Ok(Some(lane)) => {
-                    held = lane;
-                    &*held
-                }
+                // SAFETY: the handle that keeps the lane alive is in this thread's
+                // thread-local, which only this thread changes, and not during the push.
+                Ok(Some(lane)) => unsafe { &*lane },
                 Ok(None) => {
                     return self.push_lane_cold(source, level, f, context_multi_line, at_ns, ticket)
                 }

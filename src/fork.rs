@@ -32,3 +32,10 @@ pub fn install() {
 pub fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
+
+/// The counter behind [`generation`], for a pipeline to keep a pointer to: read through it,
+/// the caller's path does not load the counter's address from the GOT (one more cache line
+/// for a call after a pause).
+pub fn counter() -> &'static AtomicU64 {
+    &GENERATION
+}

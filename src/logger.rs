@@ -85,7 +85,7 @@ impl Logger {
         let p = self.pipeline.load(Ordering::Acquire);
         // SAFETY: `p` came from Arc::into_raw and is released only in Drop.
         let cur = unsafe { &*p };
-        if cur.generation() == crate::fork::generation() {
+        if cur.is_current() {
             return Ok(cur);
         }
         let fresh = Arc::into_raw(pipeline::acquire(&self.cfg, &self.service)?) as *mut Pipeline;

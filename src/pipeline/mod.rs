@@ -176,12 +176,14 @@ const INITIAL_CONCURRENCY: usize = 2;
 /// The most bytes of entries a spill copies into one write.
 const SPILL_RUN: usize = 1 << 20;
 
-/// `repr(C)`, aligned to a cache line: what a call reads (`shared`, `generation`, `lanes`,
-/// `durable`) is the first line of the pipeline.
+/// `repr(C)`, aligned to a cache line: what a call reads (`shared`, `generation`,
+/// `fork_counter`, `lanes`, `durable`) is the first line of the pipeline.
 #[repr(C, align(64))]
 pub struct Pipeline {
     shared: Arc<Shared>,
     generation: u64,
+    /// `fork::counter()`, which `generation` is checked against on every call.
+    fork_counter: &'static AtomicU64,
     lanes: bool,
     /// `key.durable`, for the line above.
     durable: bool,
@@ -360,13 +362,16 @@ impl Pipeline {
             shared,
             threads: Mutex::new(threads),
             generation: crate::fork::generation(),
+            fork_counter: crate::fork::counter(),
             key: cfg,
             refs: AtomicUsize::new(0),
         }))
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation
+    /// Whether this pipeline belongs to this process (not to the parent of a fork).
+    #[inline]
+    pub fn is_current(&self) -> bool {
+        self.generation == self.fork_counter.load(Ordering::Acquire)
     }
 
     pub fn stats(&self) -> &Stats {

@@ -180,7 +180,7 @@ impl Logger {
             + f.request_id.map_or(36, str::len)
             + self.service.len()
             + self.name.len();
-        let mut body = p.body_buffer(approx.min(self.cfg.max_entry_bytes + 64));
+        let mut body = p.body_buffer(approx.min(self.max_entry_bytes + 64));
         entry::assemble(
             &mut body,
             self.source.prefix(level),
@@ -188,7 +188,7 @@ impl Logger {
             c.context_multi_line,
             at_ns,
         );
-        if let Err(e) = entry::check_size(&mut body, self.cfg.max_entry_bytes) {
+        if let Err(e) = entry::check_size(&mut body, self.max_entry_bytes) {
             if let Some(t) = ticket {
                 t.settle(); // journaled, then refused: nothing to recover
             }

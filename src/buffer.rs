@@ -14,6 +14,9 @@
 //! - `buffer.corrupt.jsonl`: lines that did not parse;
 //! - `buffer.journal-<pid>-<nonce>-<seq>.bin`: the crash journal of `durable=true` (see
 //!   [`crate::journal`]); `buffer.journal-left-...` is one left for recovery;
+//! - `buffer.journal-<pid>-<nonce>-o<seq>.bin`: the overflow's raw records in the journal's
+//!   format ([`journal::Appender`]), written by the spill thread in a burst and moved into
+//!   `buffer.jsonl` once it is over (or by the next process, if this one died);
 //! - `buffer.lock`: the lock file that makes appends, rotation and claims exclusive between
 //!   processes.
 
@@ -91,8 +94,14 @@ pub struct DiskBuffer {
     max_total: u64,
     durable: bool,
     journal: Option<Journal>,
+    /// The overflow's raw records (see `Shared::spill_lanes`): segments in the journal's
+    /// format, moved into `buffer.jsonl` by [`DiskBuffer::recover_journals`] once sealed.
+    overflow: Mutex<journal::Appender>,
     active: Mutex<Option<Active>>,
     maybe_backlog: AtomicBool,
+    /// Raw records were written to `overflow` since its segments were last moved into
+    /// `buffer.jsonl`: a backlog too.
+    raw_pending: AtomicBool,
 }
 
 /// A file claimed by this process for replay; the flock is held until it is dropped.
@@ -307,6 +316,7 @@ impl DiskBuffer {
         make_dir(&dir).map_err(io_err)?;
         let b = DiskBuffer {
             journal: durable.then(|| Journal::new(&dir)),
+            overflow: Mutex::new(journal::Appender::new(&dir, "o")),
             dir,
             service: service.into(),
             max_file,
@@ -314,6 +324,7 @@ impl DiskBuffer {
             durable,
             active: Mutex::new(None),
             maybe_backlog: AtomicBool::new(true),
+            raw_pending: AtomicBool::new(false),
         };
         Ok(b)
     }
@@ -565,7 +576,34 @@ impl DiskBuffer {
     /// Whether there may be lines to replay. Cheap: a flag set by appends, cleared by a claim
     /// that found nothing.
     pub fn maybe_backlog(&self) -> bool {
-        self.maybe_backlog.load(Ordering::Acquire)
+        self.maybe_backlog.load(Ordering::Acquire) || self.raw_pending.load(Ordering::Acquire)
+    }
+
+    /// The journal the spill thread writes the overflow's raw records to.
+    pub fn overflow(&self) -> std::sync::MutexGuard<'_, journal::Appender> {
+        self.overflow.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Raw records went into [`DiskBuffer::overflow`] (before they count as on disk).
+    pub fn mark_raw(&self) {
+        self.raw_pending.store(true, Ordering::Release);
+    }
+
+    /// Whether raw records are waiting to be moved into `buffer.jsonl`.
+    pub fn raw_pending(&self) -> bool {
+        self.raw_pending.load(Ordering::Acquire)
+    }
+
+    /// Seals the overflow's segment and moves every orphaned segment (ours among them) into
+    /// `buffer.jsonl`. Called only by the thread that writes the overflow, so nothing is
+    /// written to it meanwhile.
+    pub fn settle_raw(&self) -> io::Result<Appended> {
+        self.overflow().seal();
+        let a = self.recover_journals()?;
+        if a.error.is_none() {
+            self.raw_pending.store(false, Ordering::Release);
+        }
+        Ok(a)
     }
 
     /// Marks the buffer as possibly holding lines (at start, or after a failed replay).

@@ -251,6 +251,13 @@ impl Logger {
         Ok(self.pipeline()?.stats_snapshot())
     }
 
+    /// Entries the spill thread has written to disk raw from the lanes, ever (counted in
+    /// `buffered` too; see `Shared::spill_lanes`). For tests and benchmarks.
+    #[doc(hidden)]
+    pub fn raw_spilled(&self) -> u64 {
+        self.pipeline().map(|p| p.raw_spilled()).unwrap_or(0)
+    }
+
     /// Entries in memory now.
     pub fn queue_len(&self) -> usize {
         self.pipeline().map(|p| p.queue_len()).unwrap_or(0)

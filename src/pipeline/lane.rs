@@ -9,9 +9,13 @@
 //! queue, from where delivery goes on as for any entry.
 //!
 //! A lane holds at most `queue_capacity` records (checked when it takes a new chunk) in at
-//! most [`LANE_CHUNKS`] chunks. When it is full (or a record is larger than a chunk, or the
-//! thread is exiting) the caller takes the older path: it builds the body itself
-//! and sends it on the queue (`Pipeline::submit`), where `on_full` applies.
+//! most [`LANE_CHUNKS`] chunks. In a burst that outruns the senders (the queue half full),
+//! the spill thread takes the records of a lane past half its capacity as they are and writes
+//! them to disk raw ([`Shared::spill_lanes`]): a caller whose lane is full waits for that step
+//! ([`Shared::push_lane_when_room`]), not for its own JSON and a disk write. When a record is
+//! larger than a chunk, the thread is exiting, or that wait fails, the caller takes the older
+//! path: it builds the body itself and sends it on the queue (`Pipeline::submit`), where
+//! `on_full` applies.
 //!
 //! Written here rather than taken from a crate: crossbeam's channels and `ArrayQueue` are
 //! multi-producer (a compare-and-swap per push on a line every caller shares) and hold values,
@@ -20,6 +24,7 @@
 //! SPSC crates (rtrb, ringbuf) are rings of fixed-size elements that do not grow.
 
 use super::{lock, Shared};
+use crate::buffer::DiskBuffer;
 use crate::entry::{self, Fields};
 use crate::journal::Ticket;
 use crate::level::Level;
@@ -43,6 +48,8 @@ pub(super) const CHUNK_POOL: usize = 32;
 /// a record can point at it without a reference count and outlive its logger.
 pub struct Source {
     pub service: Arc<str>,
+    /// The logger's name, for a raw record written to disk (see `raw_spill_record`).
+    pub name: Box<str>,
     prefixes: [Box<[u8]>; 5],
 }
 
@@ -64,6 +71,7 @@ pub fn source(service: &str, logger_name: &str) -> &'static Source {
     }
     let s: &'static Source = Box::leak(Box::new(Source {
         service: service.into(),
+        name: logger_name.into(),
         prefixes: Level::ALL.map(|l| entry::prefix(l, service, logger_name).into_boxed_slice()),
     }));
     m.insert(key, s);
@@ -244,6 +252,17 @@ impl Lane {
         self.pushed.load(Ordering::Acquire)
     }
 
+    /// Whether a record that fits in a chunk is refused for want of room (see `next_chunk`).
+    ///
+    /// # Safety
+    /// Called only by the lane's owner thread.
+    unsafe fn full(&self) -> bool {
+        // SAFETY: only the owner thread touches `prod` (the caller's contract).
+        let p = unsafe { &*self.prod.get() };
+        p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS
+            || p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records
+    }
+
     /// Copies a record of `n` bytes (written by `write` into the slice it is given) into the
     /// lane. False when it does not fit: the lane is full, or the record is larger than a chunk.
     ///
@@ -282,6 +301,11 @@ impl Lane {
             return false;
         }
         let fresh = Box::into_raw(pool.take());
+        if p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records / 2 {
+            // Past half full: the spill thread looks (`Shared::spill_lanes`), woken as for a
+            // low pool.
+            pool.low.store(true, Ordering::Relaxed);
+        }
         p.chunks += 1;
         // SAFETY: as in `push`; the consumer moves to `next` only once it is set.
         unsafe { &*p.chunk }.next.store(fresh, Ordering::Release);
@@ -530,6 +554,31 @@ pub fn journal_body(rec: &[u8], service: &str) -> Option<Vec<u8>> {
         r.at_ns,
     );
     Some(body)
+}
+
+/// Records a sender collects from a lane at a time (it holds the lane's consumer lock while it
+/// builds their bodies).
+const COLLECT_STEP: usize = 256;
+/// Records one raw spill step takes from a lane at most (about 150 KiB).
+const SPILL_LANE_STEP: u64 = 512;
+/// Raw records are moved into `buffer.jsonl` once none has been spilled for this long.
+pub(super) const RAW_SETTLE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The size of a lane record `rec` of logger `name` as an overflow journal record.
+fn raw_spill_len(name: &str, rec: &[u8]) -> usize {
+    5 + name.len() + rec.len()
+}
+
+/// A lane record as a journal record of the raw kind ([`write_journal`]'s layout): the
+/// logger's name, then the record with its source's address zeroed (it means nothing in
+/// another process, and an address is not written to disk).
+fn write_raw_spill(out: &mut [u8], name: &str, rec: &[u8]) {
+    out[0] = JOURNAL_RAW;
+    out[1..5].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    out[5..5 + name.len()].copy_from_slice(name.as_bytes());
+    let r = &mut out[5 + name.len()..];
+    r.copy_from_slice(rec);
+    r[..8].fill(0);
 }
 
 /// A thread's handle on one of its lanes; marks the lane gone when the thread exits, and
@@ -782,6 +831,209 @@ impl Shared {
         moved == Ok(true) && self.push_lane(source, level, f, multi, at_ns, ticket)
     }
 
+    /// The spill thread's share of the lanes while the queue is full: the records of a lane
+    /// past half its capacity, down to a quarter, are copied as they are (a raw record, no
+    /// JSON) into their service's overflow journal ([`DiskBuffer::overflow`]), which is
+    /// moved into `buffer.jsonl` once the burst is over ([`Shared::settle_raw`]). A caller
+    /// then finds room in its lane at the pace of a copy, instead of building bodies itself
+    /// and waiting for their write. Not with `durable` (the records carry journal tickets;
+    /// the entries are on disk already). Returns how many records it took.
+    pub(super) fn spill_lanes(&self) -> usize {
+        if self.cfg.durable || self.cfg.on_full != crate::config::OnFull::Spill {
+            return 0;
+        }
+        // While the queue has room the senders take the lanes' records, unless a lane is
+        // three quarters full or a caller waits for room in one.
+        let queue_full = self.rx.len() >= self.cfg.queue_capacity / 2;
+        let waiting = self.lane_full.swap(false, Ordering::AcqRel);
+        let lanes: Vec<Arc<Lane>> = lock(&self.lanes).clone();
+        let mut total = 0;
+        let mut last: Option<(*const Source, Arc<DiskBuffer>)> = None;
+        for l in lanes {
+            let (pending, max) = (l.pending(), l.max_records);
+            let want = if pending >= max * 3 / 4 || ((queue_full || waiting) && pending >= max / 2)
+            {
+                pending - max / 4
+            } else if waiting && pending > 0 {
+                // A lane full by its bytes (large records) before its count: half of it.
+                pending.div_ceil(2)
+            } else {
+                continue;
+            };
+            let want = want.min(SPILL_LANE_STEP) as usize;
+            // The records go, grouped by service, into each service's appender; one write
+            // per service at the end of the step.
+            let mut touched: Vec<(Arc<DiskBuffer>, Arc<str>)> = Vec::new();
+            let mut held = Vec::new();
+            let n = l.collect(want, &self.chunks, |rec| {
+                let src = match rec.first_chunk::<8>() {
+                    Some(w) => u64::from_le_bytes(*w) as usize as *const Source,
+                    None => std::ptr::null(),
+                };
+                let buffer = match &last {
+                    Some((p, b)) if *p == src => Some(b.clone()),
+                    _ if src.is_null() => None,
+                    _ => {
+                        // SAFETY: an interned Source written by `push_lane` (see `entry_of`).
+                        let service = unsafe { &(*src).service };
+                        let b = self.buffer_for(service).ok();
+                        if let Some(b) = &b {
+                            last = Some((src, b.clone()));
+                        }
+                        b
+                    }
+                };
+                match buffer {
+                    Some(b) => {
+                        // SAFETY: as above (`buffer` is Some only for a non-null source).
+                        let name = unsafe { &(*src).name };
+                        b.overflow().push(raw_spill_len(name, rec), |out| {
+                            write_raw_spill(out, name, rec)
+                        });
+                        if !touched.iter().any(|t| Arc::ptr_eq(&t.0, &b)) {
+                            // SAFETY: as above.
+                            touched.push((b, unsafe { (*src).service.clone() }));
+                        }
+                    }
+                    // Cannot happen (a record whose source is null, or a service whose
+                    // directory cannot be opened): the overflow's way, which counts it.
+                    None => held.extend(self.entry_of(rec)),
+                }
+            });
+            total += n;
+            let mut written = 0u64;
+            for (b, service) in touched {
+                b.mark_raw();
+                let mut ov = b.overflow();
+                let k = ov.count() as u64;
+                match ov.write_out() {
+                    Ok(()) => written += k,
+                    Err(e) => {
+                        // Not on disk: built into bodies and put in the overflow, whose write
+                        // counts what fails (`dropped_io`).
+                        self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
+                        for rec in ov.pending() {
+                            if let Some(body) = journal_body(rec, &service) {
+                                held.push(super::Item::new(service.clone(), body));
+                            }
+                        }
+                        ov.clear();
+                    }
+                }
+            }
+            if written > 0 {
+                self.raw_spilled.fetch_add(written, Ordering::Relaxed);
+                crate::stats::Stats::add(&self.stats.buffered, written);
+                self.settle(written);
+            }
+            if !held.is_empty() {
+                let mut ov = lock(&self.overflow);
+                ov.extend(held);
+                self.overflow_len.store(ov.len(), Ordering::Relaxed);
+            }
+        }
+        if total > 0 {
+            *lock(&self.last_raw) = Some(std::time::Instant::now());
+        }
+        total
+    }
+
+    /// Moves the overflow journals' raw records into `buffer.jsonl` (see
+    /// [`Shared::spill_lanes`]) once no record has been spilled raw for a while, or when
+    /// `now` (a flush or the close). Returns whether it did.
+    pub(super) fn settle_raw(&self, now: bool) -> bool {
+        let quiet = lock(&self.last_raw).is_none_or(|t| t.elapsed() >= RAW_SETTLE_AFTER);
+        if !now && !quiet {
+            return false;
+        }
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        let mut did = false;
+        for b in buffers.iter().filter(|b| b.raw_pending()) {
+            did = true;
+            match b.settle_raw() {
+                Ok(a) => {
+                    crate::stats::Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                    if let Some(e) = a.error {
+                        self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
+                    }
+                }
+                Err(e) => self.note_error(&format!("overflow: {}: {e}", b.dir().display())),
+            }
+        }
+        if did {
+            self.replay_wake.notify();
+        }
+        did
+    }
+
+    /// With `on_full=spill`, a record that found its lane full waits for the spill thread to
+    /// make room ([`Shared::spill_lanes`], a step of [`SPILL_LANE_STEP`] records at a time,
+    /// woken when each is written), then goes in: the caller neither builds the body nor
+    /// writes to disk. False (the caller takes the
+    /// queue's way) for a record larger than a chunk, without a lane, with `durable` or
+    /// another `on_full`, while the disk fails or the pipeline closes, or after
+    /// [`SPILL_WAIT_MAX`](super::SPILL_WAIT_MAX).
+    #[cold]
+    #[inline(never)]
+    pub(super) fn push_lane_when_room(
+        self: &Arc<Self>,
+        source: &'static Source,
+        level: Level,
+        f: &crate::entry::Checked<'_>,
+        at_ns: u64,
+    ) -> bool {
+        if self.cfg.durable
+            || self.cfg.on_full != crate::config::OnFull::Spill
+            || HEADER + record_len(&f.fields, false) > CHUNK
+        {
+            return false;
+        }
+        let deadline = std::time::Instant::now() + super::SPILL_WAIT_MAX;
+        loop {
+            let seen = self.spilled.current();
+            self.lane_full.store(true, Ordering::Release);
+            self.spill_wake.notify();
+            let mut none = None;
+            if self.push_lane(
+                source,
+                level,
+                &f.fields,
+                f.context_multi_line,
+                at_ns,
+                &mut none,
+            ) {
+                return true;
+            }
+            if !self.own_lane_full()
+                || self.closing.load(Ordering::Acquire)
+                || self.disk_failing()
+                || std::time::Instant::now() >= deadline
+            {
+                return false;
+            }
+            self.spilled.wait(seen, std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Whether the calling thread's lane of this pipeline is there and full (a push failed
+    /// for want of room, not for want of a lane).
+    fn own_lane_full(&self) -> bool {
+        if let Some(lane) = self.lane_table.get(thread_pointer()) {
+            // SAFETY: the lane is this thread's (its slot), found as in `push_lane`.
+            return unsafe { lane.full() };
+        }
+        LANES
+            .try_with(|lanes| {
+                let lanes = lanes.try_borrow().ok()?;
+                let h = lanes.first().filter(|h| h.pipeline == self.id)?;
+                // SAFETY: the lane of this thread's own handle.
+                Some(unsafe { h.lane.full() })
+            })
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
+
     /// Records waiting in the lanes.
     pub(super) fn lanes_pending(&self) -> u64 {
         lock(&self.lanes).iter().map(|l| l.pending()).sum()
@@ -806,12 +1058,12 @@ impl Shared {
     /// Moves records from the lanes into the queue, as much as it has room for, building each
     /// entry's body; returns how many. At close (`all`), every record, into `out` instead.
     pub(super) fn collect(&self, all: Option<&mut Vec<super::Item>>) -> usize {
-        let Ok(mut lanes) = self.lanes.try_lock() else {
-            return 0;
-        };
         let mut total = 0;
         match all {
             Some(out) => {
+                let Ok(lanes) = self.lanes.try_lock() else {
+                    return 0;
+                };
                 self.lane_table.clear();
                 for l in lanes.iter() {
                     l.closed.store(true, Ordering::Release);
@@ -821,39 +1073,53 @@ impl Shared {
                 }
             }
             None => {
+                // Without the lanes' lock, and at most COLLECT_STEP records of a lane at a
+                // time: building bodies takes about a microsecond each, and the spill thread
+                // must not wait that long for either lock (`spill_lanes`).
+                let Ok(list) = self.lanes.try_lock().map(|l| l.clone()) else {
+                    return 0;
+                };
                 let mut room = self.cfg.queue_capacity.saturating_sub(self.rx.len());
-                for l in lanes.iter() {
-                    if room == 0 {
+                loop {
+                    let before = total;
+                    for l in &list {
+                        if room == 0 {
+                            break;
+                        }
+                        if l.pending() == 0 {
+                            continue;
+                        }
+                        let n = l.collect(room.min(COLLECT_STEP), &self.chunks, |rec| {
+                            let Some(item) = self.entry_of(rec) else {
+                                return;
+                            };
+                            if let Err(e) = self.tx.try_send(item) {
+                                // Only this collector fills the queue past `room`'s count... but
+                                // a caller's fallback can take the last slots: keep it in memory.
+                                self.hold(e.into_inner());
+                            }
+                        });
+                        room = room.saturating_sub(n);
+                        total += n;
+                    }
+                    if room == 0 || total == before {
                         break;
                     }
-                    if l.pending() == 0 {
-                        continue;
-                    }
-                    let n = l.collect(room, &self.chunks, |rec| {
-                        let Some(item) = self.entry_of(rec) else {
-                            return;
-                        };
-                        if let Err(e) = self.tx.try_send(item) {
-                            // Only this collector fills the queue past `room`'s count... but a
-                            // caller's fallback can take the last slots: keep it in memory.
-                            self.hold(e.into_inner());
-                        }
-                    });
-                    room = room.saturating_sub(n);
-                    total += n;
                 }
             }
         }
         // A lane whose thread has exited goes once it is empty; its count goes on in
         // `accepted` (and `logged`).
-        lanes.retain(|l| {
-            let done = l.gone.load(Ordering::Acquire) && l.pending() == 0;
-            if done {
-                self.accepted.fetch_add(l.pushed(), Ordering::AcqRel);
-                crate::stats::Stats::add(&self.stats.logged, l.pushed());
-            }
-            !done
-        });
+        if let Ok(mut lanes) = self.lanes.try_lock() {
+            lanes.retain(|l| {
+                let done = l.gone.load(Ordering::Acquire) && l.pending() == 0;
+                if done {
+                    self.accepted.fetch_add(l.pushed(), Ordering::AcqRel);
+                    crate::stats::Stats::add(&self.stats.logged, l.pushed());
+                }
+                !done
+            });
+        }
         total
     }
 

@@ -159,6 +159,14 @@ struct Shared {
     disk_failing_until: AtomicU64,
     /// When (ms since `born`) the replay thread next looks for orphaned journals.
     next_recovery: AtomicU64,
+    /// When the spill thread last wrote raw records (see `lane::Shared::spill_lanes`).
+    last_raw: Mutex<Option<Instant>>,
+    /// Records written to disk raw by `spill_lanes`, ever.
+    raw_spilled: AtomicU64,
+    /// A caller waits for room in its lane (`lane::Shared::push_lane_when_room`).
+    lane_full: AtomicBool,
+    /// A flush asks the spill thread to move the raw records into `buffer.jsonl` now.
+    settle_raw_now: AtomicBool,
     born: Instant,
 }
 
@@ -167,7 +175,7 @@ const RECOVERY_EVERY_MS: u64 = 10_000;
 /// memory (it takes [`SPILL_STEP`] entries of the overflow at a time; writing them takes a
 /// fraction of a millisecond on a local disk). Past it the entry is dropped and counted: the
 /// disk has stalled.
-const SPILL_WAIT_MAX: Duration = Duration::from_secs(1);
+pub(super) const SPILL_WAIT_MAX: Duration = Duration::from_secs(1);
 /// The entries the spill thread takes from the overflow at a time: room for a waiting caller
 /// comes back in steps of this many, each one write of about 200 KiB.
 const SPILL_STEP: usize = 256;
@@ -327,6 +335,10 @@ impl Pipeline {
             last_error: Mutex::default(),
             disk_failing_until: AtomicU64::new(0),
             next_recovery: AtomicU64::new(RECOVERY_EVERY_MS),
+            last_raw: Mutex::new(None),
+            settle_raw_now: AtomicBool::new(false),
+            lane_full: AtomicBool::new(false),
+            raw_spilled: AtomicU64::new(0),
             born: Instant::now(),
             cfg: cfg.clone(),
         });
@@ -397,6 +409,11 @@ impl Pipeline {
             + s.lanes_pending() as usize
     }
 
+    /// See [`crate::Logger::raw_spilled`].
+    pub fn raw_spilled(&self) -> u64 {
+        self.shared.raw_spilled.load(Ordering::Relaxed)
+    }
+
     /// The counters: `logged` counts the entries in the lanes too.
     pub fn stats_snapshot(&self) -> crate::stats::StatsSnapshot {
         self.shared.snapshot()
@@ -440,7 +457,8 @@ impl Pipeline {
             f.context_multi_line,
             at_ns,
             &mut ticket,
-        ) {
+        ) || (ticket.is_none() && s.push_lane_when_room(source, level, f, at_ns))
+        {
             Ok(())
         } else {
             Err(ticket)
@@ -604,6 +622,8 @@ impl Pipeline {
                 return Ok(());
             }
             if on_disk {
+                s.settle_raw_now.store(true, Ordering::Release);
+                s.spill_wake.notify();
                 s.replay_wake.notify();
             }
             let now = Instant::now();

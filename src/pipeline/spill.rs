@@ -194,6 +194,10 @@ impl Shared {
             };
             // Callers waiting for room in memory look again now.
             self.spilled.notify();
+            let raw = self.spill_lanes();
+            if raw > 0 {
+                self.spilled.notify();
+            }
             if !batch.is_empty() {
                 let n = batch.len() as u64;
                 let written = self.spill(batch);
@@ -205,10 +209,23 @@ impl Shared {
                 }
                 continue;
             }
-            if self.closing.load(Ordering::Acquire) {
+            if raw > 0 {
+                continue;
+            }
+            let closing = self.closing.load(Ordering::Acquire);
+            let asked = self.settle_raw_now.swap(false, Ordering::AcqRel);
+            self.settle_raw(closing || asked);
+            if closing {
                 return;
             }
-            self.spill_wake.wait(seen, Duration::from_millis(200));
+            let raw_waiting = lock(&self.last_raw).is_some()
+                && lock(&self.buffers).values().any(|b| b.raw_pending());
+            let wait = if raw_waiting {
+                super::lane::RAW_SETTLE_AFTER
+            } else {
+                Duration::from_millis(200)
+            };
+            self.spill_wake.wait(seen, wait);
         }
     }
 

@@ -453,9 +453,22 @@ impl DiskBuffer {
     /// this service's only) into `buffer.jsonl`, then deletes the segments. Returns what was
     /// appended, summed.
     pub fn recover_journals(&self) -> io::Result<Appended> {
-        self.locked(|a| {
-            let mut total = Appended::default();
-            for o in journal::orphans(&self.dir)? {
+        self.recover_journals_while(|| true).map(|(a, _)| a)
+    }
+
+    /// [`DiskBuffer::recover_journals`] one segment at a time (each under the lock, and alone
+    /// in memory), asking `go` before each after the first. The second value: whether any may
+    /// be left (stopped by `go`, or by an error, which is in the first).
+    pub fn recover_journals_while(
+        &self,
+        mut go: impl FnMut() -> bool,
+    ) -> io::Result<(Appended, bool)> {
+        let mut total = Appended::default();
+        loop {
+            let step = self.locked(|a| {
+                let Some(o) = journal::next_orphan(&self.dir)? else {
+                    return Ok(None);
+                };
                 let mut data = Vec::new();
                 let mut lines = 0;
                 for rec in journal::records(&o.data) {
@@ -468,16 +481,24 @@ impl DiskBuffer {
                     }
                 }
                 let got = self.append_locked(a, &data, lines)?;
-                total.lines += got.lines;
-                total.dropped_for_cap += got.dropped_for_cap;
-                if got.error.is_some() {
-                    total.error = got.error;
-                    break;
+                if got.error.is_none() {
+                    fs::remove_file(&o.path)?;
                 }
-                fs::remove_file(&o.path)?;
+                Ok(Some(got))
+            })?;
+            let Some(got) = step else {
+                return Ok((total, false));
+            };
+            total.lines += got.lines;
+            total.dropped_for_cap += got.dropped_for_cap;
+            if got.error.is_some() {
+                total.error = got.error;
+                return Ok((total, true));
             }
-            Ok(total)
-        })
+            if !go() {
+                return Ok((total, true));
+            }
+        }
     }
 
     /// Writes one chunk of whole lines, rotating and capping first. On failure nothing of the
@@ -594,13 +615,14 @@ impl DiskBuffer {
         self.raw_pending.load(Ordering::Acquire)
     }
 
-    /// Seals the overflow's segment and moves every orphaned segment (ours among them) into
-    /// `buffer.jsonl`. Called only by the thread that writes the overflow, so nothing is
-    /// written to it meanwhile.
-    pub fn settle_raw(&self) -> io::Result<Appended> {
+    /// Seals the overflow's segment and moves the orphaned segments (ours among them) into
+    /// `buffer.jsonl`, one at a time while `go()`. Called only by the thread that writes the
+    /// overflow, so nothing is written to it meanwhile; the raw records stay pending until
+    /// every segment is moved.
+    pub fn settle_raw(&self, go: impl FnMut() -> bool) -> io::Result<Appended> {
         self.overflow().seal();
-        let a = self.recover_journals()?;
-        if a.error.is_none() {
+        let (a, more) = self.recover_journals_while(go)?;
+        if !more {
             self.raw_pending.store(false, Ordering::Release);
         }
         Ok(a)
@@ -773,6 +795,43 @@ mod tests {
         assert_eq!(c, vec![&b"aaaa\nbb\n"[..], b"cccccccc\n", b"d\n"]);
         assert_eq!(c.concat(), data);
         assert_eq!(chunks(b"x\n", 100), vec![&b"x\n"[..]]);
+    }
+
+    #[test]
+    fn raw_segments_are_moved_one_at_a_time_and_stay_pending_until_all_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = DiskBuffer::open(dir.path(), "svc", 1 << 20, 1 << 30, false).unwrap();
+        // Three sealed segments of bodies (the journal's records may be bodies as they are),
+        // and a fourth still being written.
+        for i in 0..4 {
+            let body = format!("{{\"n\":{i}}}").into_bytes();
+            b.mark_raw();
+            let mut ov = b.overflow();
+            ov.push(body.len(), |out| out.copy_from_slice(&body));
+            ov.write_out().unwrap();
+            if i < 3 {
+                ov.seal();
+            }
+        }
+        let lines = || {
+            fs::read(b.path(ACTIVE))
+                .map(|d| d.iter().filter(|&&c| c == b'\n').count())
+                .unwrap_or(0)
+        };
+        // Stopped after the first segment: the rest stay pending.
+        let a = b.settle_raw(|| false).unwrap();
+        assert_eq!((a.lines, lines()), (1, 1));
+        assert!(b.raw_pending() && b.maybe_backlog());
+        // Then every segment, the one being written sealed first.
+        let a = b.settle_raw(|| true).unwrap();
+        assert_eq!((a.lines, lines()), (3, 4));
+        assert!(!b.raw_pending());
+        let left: Vec<String> = fs::read_dir(dir.path().join("svc"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(journal::PREFIX))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -40,6 +40,10 @@ const HEADER: usize = 8;
 const RECORD_HEADER: usize = 8;
 /// Size of one segment file.
 pub const SEGMENT_BYTES: usize = 4 << 20;
+/// The size past which an [`Appender`] starts a new segment: one segment's records are moved
+/// into `buffer.jsonl` at a time, in about 3 ms, and a caller waiting for the spill thread
+/// waits for at most that.
+pub const APPEND_SEGMENT_BYTES: usize = 1 << 20;
 
 const WRITING: u8 = 0;
 const COMMITTED: u8 = 1;
@@ -388,7 +392,7 @@ impl Appender {
     }
 
     /// Writes what was pushed to the current segment (sealing it first when it would pass
-    /// [`SEGMENT_BYTES`], making one when there is none). On an error nothing of it stays in
+    /// [`APPEND_SEGMENT_BYTES`], making one when there is none). On an error nothing of it stays in
     /// the file, and the records are still pending (the caller takes them, then [`clear`]s).
     ///
     /// [`clear`]: Appender::clear
@@ -400,7 +404,7 @@ impl Appender {
         if self
             .cur
             .as_ref()
-            .is_some_and(|c| c.2 > HEADER && c.2 + self.buf.len() > SEGMENT_BYTES)
+            .is_some_and(|c| c.2 > HEADER && c.2 + self.buf.len() > APPEND_SEGMENT_BYTES)
         {
             self.seal();
         }
@@ -505,42 +509,66 @@ pub struct Orphan {
 /// recover the same segment; delete each one after its records are safe.
 pub fn orphans(dir: &Path) -> io::Result<Vec<Orphan>> {
     let mut out = Vec::new();
+    for path in orphan_candidates(dir)? {
+        out.extend(open_orphan(path)?);
+    }
+    Ok(out)
+}
+
+/// The first orphaned segment of `dir` (see [`orphans`]), read: one segment in memory at a
+/// time, however many a burst or a dead process left.
+pub fn next_orphan(dir: &Path) -> io::Result<Option<Orphan>> {
+    for path in orphan_candidates(dir)? {
+        if let Some(o) = open_orphan(path)? {
+            return Ok(Some(o));
+        }
+    }
+    Ok(None)
+}
+
+/// The segments of `dir` that are not this process's live ones.
+fn orphan_candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
     for e in fs::read_dir(dir)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(PREFIX) || !name.ends_with(SUFFIX) || is_own_live(&name) {
-            continue;
+        if name.starts_with(PREFIX) && name.ends_with(SUFFIX) && !is_own_live(&name) {
+            out.push(e.path());
         }
-        let path = e.path();
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => f,
-            Err(_) => continue,
-        };
-        if lock_posix(&file).is_err() {
-            continue; // its owner is alive
-        }
-        // Deleted or replaced since we listed it (recovered by another process)?
-        let same = match (file.metadata(), fs::symlink_metadata(&path)) {
-            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev() && a.nlink() > 0,
-            _ => false,
-        };
-        if !same {
-            continue;
-        }
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
-        out.push(Orphan {
-            path,
-            data,
-            _file: file,
-        });
     }
+    out.sort();
     Ok(out)
+}
+
+/// The segment at `path`, opened, locked and read; None when its owner is alive or it is gone.
+fn open_orphan(path: PathBuf) -> io::Result<Option<Orphan>> {
+    let mut file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(_) => return Ok(None),
+    };
+    if lock_posix(&file).is_err() {
+        return Ok(None); // its owner is alive
+    }
+    // Deleted or replaced since we listed it (recovered by another process)?
+    let same = match (file.metadata(), fs::symlink_metadata(&path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev() && a.nlink() > 0,
+        _ => false,
+    };
+    if !same {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    file.read_to_end(&mut data)?;
+    Ok(Some(Orphan {
+        path,
+        data,
+        _file: file,
+    }))
 }
 
 /// Takes a POSIX write lock on the whole file without waiting.
@@ -617,10 +645,10 @@ mod tests {
     }
 
     #[test]
-    fn an_appender_rolls_its_segment_at_the_journal_size_and_drop_seals() {
+    fn an_appender_rolls_its_segment_at_its_size_and_drop_seals() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Appender::new(dir.path(), "o");
-        let big = vec![b'x'; SEGMENT_BYTES / 3];
+        let big = vec![b'x'; APPEND_SEGMENT_BYTES / 3];
         for _ in 0..4 {
             a.push(big.len(), |out| out.copy_from_slice(&big));
             a.write_out().unwrap();
@@ -632,7 +660,7 @@ mod tests {
             .unwrap()
             .iter()
             .map(|o| {
-                assert!(o.data.len() <= SEGMENT_BYTES);
+                assert!(o.data.len() <= APPEND_SEGMENT_BYTES);
                 records(&o.data).len()
             })
             .sum();

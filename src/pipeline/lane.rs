@@ -948,9 +948,19 @@ impl Shared {
         }
         let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
         let mut did = false;
+        // A segment at a time, and not while a caller needs the spill thread for room (but
+        // all of them at the close).
+        let closing = self.closing.load(Ordering::Acquire);
+        let go = || {
+            closing
+                || (!self.lane_full.load(Ordering::Acquire)
+                    && lock(&self.lanes)
+                        .iter()
+                        .all(|l| l.pending() < l.max_records / 2))
+        };
         for b in buffers.iter().filter(|b| b.raw_pending()) {
             did = true;
-            match b.settle_raw() {
+            match b.settle_raw(go) {
                 Ok(a) => {
                     crate::stats::Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
                     if let Some(e) = a.error {

@@ -48,7 +48,7 @@ pub(super) const CHUNK_POOL: usize = 32;
 /// a record can point at it without a reference count and outlive its logger.
 pub struct Source {
     pub service: Arc<str>,
-    /// The logger's name, for a raw record written to disk (see `raw_spill_record`).
+    /// The logger's name, for a raw record written to disk (see `write_raw_spill`).
     pub name: Box<str>,
     prefixes: [Box<[u8]>; 5],
 }
@@ -831,10 +831,11 @@ impl Shared {
         moved == Ok(true) && self.push_lane(source, level, f, multi, at_ns, ticket)
     }
 
-    /// The spill thread's share of the lanes while the queue is full: the records of a lane
-    /// past half its capacity, down to a quarter, are copied as they are (a raw record, no
-    /// JSON) into their service's overflow journal ([`DiskBuffer::overflow`]), which is
-    /// moved into `buffer.jsonl` once the burst is over ([`Shared::settle_raw`]). A caller
+    /// The spill thread's share of the lanes in a burst (the queue half full, a lane three
+    /// quarters full, or a caller waiting for room): the records of a lane past half its
+    /// capacity, down to a quarter, are copied as they are (a raw record, no JSON) into their
+    /// service's overflow segment ([`DiskBuffer::overflow`]), which is moved into
+    /// `buffer.jsonl` once the burst is over ([`Shared::settle_raw`]). A caller
     /// then finds room in its lane at the pace of a copy, instead of building bodies itself
     /// and waiting for their write. Not with `durable` (the records carry journal tickets;
     /// the entries are on disk already). Returns how many records it took.

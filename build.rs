@@ -23,7 +23,9 @@ fn main() {
     // one output section (GNU ld and lld both take this flag), so that a call after a pause
     // touches a few pages of code instead of one or two per function.
     println!("cargo:rustc-cdylib-link-arg=-Wl,-z,keep-text-section-prefix");
-    println!("cargo:rerun-if-changed=src/ffi.rs");
+    // cbindgen reads the whole crate (a public constant anywhere goes into the header), so any
+    // change under src/ may change the header.
+    println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
 
     let versions = format!(

@@ -37,13 +37,6 @@
 #define SEGMENT_BYTES (4 << 20)
 
 /**
- * The size past which an [`Appender`] starts a new segment: one segment's records are moved
- * into `buffer.jsonl` at a time, in about 3 ms, and a caller waiting for the spill thread
- * waits for at most that.
- */
-#define APPEND_SEGMENT_BYTES (1 << 20)
-
-/**
  * The result of a call. `RARCH_OK` is 0; every failure has its own value, and
  * `rarch_last_error` gives this thread's message for the last failure.
  */

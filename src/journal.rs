@@ -43,7 +43,7 @@ pub const SEGMENT_BYTES: usize = 4 << 20;
 /// The size past which an [`Appender`] starts a new segment: one segment's records (about
 /// 2,500 typical entries) are moved into `buffer.jsonl` at a time, in 3–5 ms at the median,
 /// and a caller that waits for the spill thread meanwhile waits for at most that.
-pub const APPEND_SEGMENT_BYTES: usize = 1 << 20;
+const APPEND_SEGMENT_BYTES: usize = 1 << 20;
 
 const WRITING: u8 = 0;
 const COMMITTED: u8 = 1;
@@ -376,19 +376,7 @@ impl Appender {
 
     /// The records pushed since the last write, as they are (for a caller whose write failed).
     pub fn pending(&self) -> Vec<&[u8]> {
-        let mut out = Vec::new();
-        let mut off = 0;
-        while off + RECORD_HEADER <= self.buf.len() {
-            let len = u32::from_le_bytes([
-                self.buf[off],
-                self.buf[off + 1],
-                self.buf[off + 2],
-                self.buf[off + 3],
-            ]) as usize;
-            out.push(&self.buf[off + RECORD_HEADER..off + RECORD_HEADER + len]);
-            off += (RECORD_HEADER + len + 7) & !7;
-        }
-        out
+        committed(&self.buf, 0)
     }
 
     /// Writes what was pushed to the current segment (sealing it first when it would pass
@@ -480,11 +468,15 @@ impl Drop for Appender {
 
 /// The committed, unsettled bodies of a segment file's contents.
 pub fn records(data: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
     if data.len() < HEADER || &data[..HEADER] != MAGIC {
-        return out;
+        return Vec::new();
     }
-    let mut off = HEADER;
+    committed(data, HEADER)
+}
+
+/// The committed records of `data` from `off` on, up to a zero length or a torn record.
+fn committed(data: &[u8], mut off: usize) -> Vec<&[u8]> {
+    let mut out = Vec::new();
     while off + RECORD_HEADER <= data.len() {
         let len =
             u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;

@@ -113,6 +113,13 @@ fn raw_logger(url: &str, dir: &Path) -> Logger {
     .unwrap()
 }
 
+/// A receiver that answers every request after 200 ms: the senders fall behind a burst.
+fn slow_receiver() -> Receiver {
+    let r = Receiver::start("k-raw");
+    r.fault(r#"{"mode":"delay","delay_ms":200,"rate":1}"#);
+    r
+}
+
 fn journal_files(svc: &Path) -> Vec<String> {
     std::fs::read_dir(svc)
         .unwrap()
@@ -148,8 +155,7 @@ fn assert_burst_arrived(r: &Receiver, prefix: &str, at_least: usize) {
 
 #[test]
 fn a_burst_past_the_queue_is_spilled_raw_and_every_entry_arrives_once() {
-    let r = Receiver::start("k-raw");
-    r.fault(r#"{"mode":"delay","delay_ms":200,"rate":1}"#);
+    let r = slow_receiver();
     let dir = tempfile::tempdir().unwrap();
     let lg = raw_logger(&r.url(), dir.path());
     for i in 0..BURST {
@@ -175,8 +181,7 @@ fn a_burst_past_the_queue_is_spilled_raw_and_every_entry_arrives_once() {
 /// spill thread all the same, once the queue is full too.
 #[test]
 fn a_lane_full_of_large_entries_is_spilled_raw_too() {
-    let r = Receiver::start("k-raw");
-    r.fault(r#"{"mode":"delay","delay_ms":200,"rate":1}"#);
+    let r = slow_receiver();
     let dir = tempfile::tempdir().unwrap();
     let lg = Logger::new(
         "svc-raw",
@@ -213,8 +218,7 @@ fn a_lane_full_of_large_entries_is_spilled_raw_too() {
 
 #[test]
 fn raw_records_of_a_process_that_crashed_are_recovered_by_the_next() {
-    let r = Receiver::start("k-raw");
-    r.fault(r#"{"mode":"delay","delay_ms":200,"rate":1}"#);
+    let r = slow_receiver();
     let dir = tempfile::tempdir().unwrap();
     let out = child(
         "raw-crash",

@@ -934,7 +934,7 @@ impl Shared {
             }
         }
         if total > 0 {
-            *lock(&self.last_raw) = Some(std::time::Instant::now());
+            self.last_raw_ms.store(self.now_ms(), Ordering::Relaxed);
         }
         total
     }
@@ -943,7 +943,8 @@ impl Shared {
     /// [`Shared::spill_lanes`]) once no record has been spilled raw for a while, or when
     /// `now` (a flush or the close). Returns whether it did.
     pub(super) fn settle_raw(&self, now: bool) -> bool {
-        let quiet = lock(&self.last_raw).is_none_or(|t| t.elapsed() >= RAW_SETTLE_AFTER);
+        let quiet = self.now_ms()
+            >= self.last_raw_ms.load(Ordering::Relaxed) + RAW_SETTLE_AFTER.as_millis() as u64;
         if !now && !quiet {
             return false;
         }

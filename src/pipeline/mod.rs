@@ -159,8 +159,9 @@ struct Shared {
     disk_failing_until: AtomicU64,
     /// When (ms since `born`) the replay thread next looks for orphaned journals.
     next_recovery: AtomicU64,
-    /// When the spill thread last wrote raw records (see `lane::Shared::spill_lanes`).
-    last_raw: Mutex<Option<Instant>>,
+    /// When (ms since `born`) the spill thread last took raw records from the lanes (see
+    /// `lane::Shared::spill_lanes`).
+    last_raw_ms: AtomicU64,
     /// Records written to disk raw by `spill_lanes`, ever.
     raw_spilled: AtomicU64,
     /// A caller waits for room in its lane (`lane::Shared::push_lane_when_room`).
@@ -335,7 +336,7 @@ impl Pipeline {
             last_error: Mutex::default(),
             disk_failing_until: AtomicU64::new(0),
             next_recovery: AtomicU64::new(RECOVERY_EVERY_MS),
-            last_raw: Mutex::new(None),
+            last_raw_ms: AtomicU64::new(0),
             settle_raw_now: AtomicBool::new(false),
             lane_full: AtomicBool::new(false),
             raw_spilled: AtomicU64::new(0),

@@ -218,8 +218,7 @@ impl Shared {
             if closing {
                 return;
             }
-            let raw_waiting = lock(&self.last_raw).is_some()
-                && lock(&self.buffers).values().any(|b| b.raw_pending());
+            let raw_waiting = lock(&self.buffers).values().any(|b| b.raw_pending());
             let wait = if raw_waiting {
                 super::lane::RAW_SETTLE_AFTER
             } else {

@@ -927,10 +927,8 @@ impl Shared {
                 crate::stats::Stats::add(&self.stats.buffered, written);
                 self.settle(written);
             }
-            if !held.is_empty() {
-                let mut ov = lock(&self.overflow);
-                ov.extend(held);
-                self.overflow_len.store(ov.len(), Ordering::Relaxed);
+            for item in held {
+                self.hold(item);
             }
         }
         if total > 0 {
@@ -981,10 +979,9 @@ impl Shared {
     /// With `on_full=spill`, a record that found its lane full waits for the spill thread to
     /// make room ([`Shared::spill_lanes`], a step of [`SPILL_LANE_STEP`] records at a time,
     /// woken when each is written), then goes in: the caller neither builds the body nor
-    /// writes to disk. False (the caller takes the
-    /// queue's way) for a record larger than a chunk, without a lane, with `durable` or
-    /// another `on_full`, while the disk fails or the pipeline closes, or after
-    /// [`SPILL_WAIT_MAX`](super::SPILL_WAIT_MAX).
+    /// writes to disk. False (the caller takes the queue's way) for a record larger than a
+    /// chunk, without a lane, with `durable` or another `on_full`, while the disk fails or
+    /// the pipeline closes, or after [`SPILL_WAIT_MAX`](super::SPILL_WAIT_MAX).
     #[cold]
     #[inline(never)]
     pub(super) fn push_lane_when_room(

@@ -705,7 +705,8 @@ impl Shared {
     }
 
     /// An entry collected from a lane that found the queue full after all (a caller's entry
-    /// took the last room): into the overflow, which the spill thread writes to disk.
+    /// took the last room), or one the spill thread could not write raw: into the overflow,
+    /// which the spill thread writes to disk.
     fn hold(&self, item: Item) {
         let mut ov = lock(&self.overflow);
         ov.push_back(item);

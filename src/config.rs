@@ -92,6 +92,12 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "entries held in memory before on_full applies",
     ),
     (
+        "burst_memory_bytes",
+        None,
+        "8388608",
+        "with on_full=spill: memory the lanes may take past queue_capacity in a burst, while the spill thread writes the excess to disk",
+    ),
+    (
         "connections",
         None,
         "64",
@@ -275,6 +281,9 @@ pub struct Config {
     pub buffer_dir: PathBuf,
     pub timeout: Duration,
     pub queue_capacity: usize,
+    /// Bytes the lanes of a pipeline may hold, together, past their count bound (see
+    /// `pipeline::lane`).
+    pub burst_memory_bytes: usize,
     pub connections: usize,
     pub adaptive: bool,
     pub close_timeout: Duration,
@@ -328,6 +337,7 @@ impl Default for Config {
             buffer_dir: PathBuf::new(),
             timeout: Duration::ZERO,
             queue_capacity: 0,
+            burst_memory_bytes: 0,
             connections: 0,
             adaptive: true,
             close_timeout: Duration::ZERO,
@@ -521,6 +531,7 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
         }
         "timeout_ms" => c.timeout = ms(key, value, 1, DAY_MS)?,
         "queue_capacity" => c.queue_capacity = num(key, value, 1, 1 << 24)? as usize,
+        "burst_memory_bytes" => c.burst_memory_bytes = num(key, value, 0, 1 << 30)? as usize,
         "connections" => c.connections = num(key, value, 1, 256)? as usize,
         "concurrency" => {
             c.adaptive = match value.trim().to_ascii_lowercase().as_str() {
@@ -615,6 +626,7 @@ mod tests {
         assert_eq!(c.url, "http://localhost:8080/log");
         assert_eq!(c.timeout, Duration::from_millis(2000));
         assert_eq!(c.queue_capacity, 8192);
+        assert_eq!(c.burst_memory_bytes, 8 << 20);
     }
 
     #[test]

@@ -355,7 +355,11 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `timeout_ms` (2000): timeout of each phase of a request.
 /// - `queue_capacity` (8192): entries held in memory in the queue (and as many in the spill
 ///   overflow); with on_full=spill, each logging thread's lane holds as many more (see
-///   rarch_log).
+///   rarch_log), and past that takes burst_memory_bytes.
+/// - `burst_memory_bytes` (8388608): with on_full=spill and durable=false, the memory the
+///   logging threads' lanes may take together past queue_capacity entries in a burst, while
+///   the spill thread writes the excess to disk; a call waits for the spill thread only once
+///   it is taken. 0: at once.
 /// - `connections` (64): the most requests in flight at once (sender threads are started as
 ///   the concurrency limit grows).
 /// - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
@@ -372,9 +376,9 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 ///   disk. In a burst that outruns the senders, the spill thread takes the entries of a
 ///   thread's lane past half its capacity as they are, 512 at a time, and appends them raw to
 ///   the overflow's segment, moved into buffer.jsonl once the burst is over. A call that finds
-///   its lane full waits for the next such step, woken when it is written (0.15 ms at the
-///   median on a local disk, 0.4-0.6 ms at p90, a few ms when the spill thread itself waits
-///   for a CPU); after 1 s of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL,
+///   its lane full (past queue_capacity and burst_memory_bytes) waits for the next such step,
+///   woken when it is written (0.15 ms at the median on a local disk, 0.4-0.6 ms at p90, a few
+///   ms when the spill thread itself waits for a CPU); after 1 s of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL,
 ///   counted), `block` (wait up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop`
 ///   (RARCH_ERR_QUEUE_FULL at once).
 /// - `block_timeout_ms` (100): the wait of on_full=block.
@@ -523,8 +527,9 @@ fn level_to_log(logger: &rarch_logger, level: c_int) -> Result<Option<Level>> {
 /// Threaded mode (default): validates, enqueues, returns; it never waits on the network or
 /// the disk. With on_full=spill (the default) and durable=false, the checked strings are
 /// copied as they are into the calling thread's lane (a queue of its own, up to
-/// queue_capacity entries; no lock, no allocation once warm) and a sender thread builds the
-/// JSON body (request id, timestamp, escaping). When the lane is full, the call waits for
+/// queue_capacity entries, then up to burst_memory_bytes more, for all lanes together, in a
+/// burst; no lock, no allocation once warm) and a sender thread builds the JSON body (request
+/// id, timestamp, escaping). When the lane is full, the call waits for
 /// the spill thread to take the lane's next 512 entries to disk as they are (woken when they
 /// are written; 0.15 ms at the median on a local disk, a few ms when the spill thread itself
 /// waits for a CPU; refused after 1 s of a stalled disk); an entry larger than 64 KiB takes

@@ -72,7 +72,9 @@ fn child_roles() {
         }
         "fork" => fork_role(&env("URL"), &dir, &env("DURABLE")),
         "raw-crash" => {
-            let lg = raw_logger(&env("URL"), &dir);
+            // No burst memory: the caller waits for the spill thread, so that some records
+            // are on disk raw when it dies.
+            let lg = raw_logger(&env("URL"), &dir, "0");
             for i in 0..BURST {
                 log(&lg, &format!("crash-{i}"));
             }
@@ -94,8 +96,9 @@ fn child_roles() {
 
 const BURST: usize = 5000;
 
-/// A logger whose lanes fill in a burst: a small queue, one connection to a slow server.
-fn raw_logger(url: &str, dir: &Path) -> Logger {
+/// A logger whose lanes fill in a burst: a small queue, one connection to a slow server;
+/// `burst` is its `burst_memory_bytes`.
+fn raw_logger(url: &str, dir: &Path, burst: &str) -> Logger {
     Logger::new(
         "svc-raw",
         None,
@@ -107,6 +110,7 @@ fn raw_logger(url: &str, dir: &Path) -> Logger {
                 ("queue_capacity", "256"),
                 ("connections", "1"),
                 ("concurrency", "fixed"),
+                ("burst_memory_bytes", burst),
             ],
         )),
     )
@@ -153,17 +157,27 @@ fn assert_burst_arrived(r: &Receiver, prefix: &str, at_least: usize) {
     assert_eq!(r.stat("duplicates"), 0);
 }
 
+/// With the default burst memory (the whole burst fits: the lane goes past its count while
+/// the spill thread writes the excess) and without it (the caller waits for each step).
 #[test]
 fn a_burst_past_the_queue_is_spilled_raw_and_every_entry_arrives_once() {
+    for burst in ["8388608", "0"] {
+        burst_past_the_queue(burst);
+    }
+}
+
+fn burst_past_the_queue(burst: &str) {
     let r = slow_receiver();
     let dir = tempfile::tempdir().unwrap();
-    let lg = raw_logger(&r.url(), dir.path());
+    let lg = raw_logger(&r.url(), dir.path(), burst);
     for i in 0..BURST {
         log(&lg, &format!("burst-{i}"));
     }
-    // The spill thread took records from the lane as they were (the caller built no body).
-    let raw = lg.raw_spilled();
-    assert!(raw > 0, "nothing spilled raw: {:?}", lg.stats().unwrap());
+    // The spill thread takes records from the lane as they are (the caller builds no body):
+    // while the caller waits for it without burst memory, after the loop with it.
+    let raw = wait_until(T, "records spilled raw", || {
+        Some(lg.raw_spilled()).filter(|&n| n > 0)
+    });
     r.fault(r#"{"mode":"none"}"#);
     lg.flush(T).unwrap();
     let s = lg.stats().unwrap();
@@ -244,7 +258,7 @@ fn raw_records_of_a_process_that_crashed_are_recovered_by_the_next() {
     assert!(raw > 0 && live > 0, "{line}");
     r.fault(r#"{"mode":"none"}"#);
     // The next process of the service takes the dead one's segment in at start.
-    let lg = raw_logger(&r.url(), dir.path());
+    let lg = raw_logger(&r.url(), dir.path(), "8388608");
     lg.flush(T).unwrap();
     // What was in memory died with the child (durable=false); what was spilled raw did not.
     assert_burst_arrived(&r, "crash-", raw);

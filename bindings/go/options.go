@@ -63,6 +63,7 @@ type Options struct {
 	BufferDir           string      // buffer_dir (./var/log): the buffer is <BufferDir>/<service>/buffer.jsonl
 	TimeoutMs           *int        // timeout_ms (2000): timeout of each phase of a request
 	QueueCapacity       *int        // queue_capacity (8192): entries held in memory
+	BurstMemoryBytes    *int        // burst_memory_bytes (8388608): lanes' memory past it in a burst
 	Connections         *int        // connections (64): the most requests in flight
 	Concurrency         string      // concurrency (adaptive): "adaptive" or "fixed" (always Connections)
 	CloseTimeoutMs      *int        // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
@@ -122,6 +123,7 @@ func (o *Options) pairs() []kv {
 	str("buffer_dir", o.BufferDir)
 	num("timeout_ms", o.TimeoutMs)
 	num("queue_capacity", o.QueueCapacity)
+	num("burst_memory_bytes", o.BurstMemoryBytes)
 	num("connections", o.Connections)
 	str("concurrency", o.Concurrency)
 	num("close_timeout_ms", o.CloseTimeoutMs)

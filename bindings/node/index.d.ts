@@ -79,6 +79,8 @@ export interface LoggerOptions {
   timeoutMs?: number;
   /** `queue_capacity` (default 8192): entries held in memory. */
   queueCapacity?: number;
+  /** `burst_memory_bytes` (default 8388608): the lanes' memory past queueCapacity in a burst. */
+  burstMemoryBytes?: number;
   /** `connections` (default 64): the most requests in flight at once. */
   connections?: number;
   /** `concurrency` (default `adaptive`): find the requests in flight the server sustains, or `fixed` (always `connections`). */

@@ -8,11 +8,15 @@
 //! entry's JSON body (escaping, UUID, timestamp) on their side, and put the entries in the
 //! queue, from where delivery goes on as for any entry.
 //!
-//! A lane holds at most `queue_capacity` records (checked when it takes a new chunk) in at
-//! most [`LANE_CHUNKS`] chunks. In a burst that outruns the senders (the queue half full),
-//! the spill thread takes the records of a lane past half its capacity as they are and writes
-//! them to disk raw ([`Shared::spill_lanes`]): a caller whose lane is full waits for that step
-//! ([`Shared::push_lane_when_room`]), not for its own JSON and a disk write. When a record is
+//! A lane holds `queue_capacity` records (checked when it takes a new chunk) in at most
+//! [`LANE_CHUNKS`] chunks; past that count it takes chunks of the pipeline's burst memory
+//! (`burst_memory_bytes`, shared by all its lanes; [`ChunkPool::take_burst`]). In a burst that
+//! outruns the senders (the queue half full), the spill thread takes the records of a lane
+//! past half its capacity as they are and writes them to disk raw ([`Shared::spill_lanes`]),
+//! about half as fast as one caller copies them: the burst memory lets the caller go on
+//! meanwhile. A caller whose lane is full and finds the burst memory taken waits for the
+//! spill thread's next step ([`Shared::push_lane_when_room`]), not for its own JSON and a disk
+//! write. When a record is
 //! larger than a chunk, the thread is exiting, or that wait fails, the caller takes the older
 //! path: it builds the body itself and sends it on the queue (`Pipeline::submit`), where
 //! `on_full` applies.
@@ -90,6 +94,10 @@ pub(super) struct Chunk {
     len: AtomicUsize,
     /// The next chunk, set (after the final `len`) when the producer has moved on.
     next: AtomicPtr<Chunk>,
+    /// Taken past the lane's count bound, from the pipeline's burst memory
+    /// ([`ChunkPool::take_burst`]); set before the chunk is linked, given back when it is
+    /// retired.
+    burst: AtomicBool,
 }
 
 impl Chunk {
@@ -105,6 +113,7 @@ impl Chunk {
             data,
             len: AtomicUsize::new(0),
             next: AtomicPtr::new(std::ptr::null_mut()),
+            burst: AtomicBool::new(false),
         })
     }
 }
@@ -114,6 +123,7 @@ impl Chunk {
     pub(super) fn reset(&self) {
         self.len.store(0, Ordering::Relaxed);
         self.next.store(std::ptr::null_mut(), Ordering::Relaxed);
+        self.burst.store(false, Ordering::Relaxed);
     }
 }
 
@@ -142,16 +152,48 @@ pub(super) struct ChunkPool {
     pub(super) low: AtomicBool,
     tx: crossbeam_channel::Sender<Box<Chunk>>,
     rx: crossbeam_channel::Receiver<Box<Chunk>>,
+    /// Burst chunks in the lanes now (shared with each lane, which gives its own back when it
+    /// is dropped).
+    burst: Arc<AtomicUsize>,
+    /// The most burst chunks: 0 where nothing spills the lanes raw (`durable`, another
+    /// `on_full`), so that a lane never holds more than its count bound there.
+    burst_max: usize,
 }
 
 impl ChunkPool {
-    pub(super) fn new() -> ChunkPool {
+    /// A pool whose lanes may hold `burst_bytes` more than their count bound, together.
+    pub(super) fn new(burst_bytes: usize) -> ChunkPool {
         let (tx, rx) = crossbeam_channel::bounded(CHUNK_POOL);
         ChunkPool {
             tx,
             rx,
             low: AtomicBool::new(false),
+            burst: Arc::new(AtomicUsize::new(0)),
+            burst_max: burst_bytes / CHUNK,
         }
+    }
+
+    /// Whether a lane past its count bound may take one more chunk.
+    fn burst_room(&self) -> bool {
+        self.burst_max > 0 && self.burst.load(Ordering::Relaxed) < self.burst_max
+    }
+
+    /// Takes one chunk of the burst memory, if there is one left.
+    fn take_burst(&self) -> bool {
+        if self.burst_max == 0 {
+            return false;
+        }
+        if self.burst.fetch_add(1, Ordering::AcqRel) < self.burst_max {
+            return true;
+        }
+        self.burst.fetch_sub(1, Ordering::AcqRel);
+        false
+    }
+
+    /// Burst chunks held by the lanes now.
+    #[cfg(test)]
+    fn burst_in_use(&self) -> usize {
+        self.burst.load(Ordering::Relaxed)
     }
 
     /// A reused chunk, or a fresh one (its pages touched as records are written).
@@ -202,8 +244,10 @@ pub(super) struct Lane {
     /// Records collected, ever.
     taken: CachePadded<AtomicU64>,
     retired: AtomicUsize,
-    /// The most records it holds.
+    /// The most records it holds, past which it takes chunks of the burst memory only.
     max_records: u64,
+    /// The pool's count of burst chunks (see `ChunkPool::burst`).
+    burst: Arc<AtomicUsize>,
     /// The owner thread has exited: once empty, the lane is dropped.
     gone: AtomicBool,
     /// The pipeline has closed: the owner's thread-local forgets the lane.
@@ -217,7 +261,7 @@ unsafe impl Send for Lane {}
 unsafe impl Sync for Lane {}
 
 impl Lane {
-    fn new(first: Box<Chunk>, max_records: usize) -> Lane {
+    fn new(first: Box<Chunk>, max_records: usize, pool: &ChunkPool) -> Lane {
         let first = Box::into_raw(first);
         Lane {
             prod: UnsafeCell::new(Prod {
@@ -236,6 +280,7 @@ impl Lane {
             taken: CachePadded::new(AtomicU64::new(0)),
             retired: AtomicUsize::new(0),
             max_records: max_records as u64,
+            burst: pool.burst.clone(),
             gone: AtomicBool::new(false),
             closed: AtomicBool::new(false),
         }
@@ -256,11 +301,12 @@ impl Lane {
     ///
     /// # Safety
     /// Called only by the lane's owner thread.
-    unsafe fn full(&self) -> bool {
+    unsafe fn full(&self, pool: &ChunkPool) -> bool {
         // SAFETY: only the owner thread touches `prod` (the caller's contract).
         let p = unsafe { &*self.prod.get() };
         p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS
-            || p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records
+            || (p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records
+                && !pool.burst_room())
     }
 
     /// Copies a record of `n` bytes (written by `write` into the slice it is given) into the
@@ -294,14 +340,23 @@ impl Lane {
 
     #[cold]
     fn next_chunk(&self, p: &mut Prod, need: usize, pool: &ChunkPool) -> bool {
-        if need > CHUNK
-            || p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS
-            || p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records
-        {
+        if need > CHUNK || p.chunks - self.retired.load(Ordering::Acquire) >= LANE_CHUNKS {
             return false;
         }
-        let fresh = Box::into_raw(pool.take());
-        if p.pushed - self.taken.load(Ordering::Acquire) >= self.max_records / 2 {
+        let pending = p.pushed - self.taken.load(Ordering::Acquire);
+        // Past the count bound, a chunk of the burst memory: the caller goes on at the pace of
+        // a copy while the spill thread writes the excess out, and waits only once the burst
+        // memory is taken.
+        let burst = pending >= self.max_records;
+        if burst && !pool.take_burst() {
+            return false;
+        }
+        let fresh = pool.take();
+        if burst {
+            fresh.burst.store(true, Ordering::Relaxed);
+        }
+        let fresh = Box::into_raw(fresh);
+        if pending >= self.max_records / 2 {
             // Past half full: the spill thread looks (`Shared::spill_lanes`), woken as for a
             // low pool.
             pool.low.store(true, Ordering::Relaxed);
@@ -351,7 +406,11 @@ impl Lane {
             let old = std::mem::replace(&mut c.chunk, next);
             c.pos = 0;
             // SAFETY: `old` came from Box::into_raw; the producer no longer touches it.
-            pool.give(unsafe { Box::from_raw(old) });
+            let old = unsafe { Box::from_raw(old) };
+            if old.burst.load(Ordering::Relaxed) {
+                self.burst.fetch_sub(1, Ordering::AcqRel);
+            }
+            pool.give(old);
             self.retired.fetch_add(1, Ordering::AcqRel);
         }
         if n > 0 {
@@ -368,6 +427,9 @@ impl Drop for Lane {
         while !at.is_null() {
             // SAFETY: every chunk from the consumer's on is owned by the lane alone now.
             let chunk = unsafe { Box::from_raw(at) };
+            if chunk.burst.load(Ordering::Relaxed) {
+                self.burst.fetch_sub(1, Ordering::AcqRel);
+            }
             at = chunk.next.load(Ordering::Acquire);
         }
     }
@@ -809,7 +871,11 @@ impl Shared {
                     if self.closing.load(std::sync::atomic::Ordering::Acquire) {
                         return false;
                     }
-                    let lane = Arc::new(Lane::new(self.chunks.take(), self.cfg.queue_capacity));
+                    let lane = Arc::new(Lane::new(
+                        self.chunks.take(),
+                        self.cfg.queue_capacity,
+                        &self.chunks,
+                    ));
                     lock(&self.lanes).push(lane.clone());
                     lanes.insert(
                         0,
@@ -1029,14 +1095,14 @@ impl Shared {
     fn own_lane_full(&self) -> bool {
         if let Some(lane) = self.lane_table.get(thread_pointer()) {
             // SAFETY: the lane is this thread's (its slot), found as in `push_lane`.
-            return unsafe { lane.full() };
+            return unsafe { lane.full(&self.chunks) };
         }
         LANES
             .try_with(|lanes| {
                 let lanes = lanes.try_borrow().ok()?;
                 let h = lanes.first().filter(|h| h.pipeline == self.id)?;
                 // SAFETY: the lane of this thread's own handle.
-                Some(unsafe { h.lane.full() })
+                Some(unsafe { h.lane.full(&self.chunks) })
             })
             .ok()
             .flatten()
@@ -1184,8 +1250,8 @@ mod tests {
     /// pool and coming out again.
     #[test]
     fn records_come_out_in_order_across_chunks() {
-        let pool = Arc::new(ChunkPool::new());
-        let lane = Arc::new(Lane::new(pool.take(), usize::MAX));
+        let pool = Arc::new(ChunkPool::new(0));
+        let lane = Arc::new(Lane::new(pool.take(), usize::MAX, &pool));
         let src = source("svc-lane", "lg");
         const N: usize = 100_000;
         let (l2, p2) = (lane.clone(), pool.clone());
@@ -1237,10 +1303,10 @@ mod tests {
 
     #[test]
     fn a_lane_table_slot_is_its_threads_alone_until_given_back() {
-        let pool = ChunkPool::new();
+        let pool = ChunkPool::new(0);
         let (a, b) = (
-            Arc::new(Lane::new(pool.take(), 16)),
-            Arc::new(Lane::new(pool.take(), 16)),
+            Arc::new(Lane::new(pool.take(), 16, &pool)),
+            Arc::new(Lane::new(pool.take(), 16, &pool)),
         );
         let t = LaneTable::new();
         let same_slot = |x: usize, y: usize| std::ptr::eq(t.slot(x), t.slot(y));
@@ -1316,8 +1382,8 @@ mod tests {
 
     #[test]
     fn a_full_lane_refuses_until_collected_and_a_huge_record_never_fits() {
-        let pool = ChunkPool::new();
-        let lane = Lane::new(pool.take(), usize::MAX);
+        let pool = ChunkPool::new(0);
+        let lane = Lane::new(pool.take(), usize::MAX, &pool);
         let src = source("svc-lane", "lg");
         let text = "y".repeat(1000);
         let f = fields(1, &text);
@@ -1350,7 +1416,7 @@ mod tests {
         assert!(!push(&fields(1, &huge)));
         assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), 1);
         // A bound in records, checked at the change of chunk.
-        let small = Lane::new(pool.take(), 100);
+        let small = Lane::new(pool.take(), 100, &pool);
         let mut n = 0;
         // SAFETY: this thread is the only producer.
         while unsafe {
@@ -1369,6 +1435,77 @@ mod tests {
             n += 1;
         }
         assert!((100..100 + CHUNK / 1000).contains(&n), "{n}");
+    }
+
+    /// Past its count bound a lane takes chunks of the pool's burst memory, shared by every
+    /// lane, and gives each back when it is collected past it, or when the lane is dropped.
+    #[test]
+    fn burst_memory_is_shared_bounded_and_given_back() {
+        let pool = ChunkPool::new(3 * CHUNK);
+        let src = source("svc-burst", "lg");
+        let text = "b".repeat(1000);
+        let f = fields(1, &text);
+        let fill = |lane: &Lane| {
+            let mut n = 0;
+            // SAFETY: this thread is the only producer.
+            while unsafe {
+                lane.push(record_len(&f, false), &pool, |out| {
+                    write_record(
+                        out,
+                        src as *const Source as u64,
+                        0,
+                        Level::Info,
+                        &f,
+                        false,
+                        &mut None,
+                    )
+                })
+            } {
+                n += 1;
+            }
+            n
+        };
+        let per_chunk = CHUNK / ((HEADER + record_len(&f, false) + 7) & !7);
+        let a = Lane::new(pool.take(), 10, &pool);
+        // The first chunk (its count of 10 reached inside it), then the 3 burst chunks.
+        let n = fill(&a);
+        assert_eq!(n, 4 * per_chunk, "{n}");
+        assert_eq!(pool.burst_in_use(), 3);
+        // SAFETY: this thread is the lane's producer.
+        assert!(unsafe { a.full(&pool) });
+        // Another lane has its count but no burst memory left.
+        let b = Lane::new(pool.take(), 10, &pool);
+        assert_eq!(fill(&b), per_chunk);
+        // Collected: the burst chunks passed are given back (the one the producer is in stays
+        // taken).
+        assert_eq!(a.collect(usize::MAX, &pool, |_| ()), n);
+        assert_eq!(pool.burst_in_use(), 1);
+        // SAFETY: as above.
+        assert!(!unsafe { b.full(&pool) });
+        assert_eq!(fill(&b), 2 * per_chunk);
+        assert_eq!(pool.burst_in_use(), 3);
+        drop(a);
+        drop(b);
+        assert_eq!(pool.burst_in_use(), 0);
+        // None where the pipeline has no burst memory: the count is the bound.
+        let none = ChunkPool::new(0);
+        let c = Lane::new(none.take(), 10, &none);
+        // SAFETY: as above.
+        while unsafe {
+            c.push(record_len(&f, false), &none, |out| {
+                write_record(
+                    out,
+                    src as *const Source as u64,
+                    0,
+                    Level::Info,
+                    &f,
+                    false,
+                    &mut None,
+                )
+            })
+        } {}
+        assert_eq!(none.burst_in_use(), 0);
+        assert_eq!(c.pending(), per_chunk as u64);
     }
 }
 

@@ -32,6 +32,7 @@ const OPTION_KEYS = [
   'buffer_dir',
   'timeout_ms',
   'queue_capacity',
+  'burst_memory_bytes',
   'connections',
   'concurrency',
   'close_timeout_ms',

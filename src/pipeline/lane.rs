@@ -1380,6 +1380,34 @@ mod tests {
         }
     }
 
+    /// Pushes `f` into `lane`; false when it does not fit. The tests that call it are the
+    /// lane's only producer.
+    fn push_one(lane: &Lane, pool: &ChunkPool, src: &'static Source, f: &Fields<'_>) -> bool {
+        // SAFETY: the calling test's thread is the lane's only producer.
+        unsafe {
+            lane.push(record_len(f, false), pool, |out| {
+                write_record(
+                    out,
+                    src as *const Source as u64,
+                    0,
+                    Level::Info,
+                    f,
+                    false,
+                    &mut None,
+                )
+            })
+        }
+    }
+
+    /// Pushes `f` until the lane refuses it; how many went in.
+    fn fill(lane: &Lane, pool: &ChunkPool, src: &'static Source, f: &Fields<'_>) -> usize {
+        let mut n = 0;
+        while push_one(lane, pool, src, f) {
+            n += 1;
+        }
+        n
+    }
+
     #[test]
     fn a_full_lane_refuses_until_collected_and_a_huge_record_never_fits() {
         let pool = ChunkPool::new(0);
@@ -1387,53 +1415,18 @@ mod tests {
         let src = source("svc-lane", "lg");
         let text = "y".repeat(1000);
         let f = fields(1, &text);
-        let push = |f: &Fields<'_>| {
-            // SAFETY: this thread is the only producer.
-            unsafe {
-                lane.push(record_len(f, false), &pool, |out| {
-                    write_record(
-                        out,
-                        src as *const Source as u64,
-                        0,
-                        Level::Info,
-                        f,
-                        false,
-                        &mut None,
-                    )
-                })
-            }
-        };
-        let mut n = 0;
-        while push(&f) {
-            n += 1;
-        }
+        let n = fill(&lane, &pool, src, &f);
         // About LANE_CHUNKS chunks of records of about 1 KiB.
         assert!(n >= (LANE_CHUNKS - 1) * CHUNK / 1100, "{n}");
         assert!(n <= LANE_CHUNKS * CHUNK / 1000, "{n}");
         assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), n);
-        assert!(push(&f));
+        assert!(push_one(&lane, &pool, src, &f));
         let huge = "z".repeat(CHUNK);
-        assert!(!push(&fields(1, &huge)));
+        assert!(!push_one(&lane, &pool, src, &fields(1, &huge)));
         assert_eq!(lane.collect(usize::MAX, &pool, |_| ()), 1);
         // A bound in records, checked at the change of chunk.
         let small = Lane::new(pool.take(), 100, &pool);
-        let mut n = 0;
-        // SAFETY: this thread is the only producer.
-        while unsafe {
-            small.push(record_len(&f, false), &pool, |out| {
-                write_record(
-                    out,
-                    src as *const Source as u64,
-                    0,
-                    Level::Info,
-                    &f,
-                    false,
-                    &mut None,
-                )
-            })
-        } {
-            n += 1;
-        }
+        let n = fill(&small, &pool, src, &f);
         assert!((100..100 + CHUNK / 1000).contains(&n), "{n}");
     }
 
@@ -1445,44 +1438,24 @@ mod tests {
         let src = source("svc-burst", "lg");
         let text = "b".repeat(1000);
         let f = fields(1, &text);
-        let fill = |lane: &Lane| {
-            let mut n = 0;
-            // SAFETY: this thread is the only producer.
-            while unsafe {
-                lane.push(record_len(&f, false), &pool, |out| {
-                    write_record(
-                        out,
-                        src as *const Source as u64,
-                        0,
-                        Level::Info,
-                        &f,
-                        false,
-                        &mut None,
-                    )
-                })
-            } {
-                n += 1;
-            }
-            n
-        };
         let per_chunk = CHUNK / ((HEADER + record_len(&f, false) + 7) & !7);
         let a = Lane::new(pool.take(), 10, &pool);
         // The first chunk (its count of 10 reached inside it), then the 3 burst chunks.
-        let n = fill(&a);
+        let n = fill(&a, &pool, src, &f);
         assert_eq!(n, 4 * per_chunk, "{n}");
         assert_eq!(pool.burst_in_use(), 3);
         // SAFETY: this thread is the lane's producer.
         assert!(unsafe { a.full(&pool) });
         // Another lane has its count but no burst memory left.
         let b = Lane::new(pool.take(), 10, &pool);
-        assert_eq!(fill(&b), per_chunk);
+        assert_eq!(fill(&b, &pool, src, &f), per_chunk);
         // Collected: the burst chunks passed are given back (the one the producer is in stays
         // taken).
         assert_eq!(a.collect(usize::MAX, &pool, |_| ()), n);
         assert_eq!(pool.burst_in_use(), 1);
         // SAFETY: as above.
         assert!(!unsafe { b.full(&pool) });
-        assert_eq!(fill(&b), 2 * per_chunk);
+        assert_eq!(fill(&b, &pool, src, &f), 2 * per_chunk);
         assert_eq!(pool.burst_in_use(), 3);
         drop(a);
         drop(b);
@@ -1490,22 +1463,8 @@ mod tests {
         // None where the pipeline has no burst memory: the count is the bound.
         let none = ChunkPool::new(0);
         let c = Lane::new(none.take(), 10, &none);
-        // SAFETY: as above.
-        while unsafe {
-            c.push(record_len(&f, false), &none, |out| {
-                write_record(
-                    out,
-                    src as *const Source as u64,
-                    0,
-                    Level::Info,
-                    &f,
-                    false,
-                    &mut None,
-                )
-            })
-        } {}
+        assert_eq!(fill(&c, &none, src, &f), per_chunk);
         assert_eq!(none.burst_in_use(), 0);
-        assert_eq!(c.pending(), per_chunk as u64);
     }
 }
 

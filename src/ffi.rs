@@ -359,7 +359,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// - `burst_memory_bytes` (8388608): with on_full=spill and durable=false, the memory the
 ///   logging threads' lanes may take together past queue_capacity entries in a burst, while
 ///   the spill thread writes the excess to disk; a call waits for the spill thread only once
-///   it is taken. 0: none (a call whose lane is full waits at once).
+///   it is taken, or once its own lane holds 16 MiB. 0: none (a call whose lane is full waits
+///   at once).
 /// - `connections` (64): the most requests in flight at once (sender threads are started as
 ///   the concurrency limit grows).
 /// - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains

@@ -297,9 +297,9 @@ struct rarch_options *rarch_options_new(void);
  *   the overflow's segment, moved into buffer.jsonl once the burst is over. A call that finds
  *   its lane full (past queue_capacity and burst_memory_bytes) waits for the next such step,
  *   woken when it is written (0.15 ms at the median on a local disk, 0.4-0.6 ms at p90, a few
- *   ms when the spill thread itself waits for a CPU); after 1 s of a stalled disk the entry is refused with RARCH_ERR_QUEUE_FULL,
- *   counted), `block` (wait up to block_timeout_ms, then RARCH_ERR_QUEUE_FULL) or `drop`
- *   (RARCH_ERR_QUEUE_FULL at once).
+ *   ms when the spill thread itself waits for a CPU); after 1 s of a stalled disk the entry
+ *   is refused with RARCH_ERR_QUEUE_FULL, counted), `block` (wait up to block_timeout_ms,
+ *   then RARCH_ERR_QUEUE_FULL) or `drop` (RARCH_ERR_QUEUE_FULL at once).
  * - `block_timeout_ms` (100): the wait of on_full=block.
  * - `max_entry_bytes` (1048576): largest JSON entry accepted.
  * - `buffer_max_file_bytes` (5242880): rotation size of buffer.jsonl.
@@ -327,9 +327,7 @@ struct rarch_options *rarch_options_new(void);
  * `opts` is NULL or a live pointer from `rarch_options_new`, not used by another thread
  * during the call; `key` and `value` are NULL or NUL-terminated strings.
  */
-enum rarch_status rarch_options_set(struct rarch_options *opts,
-                                    const char *key,
-                                    const char *value);
+enum rarch_status rarch_options_set(struct rarch_options *opts, const char *key, const char *value);
 
 /**
  * Frees an options object. NULL is fine. Loggers made with it keep their own copy.

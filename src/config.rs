@@ -326,6 +326,14 @@ impl fmt::Debug for Config {
     }
 }
 
+impl Config {
+    /// Whether the spill thread takes full lanes' records to disk raw (`on_full=spill`, not
+    /// durable): the lanes' burst memory and a caller's wait for a spill step exist only then.
+    pub fn spills_lanes_raw(&self) -> bool {
+        !self.durable && self.on_full == OnFull::Spill
+    }
+}
+
 impl Default for Config {
     /// The built-in defaults, without the environment.
     fn default() -> Self {

@@ -905,7 +905,7 @@ impl Shared {
     /// and waiting for their write. Not with `durable` (the records carry journal tickets;
     /// the entries are on disk already). Returns how many records it took.
     pub(super) fn spill_lanes(&self) -> usize {
-        if self.cfg.durable || self.cfg.on_full != crate::config::OnFull::Spill {
+        if !self.cfg.spills_lanes_raw() {
             return 0;
         }
         // While the queue has room the senders take the lanes' records, unless a lane is
@@ -1056,10 +1056,7 @@ impl Shared {
         f: &crate::entry::Checked<'_>,
         at_ns: u64,
     ) -> bool {
-        if self.cfg.durable
-            || self.cfg.on_full != crate::config::OnFull::Spill
-            || HEADER + record_len(&f.fields, false) > CHUNK
-        {
+        if !self.cfg.spills_lanes_raw() || HEADER + record_len(&f.fields, false) > CHUNK {
             return false;
         }
         let deadline = std::time::Instant::now() + super::SPILL_WAIT_MAX;

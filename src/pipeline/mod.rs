@@ -301,14 +301,11 @@ impl Pipeline {
             id: IDS.fetch_add(1, Ordering::Relaxed),
             lanes: Mutex::default(),
             lane_table: lane::LaneTable::new(),
-            chunks: lane::ChunkPool::new(
-                // Only where the spill thread takes the lanes' records raw (`spill_lanes`).
-                if !cfg.durable && cfg.on_full == crate::config::OnFull::Spill {
-                    cfg.burst_memory_bytes
-                } else {
-                    0
-                },
-            ),
+            chunks: lane::ChunkPool::new(if cfg.spills_lanes_raw() {
+                cfg.burst_memory_bytes
+            } else {
+                0
+            }),
             work: Signal::default(),
             pool_low: AtomicBool::new(false),
             tokens: Tokens::new(&cfg.api_key, cfg.token_lifetime),

@@ -235,11 +235,7 @@ fn status_of(kind: ErrorKind) -> rarch_status {
 }
 
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
-    let what = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown".into());
+    let what = crate::threads::caught(payload.as_ref());
     Error::new(ErrorKind::Panic, format!("internal error (panic): {what}"))
 }
 
@@ -331,6 +327,7 @@ unsafe fn opt_str<'a>(s: &rarch_str, field: &str) -> Result<Option<&'a str>> {
 /// Returns NULL only if memory ran out (see `rarch_last_error`).
 #[no_mangle]
 pub extern "C" fn rarch_options_new() -> *mut rarch_options {
+    crate::threads::quiet_panics();
     value(std::ptr::null_mut(), || {
         Ok(Box::into_raw(Box::new(rarch_options {
             inner: Options::new(),
@@ -487,6 +484,7 @@ pub unsafe extern "C" fn rarch_logger_open(
     opts: *const rarch_options,
     out: *mut *mut rarch_logger,
 ) -> rarch_status {
+    crate::threads::quiet_panics();
     if out.is_null() {
         set_error(&null("out"));
         return rarch_status::RARCH_ERR_NULL_ARGUMENT;

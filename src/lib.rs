@@ -23,6 +23,7 @@ mod net;
 pub mod otlp;
 pub mod pipeline;
 pub mod stats;
+pub mod threads;
 pub mod transport;
 
 pub use config::{Config, Options};

@@ -125,6 +125,8 @@ impl Logger {
     /// In threaded mode the checked fields are copied into the thread's lane, and a sender
     /// thread builds the body (see `pipeline::lane`); when the lane has no room, or the entry
     /// may be near `max_entry_bytes`, or in durable or blocking mode, the body is built here.
+    /// A FATAL entry returns once it and every entry logged before it are on disk or
+    /// delivered (see `Pipeline::persist_memory`).
     #[inline]
     #[link_section = ".text.hot.rarch_log"]
     pub fn log(&self, level: Level, f: &Fields<'_>) -> Result<()> {
@@ -150,6 +152,9 @@ impl Logger {
                 match p.push(self.source, &self.name, level, &checked, at_ns) {
                     Ok(()) => {
                         self.mirror(level, f);
+                        if level == Level::Fatal {
+                            fatal(p);
+                        }
                         return Ok(());
                     }
                     Err(t) => t,
@@ -157,7 +162,11 @@ impl Logger {
             } else {
                 None
             };
-        self.build_and_submit(p, level, f, &checked, at_ns, ticket)
+        self.build_and_submit(p, level, f, &checked, at_ns, ticket)?;
+        if level == Level::Fatal {
+            fatal(p);
+        }
+        Ok(())
     }
 
     /// [`Logger::log`] with the body built on the caller's thread.
@@ -274,6 +283,17 @@ impl Logger {
     /// The last delivery failure of the pipeline, if any.
     pub fn last_delivery_error(&self) -> String {
         self.pipeline().map(|p| p.last_error()).unwrap_or_default()
+    }
+}
+
+/// A FATAL entry has been taken: before its call returns, it and every entry the process
+/// logged before it are on disk (or delivered), so that a host that aborts right after loses
+/// none of them (see [`Pipeline::persist_memory`]).
+#[cold]
+#[inline(never)]
+fn fatal(p: &Pipeline) {
+    if p.persists_fatal() {
+        p.persist_memory();
     }
 }
 

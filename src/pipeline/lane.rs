@@ -372,10 +372,26 @@ impl Lane {
 
     /// Hands the records in the lane, at most `max`, to `f`, in order. Returns how many.
     /// Another collector at the lane at the same time gets 0.
-    fn collect(&self, max: usize, pool: &ChunkPool, mut f: impl FnMut(&[u8])) -> usize {
+    fn collect(&self, max: usize, pool: &ChunkPool, f: impl FnMut(&[u8])) -> usize {
         let Ok(mut c) = self.cons.try_lock() else {
             return 0;
         };
+        self.collect_from(&mut c, max, pool, f)
+    }
+
+    /// [`Lane::collect`], waiting for another collector at the lane to finish first.
+    pub(super) fn collect_wait(&self, max: usize, pool: &ChunkPool, f: impl FnMut(&[u8])) -> usize {
+        let mut c = self.cons.lock().unwrap_or_else(|p| p.into_inner());
+        self.collect_from(&mut c, max, pool, f)
+    }
+
+    fn collect_from(
+        &self,
+        c: &mut Cons,
+        max: usize,
+        pool: &ChunkPool,
+        mut f: impl FnMut(&[u8]),
+    ) -> usize {
         let mut n = 0;
         while n < max {
             // SAFETY: `c.chunk` is live until this consumer retires it below.
@@ -1197,7 +1213,7 @@ impl Shared {
     /// The entry of a record: its JSON body built here, on the sender's side. None (counted
     /// as `corrupt` and settled: it cannot happen, and must not be silent) if the record does
     /// not parse.
-    fn entry_of(&self, rec: &[u8]) -> Option<super::Item> {
+    pub(super) fn entry_of(&self, rec: &[u8]) -> Option<super::Item> {
         let Some(r) = parse_record(rec) else {
             crate::stats::Stats::add(&self.stats.corrupt, 1);
             self.note_error("a lane record did not parse (counted as corrupt)");

@@ -42,7 +42,7 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use crossbeam_utils::CachePadded;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -168,7 +168,29 @@ struct Shared {
     lane_full: AtomicBool,
     /// A flush asks the spill thread to move the raw records into `buffer.jsonl` now.
     settle_raw_now: AtomicBool,
+    /// Until when (ms since `born`) no sender thread is started (see `add_sender`).
+    spawn_retry_ms: AtomicU64,
+    /// Set once the close has taken what was in memory: an entry submitted after it goes to
+    /// disk on the caller's thread (see [`Pipeline::submit`]).
+    closed: AtomicBool,
+    /// Held (shared) by a thread while it moves entries between the places a FATAL entry's
+    /// persist looks in (lanes, queue, overflow, parked, in flight), and by that persist
+    /// (exclusive) while it takes them: no entry is between two places when it looks.
+    moving: RwLock<()>,
+    /// Copies of the entries each sender has in flight (see [`InFlight`]).
+    inflight: Box<[Mutex<InFlight>]>,
     born: Instant,
+}
+
+/// The bodies of the entries a sender has taken and not yet settled, copied for a FATAL
+/// entry's persist (see [`Pipeline::persist_memory`]): they may or may not reach the server,
+/// so they are written to disk too (a second copy carries the same request id).
+#[derive(Default)]
+struct InFlight {
+    /// The bodies, each followed by a newline.
+    bytes: Vec<u8>,
+    /// Each body's service and its end in `bytes`.
+    ends: Vec<(Arc<str>, usize)>,
 }
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
@@ -182,6 +204,8 @@ pub(super) const SPILL_WAIT_MAX: Duration = Duration::from_secs(1);
 const SPILL_STEP: usize = 256;
 /// The concurrency limit an adaptive pipeline starts with (the old fixed default).
 const INITIAL_CONCURRENCY: usize = 2;
+/// After a sender thread could not be started, how long before another is tried.
+const SPAWN_RETRY: Duration = Duration::from_secs(1);
 /// The most bytes of entries a spill copies into one write.
 const SPILL_RUN: usize = 1 << 20;
 
@@ -193,7 +217,10 @@ pub struct Pipeline {
     generation: u64,
     /// `fork::counter()`, which `generation` is checked against on every call.
     fork_counter: &'static AtomicU64,
-    lanes: bool,
+    /// Whether calls copy entries into their thread's lane; cleared at the process's exit
+    /// (see [`at_exit`]), after which a call's entry takes the queue's way, which writes it to
+    /// disk once the pipeline has closed.
+    lanes: AtomicBool,
     /// `key.durable`, for the line above.
     durable: bool,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -253,6 +280,7 @@ fn pipeline_key(cfg: &Config) -> Config {
 /// Finds or makes the pipeline for `cfg` and registers `service` with it.
 pub fn acquire(cfg: &Config, service: &Arc<str>) -> Result<Arc<Pipeline>> {
     crate::fork::install();
+    register_at_exit();
     let key = pipeline_key(cfg);
     let mut reg = lock(registry());
     let p = match reg.get(&key) {
@@ -344,45 +372,68 @@ impl Pipeline {
             settle_raw_now: AtomicBool::new(false),
             lane_full: AtomicBool::new(false),
             raw_spilled: AtomicU64::new(0),
+            spawn_retry_ms: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+            moving: RwLock::new(()),
+            inflight: (0..cfg.connections.max(1))
+                .map(|_| Mutex::default())
+                .collect(),
             born: Instant::now(),
             cfg: cfg.clone(),
         });
-        let mut threads = Vec::new();
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new()
-                .name(name)
-                .spawn(f)
-                .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))
+        let p = Arc::new(Pipeline {
+            lanes: AtomicBool::new(cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill),
+            durable: cfg.durable,
+            shared,
+            threads: Mutex::default(),
+            generation: crate::fork::generation(),
+            fork_counter: crate::fork::counter(),
+            key: cfg,
+            refs: AtomicUsize::new(0),
+        });
+        if let Err(e) = p.start_threads() {
+            // What did start is stopped and joined: nothing of this pipeline runs on.
+            p.close();
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    /// Starts the pipeline's threads: in threaded mode a sender and the spill thread, then the
+    /// replay thread; those three are needed, and the pipeline is not made without them. The
+    /// other first senders are started if the process can have them (a pids or thread limit):
+    /// the pipeline works with the threads it has.
+    fn start_threads(&self) -> Result<()> {
+        let s = &self.shared;
+        let cfg = &s.cfg;
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            crate::threads::spawn(name, f).map_err(|e| Error::new(ErrorKind::Io, e.to_string()))
         };
+        if cfg.mode == Mode::Threaded {
+            s.add_sender()?;
+            let sh = s.clone();
+            let t = spawn("rarch-spill", Box::new(move || sh.spiller()))?;
+            lock(&self.threads).push(t);
+        }
+        let sh = s.clone();
+        // Joined at close like the others: once rarch_logger_free returns, no thread of the
+        // pipeline touches the buffer directory (its requests are bounded by the close deadline).
+        let t = spawn("rarch-replay", Box::new(move || sh.replayer()))?;
+        lock(&self.threads).push(t);
         if cfg.mode == Mode::Threaded {
             let first = if cfg.adaptive {
                 INITIAL_CONCURRENCY.min(cfg.connections)
             } else {
                 cfg.connections
             };
-            for _ in 0..first {
-                shared.add_sender()?;
+            for _ in 1..first {
+                if let Err(e) = s.add_sender() {
+                    s.note_error(&e.message);
+                    break;
+                }
             }
-            let s = shared.clone();
-            threads.push(spawn("rarch-spill".into(), Box::new(move || s.spiller()))?);
         }
-        let s = shared.clone();
-        // Joined at close like the others: once rarch_logger_free returns, no thread of the
-        // pipeline touches the buffer directory (its requests are bounded by the close deadline).
-        threads.push(spawn(
-            "rarch-replay".into(),
-            Box::new(move || s.replayer()),
-        )?);
-        Ok(Arc::new(Pipeline {
-            lanes: cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill,
-            durable: cfg.durable,
-            shared,
-            threads: Mutex::new(threads),
-            generation: crate::fork::generation(),
-            fork_counter: crate::fork::counter(),
-            key: cfg,
-            refs: AtomicUsize::new(0),
-        }))
+        Ok(())
     }
 
     /// Whether this pipeline belongs to this process (not to the parent of a fork).
@@ -429,7 +480,7 @@ impl Pipeline {
     /// memory by `queue_capacity` exactly, which the queue counts.
     #[inline]
     pub fn lanes(&self) -> bool {
-        self.lanes
+        self.lanes.load(Ordering::Relaxed)
     }
 
     /// Copies checked fields into the calling thread's lane (see [`lane`]). With `durable`, the
@@ -511,6 +562,21 @@ impl Pipeline {
             }
         }
         s.accepted.fetch_add(1, Ordering::AcqRel);
+        if s.closed.load(Ordering::SeqCst) {
+            // After the close (the process is exiting): no thread takes the queue any more.
+            Stats::add(&s.stats.logged, 1);
+            return if s.spill_with(vec![item], false) == 1 {
+                Ok(())
+            } else {
+                Err(Error::new(
+                    ErrorKind::Io,
+                    format!(
+                        "the pipeline has closed and the buffer file cannot be written: {}",
+                        self.last_error()
+                    ),
+                ))
+            };
+        }
         let item = match s.tx.try_send(item) {
             Ok(()) => {
                 Stats::add(&s.stats.logged, 1);
@@ -652,7 +718,15 @@ impl Pipeline {
     }
 
     fn close(&self) {
+        self.begin_close();
+        self.finish_close();
+    }
+
+    /// Tells every thread of the pipeline to deliver what it can by the close deadline
+    /// (`close_timeout_ms` from now) and stop. Calls from now on take the queue's way.
+    fn begin_close(&self) {
         let s = &*self.shared;
+        self.lanes.store(false, Ordering::Relaxed);
         *lock(&s.close_deadline) = Some(Instant::now() + s.cfg.close_timeout);
         s.closing.store(true, Ordering::Release);
         s.progress.notify();
@@ -660,6 +734,13 @@ impl Pipeline {
         s.work.notify();
         s.spill_wake.notify();
         s.replay_wake.notify();
+    }
+
+    /// Joins the pipeline's threads and writes to disk what is still in memory. A second
+    /// call (a logger freed after the process's exit closed its pipeline) writes what came
+    /// since.
+    fn finish_close(&self) {
+        let s = &*self.shared;
         for t in lock(&self.threads).drain(..) {
             let _ = t.join();
         }
@@ -673,6 +754,7 @@ impl Pipeline {
                 let _ = t.join();
             }
         }
+        s.closed.store(true, Ordering::SeqCst);
         // Whatever is still in memory goes to disk.
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
         s.collect(Some(&mut rest));
@@ -680,6 +762,88 @@ impl Pipeline {
         rest.extend(s.take_parked(true));
         s.spill(rest);
     }
+
+    /// Whether a FATAL entry makes everything in memory durable before its call returns
+    /// (threaded mode without `durable`; the journal already holds a durable pipeline's
+    /// entries, and blocking mode sends on the caller's thread).
+    #[inline]
+    pub fn persists_fatal(&self) -> bool {
+        !self.durable && self.shared.cfg.mode == Mode::Threaded
+    }
+
+    /// Writes every entry this pipeline holds in memory to its service's buffer file, on the
+    /// caller's thread: the callers' lanes, the queue, the overflow, the entries parked for a
+    /// retry, and copies of those in flight (which may also reach the server: a second copy
+    /// has the same request id). Never waits on the network; the sender and spill threads
+    /// wait for it at their next step. Returns how many entries it wrote.
+    pub fn persist_memory(&self) -> u64 {
+        let s = &*self.shared;
+        let _quiet = s.moving.write().unwrap_or_else(|p| p.into_inner());
+        let mut items: Vec<Item> = Vec::new();
+        let lanes: Vec<Arc<lane::Lane>> = lock(&s.lanes).clone();
+        for l in lanes {
+            l.collect_wait(usize::MAX, &s.chunks, |rec| items.extend(s.entry_of(rec)));
+        }
+        items.extend(s.rx.try_iter());
+        {
+            let mut ov = lock(&s.overflow);
+            items.extend(ov.drain(..));
+            s.overflow_len.store(0, Ordering::Relaxed);
+        }
+        items.extend(s.take_parked(true));
+        if !items.is_empty() {
+            s.made_room();
+        }
+        let mut n = s.spill_with(items, false);
+        for slot in s.inflight.iter() {
+            let f = lock(slot);
+            let mut from = 0;
+            for (service, end) in &f.ends {
+                if let Ok(b) = s.buffer_for(service) {
+                    if b.append(&f.bytes[from..*end], 1).is_ok() {
+                        n += 1;
+                    }
+                }
+                from = *end;
+            }
+        }
+        n
+    }
+}
+
+/// Registered with `atexit` when the first pipeline starts: at a normal exit (`exit()`, a
+/// return from `main`) with loggers still open, every pipeline of this process delivers what
+/// it can within its `close_timeout_ms` and writes the rest to disk, all of them at once.
+/// A forked child closes only its own pipelines (the registry it inherited was reset).
+/// `_exit` and fatal signals do not run it (`durable=true` covers those). In a library that
+/// is unloaded with `dlclose`, the C library runs it then, before the code goes.
+extern "C" fn at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if REGISTRY.load(Ordering::Acquire).is_null() {
+            return;
+        }
+        let open: Vec<Arc<Pipeline>> = lock(registry())
+            .values()
+            .filter(|p| p.is_current())
+            .cloned()
+            .collect();
+        for p in &open {
+            p.begin_close();
+        }
+        for p in &open {
+            p.finish_close();
+        }
+    });
+}
+
+fn register_at_exit() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a plain extern "C" function that takes no argument.
+        unsafe {
+            libc::atexit(at_exit);
+        }
+    });
 }
 
 /// An entry the caller is told was not taken: its journal record is settled (dropped).
@@ -924,20 +1088,32 @@ impl Shared {
 
     /// Starts one more sender thread (none once the pipeline is closing: `close` joins every
     /// thread in `senders`, and the check is made under its lock).
+    ///
+    /// After a thread that could not be started (a thread limit), no other is tried for
+    /// [`SPAWN_RETRY`]: the senders there are go on with the work.
     fn add_sender(self: &Arc<Self>) -> Result<()> {
         let mut senders = lock(&self.senders);
         if self.closing.load(Ordering::Acquire) {
             return Ok(());
         }
+        if self.now_ms() < self.spawn_retry_ms.load(Ordering::Relaxed) {
+            return Err(Error::new(
+                ErrorKind::Io,
+                "no more sending threads for now: the last one could not be started",
+            ));
+        }
         let i = self.sender_count.fetch_add(1, Ordering::AcqRel);
         let s = self.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("rarch-send-{i}"))
-            .spawn(move || s.worker())
-            .map_err(|e| {
+        let t = crate::threads::spawn(&format!("rarch-send-{i}"), move || s.worker(i)).map_err(
+            |e| {
                 self.sender_count.fetch_sub(1, Ordering::AcqRel);
-                Error::new(ErrorKind::Io, format!("cannot start a thread: {e}"))
-            })?;
+                self.spawn_retry_ms.store(
+                    self.now_ms() + SPAWN_RETRY.as_millis() as u64,
+                    Ordering::Relaxed,
+                );
+                Error::new(ErrorKind::Io, e.to_string())
+            },
+        )?;
         senders.push(t);
         Ok(())
     }

@@ -353,9 +353,13 @@ impl Shared {
             tot.delivered += delivered;
             tot.failed += failed;
         };
+        // Helpers that cannot be started (a thread limit) leave their share to the others and
+        // to this thread.
         std::thread::scope(|scope| {
             for _ in 1..k {
-                scope.spawn(work);
+                if crate::threads::spawn_scoped(scope, "rarch-replay-w", work).is_err() {
+                    break;
+                }
             }
             work();
         });

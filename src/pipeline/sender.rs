@@ -7,7 +7,7 @@
 //! Blocking mode's one POST on the caller's thread is here too.
 
 use super::policy::Failure;
-use super::{lock, Item, Shared};
+use super::{lock, InFlight, Item, Shared};
 use crate::buffer;
 use crate::config::Sink;
 use crate::error::{Error, ErrorKind, Result};
@@ -16,7 +16,7 @@ use crate::stats::Stats;
 use crate::transport::{Outcome, Post};
 use std::cmp::Ordering as CmpOrdering;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 /// How often a sender looks at the queue while entries keep coming (at the most), and while a
@@ -61,6 +61,23 @@ impl Ord for Parked {
     }
 }
 
+/// Puts copies of a sender's entries in its in-flight slot (see `Shared::moving`), in place
+/// of the last: one lock and one copy of the bodies per batch.
+fn publish(slot: &Mutex<InFlight>, batch: &[Item], carry: Option<&Item>) {
+    let mut f = lock(slot);
+    let InFlight { bytes, ends } = &mut *f;
+    bytes.clear();
+    ends.clear();
+    for it in batch.iter().chain(carry) {
+        bytes.extend_from_slice(&it.body);
+        bytes.push(b'\n');
+        ends.push((it.service.clone(), bytes.len()));
+    }
+    if bytes.capacity() > 4 * PIPELINE_BYTES {
+        bytes.shrink_to(PIPELINE_BYTES);
+    }
+}
+
 /// Whether an outcome tells the server to slow down: 429, 503, or no answer (a timeout, a
 /// refused or reset connection).
 pub(super) fn backpressure(o: &Outcome) -> bool {
@@ -92,7 +109,7 @@ impl Shared {
     /// [`POLL_MAX`]) and takes what has accumulated, so a caller never pays for waking it; after a quiet spell
     /// it blocks on the queue (the next caller's send wakes it once), or until the next
     /// parked entry is due. With sink=otlp it then fills a batch (see [`Shared::fill`]).
-    pub(super) fn worker(self: &Arc<Self>) {
+    pub(super) fn worker(self: &Arc<Self>, slot: usize) {
         const QUIET: Duration = Duration::from_millis(200);
         let mut idle_since: Option<Instant> = None;
         let mut poll = POLL;
@@ -100,7 +117,11 @@ impl Shared {
         // An entry that did not fit in the last batch: the first of the next.
         let mut carry: Option<Item> = None;
         let mut scratch = Scratch::default();
+        let slot = &self.inflight[slot % self.inflight.len()];
         loop {
+            // Held while entries move from the shared places into this thread's batch, until
+            // the batch's copy is in `slot` (see `Shared::moving`).
+            let moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
             // The callers' entries, from their lanes into the queue.
             self.collect(None);
             if self.policy.outage() || self.past_deadline() {
@@ -126,6 +147,7 @@ impl Shared {
                         i
                     }
                     Err(_) => {
+                        drop(moving);
                         let parked = self.retry_len.load(Ordering::Acquire) > 0;
                         if self.closing.load(Ordering::Acquire) && !parked {
                             return;
@@ -156,16 +178,21 @@ impl Shared {
             idle_since = None;
             batch.push(item);
             let pipelined = !self.batching() && self.pipelining();
-            if self.batching() {
-                self.fill(&mut batch, &mut carry);
-            } else if pipelined {
-                self.fill_pipeline(&mut batch);
-            }
+            let moving = if self.batching() {
+                self.fill(&mut batch, &mut carry, slot, moving)
+            } else {
+                if pipelined {
+                    self.fill_pipeline(&mut batch);
+                }
+                moving
+            };
             self.made_room();
             if self.policy.outage() || self.past_deadline() {
                 self.spill(std::mem::take(&mut batch));
                 continue;
             }
+            publish(slot, &batch, carry.as_ref());
+            drop(moving);
             // The limit has grown past the senders there are, and there is work: one more.
             let n = self.sender_count.load(Ordering::Acquire);
             if n < self.cfg.connections
@@ -181,6 +208,8 @@ impl Shared {
             } else {
                 self.attempt(&mut batch, &mut scratch);
             }
+            // Every entry of the batch has settled, or is parked or in `carry`.
+            publish(slot, &[], carry.as_ref());
         }
     }
 
@@ -230,7 +259,15 @@ impl Shared {
     /// holds `batch_max_entries` or `batch_max_bytes` of entries, or `batch_linger_ms` has
     /// passed since it was begun. It goes at once when a flush waits, or the pipeline closes.
     /// An entry that would take the batch past `batch_max_bytes` is left in `carry`.
-    fn fill(&self, batch: &mut Vec<Item>, carry: &mut Option<Item>) {
+    /// While it lingers, `moving` is let go, the batch's copy in `slot` (see
+    /// `Shared::moving`); it returns the guard, held again.
+    fn fill<'a>(
+        &'a self,
+        batch: &mut Vec<Item>,
+        carry: &mut Option<Item>,
+        slot: &Mutex<InFlight>,
+        mut moving: RwLockReadGuard<'a, ()>,
+    ) -> RwLockReadGuard<'a, ()> {
         let (max_n, max_bytes) = (self.cfg.batch_max_entries, self.cfg.batch_max_bytes);
         let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
         let linger_end = Instant::now() + self.cfg.batch_linger;
@@ -242,7 +279,7 @@ impl Shared {
                 };
                 if bytes + i.body.len() > max_bytes {
                     *carry = Some(i);
-                    return;
+                    return moving;
                 }
                 bytes += i.body.len();
                 batch.push(i);
@@ -253,20 +290,23 @@ impl Shared {
                 || self.flush_want.load(Ordering::Acquire) != u64::MAX
                 || self.policy.outage()
             {
-                return;
+                return moving;
             }
             let now = Instant::now();
             if now >= linger_end {
-                return;
+                return moving;
             }
+            publish(slot, batch, carry.as_ref());
+            drop(moving);
             // Polled, like the idle queue: a caller's send never wakes a lingering sender.
             std::thread::sleep(POLL.min(linger_end - now));
+            moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
         }
     }
 
     /// After entries are taken from the queue: wakes callers waiting for room once the queue is
     /// at most half full.
-    fn made_room(&self) {
+    pub(super) fn made_room(&self) {
         // Pairs with the waiter's count-then-try (see `Signal::wait_for`).
         std::sync::atomic::fence(Ordering::SeqCst);
         if self.room.has_waiters() && self.rx.len() <= self.cfg.queue_capacity / 2 {
@@ -472,11 +512,7 @@ impl Shared {
         })) {
             Ok(o) => o,
             Err(p) => {
-                let what = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown".into());
+                let what = crate::threads::caught(p.as_ref());
                 Stats::add(&self.stats.sender_panics, 1);
                 let reason = format!("transport: a sending thread panicked ({what}); retried");
                 self.note_error(&reason);

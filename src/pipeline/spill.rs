@@ -185,6 +185,8 @@ impl Shared {
             if self.overflow_len.load(Ordering::Relaxed) == 0 {
                 self.refill_pool();
             }
+            // Held while entries move from memory to disk (see `Shared::moving`).
+            let moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
             let batch: Vec<Item> = {
                 let mut ov = lock(&self.overflow);
                 let n = ov.len().min(SPILL_STEP);
@@ -201,6 +203,7 @@ impl Shared {
             if !batch.is_empty() {
                 let n = batch.len() as u64;
                 let written = self.spill(batch);
+                drop(moving);
                 self.replay_wake.notify();
                 if written < n && self.overflow_len.load(Ordering::Relaxed) > 0 {
                     // The disk failed: retry a little later, not in a hot loop.
@@ -209,6 +212,7 @@ impl Shared {
                 }
                 continue;
             }
+            drop(moving);
             if raw > 0 {
                 continue;
             }

@@ -88,6 +88,7 @@ import "C"
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -185,7 +186,40 @@ func New(service, loggerName string, opts Options) (*Logger, error) {
 	}
 	l := &Logger{ptr: lr.logger, service: service, name: loggerName}
 	l.level.Store(int32(levelFromC(int(C.rarch_get_level(lr.logger)))))
+	open.Lock()
+	open.loggers[l] = struct{}{}
+	open.Unlock()
 	return l, nil
+}
+
+// open is every Logger not yet closed, for Exit.
+var open = struct {
+	sync.Mutex
+	loggers map[*Logger]struct{}
+}{loggers: map[*Logger]struct{}{}}
+
+// Exit closes every open Logger (all at once: each delivers within its close_timeout_ms and
+// writes the rest to the disk buffer), then calls os.Exit(code). Use it instead of os.Exit
+// and log.Fatal, which end the process without running deferred calls or the C library's exit
+// handlers: the entries still in memory would be lost. A return from main does not run the C
+// library's exit handlers either: Close the loggers (defer) before it.
+func Exit(code int) {
+	open.Lock()
+	ls := make([]*Logger, 0, len(open.loggers))
+	for l := range open.loggers {
+		ls = append(ls, l)
+	}
+	open.Unlock()
+	var wg sync.WaitGroup
+	for _, l := range ls {
+		wg.Add(1)
+		go func(l *Logger) {
+			defer wg.Done()
+			_ = l.Close()
+		}(l)
+	}
+	wg.Wait()
+	os.Exit(code)
 }
 
 // Service is the service name the logger was made with.
@@ -222,7 +256,10 @@ func (l *Logger) Warn(msg string, f ...Fields) error { return l.log("Warn", Leve
 // Error logs at ERROR.
 func (l *Logger) Error(msg string, f ...Fields) error { return l.log("Error", LevelError, msg, f) }
 
-// Fatal logs at FATAL. Unlike log.Fatal it does not exit: call Flush and Close, then exit.
+// Fatal logs at FATAL. It returns once the entry and every entry logged before it are on
+// disk or delivered (in threaded mode; one write, never a wait on the network), so a process
+// that crashes right after loses none of them. Unlike log.Fatal it does not exit: call
+// Exit(code) to end the process with every logger closed.
 func (l *Logger) Fatal(msg string, f ...Fields) error { return l.log("Fatal", LevelFatal, msg, f) }
 
 // Log logs at the given level.
@@ -408,6 +445,9 @@ func (l *Logger) Close() error {
 	if l.ptr != nil {
 		C.rarch_logger_free(l.ptr)
 		l.ptr = nil
+		open.Lock()
+		delete(open.loggers, l)
+		open.Unlock()
 		l.level.Store(int32(LevelFatal + 1)) // Enabled is false from now on
 	}
 	return nil

@@ -15,6 +15,7 @@
  * Errors: functions return a rarch_status; rarch_last_error gives this thread's message
  * (rarch_flush_msg gives a flush's with its status).
  * No function aborts or unwinds into C: an internal panic becomes RARCH_ERR_PANIC.
+ * Events: rarch_poll_events, from the application's own thread (options events, events_capacity).
  * fork(): a child may keep logging; it gets its own sender threads on its first call and
  * never sends the parent's queued entries.
  */
@@ -120,6 +121,48 @@ typedef enum rarch_level {
   RARCH_LEVEL_ERROR = 3,
   RARCH_LEVEL_FATAL = 4,
 } rarch_level;
+
+/**
+ * The kinds of `rarch_event` (its `kind` field).
+ */
+typedef enum rarch_event_kind {
+  /**
+   * An entry was delivered (2xx), fresh or from the disk buffer; with events=all only.
+   * `request_id` is the entry's.
+   */
+  RARCH_EVENT_DELIVERED = 1,
+  /**
+   * An entry was dead-lettered (buffer.rejected.jsonl): refused by the server with a 4xx
+   * (`status`), or poison (failed max_attempts times while others were delivered).
+   * `request_id` is the entry's, `message` the reason.
+   */
+  RARCH_EVENT_DEAD_LETTERED = 2,
+  /**
+   * `count` entries were dropped and counted in rarch_stats (queue full, buffer cap, disk).
+   */
+  RARCH_EVENT_DROPPED = 3,
+  /**
+   * The delivery policy declared the server down (`status` of the failure that did it,
+   * `message` the last error): entries go to disk, the replay thread probes.
+   */
+  RARCH_EVENT_OUTAGE_STARTED = 4,
+  /**
+   * The server answered again: the outage is over.
+   */
+  RARCH_EVENT_OUTAGE_ENDED = 5,
+  /**
+   * A buffer file could not be written (`count` entries affected; `message` says why).
+   */
+  RARCH_EVENT_IO_ERROR = 6,
+  /**
+   * A logger's rate_limit dropped `count` entries (one event per summary entry).
+   */
+  RARCH_EVENT_RATE_LIMITED = 7,
+  /**
+   * `count` events were not kept: events_capacity were waiting to be polled.
+   */
+  RARCH_EVENT_EVENTS_LOST = 8,
+} rarch_event_kind;
 
 /**
  * A logger (opaque).
@@ -240,7 +283,42 @@ typedef struct rarch_statistics {
    * Panics caught in a sending thread's request (the entry was retried; the thread went on).
    */
   uint64_t sender_panics;
+  /**
+   * Entries dropped by a logger's `rate_limit` (each counted in a summary entry).
+   */
+  uint64_t dropped_rate_limit;
 } rarch_statistics;
+
+/**
+ * One event, as `rarch_poll_events` writes it. Fields may be added at the end: the caller
+ * passes its `sizeof(rarch_event)`.
+ */
+typedef struct rarch_event {
+  /**
+   * A `rarch_event_kind`.
+   */
+  int kind;
+  /**
+   * The HTTP status, 0 when there is none.
+   */
+  int status;
+  /**
+   * The entries the event is about (1 for a per-entry kind).
+   */
+  uint64_t count;
+  /**
+   * When it happened, in milliseconds since the Unix epoch.
+   */
+  uint64_t time_unix_ms;
+  /**
+   * The entry's request_id for a per-entry kind, "" otherwise (NUL-terminated, truncated).
+   */
+  char request_id[64];
+  /**
+   * The reason, for a person (NUL-terminated, truncated; never the API key).
+   */
+  char message[256];
+} rarch_event;
 
 
 
@@ -515,6 +593,27 @@ enum rarch_level rarch_get_level(const struct rarch_logger *logger);
  * writable bytes, `size` (its first field) set.
  */
 enum rarch_status rarch_stats(const struct rarch_logger *logger, struct rarch_statistics *out);
+
+/**
+ * Takes up to `max` events of the logger's pipeline (loggers made with the same options share
+ * one pipeline, hence its events), oldest first, into `out`, and returns how many it wrote.
+ * Never blocks. `event_size` is the caller's `sizeof(rarch_event)`: each event takes that many
+ * bytes of `out`, so a program built against an older, shorter struct keeps working. Returns
+ * 0 when there is none, with events=off (the default: no event is made), or on a NULL
+ * argument or an `event_size` smaller than the fields up to `message` (then
+ * `rarch_last_error` says why). Which events exist depends on the option `events`:
+ * `problems` (every kind but DELIVERED) or `all`; at most `events_capacity` wait, past which
+ * one RARCH_EVENT_EVENTS_LOST counts the rest. Thread-safe; meant for the application's own
+ * thread (no callback ever runs on a library thread).
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `out` is NULL or points to `max * event_size` writable
+ * bytes.
+ */
+size_t rarch_poll_events(struct rarch_logger *logger,
+                         struct rarch_event *out,
+                         size_t max,
+                         size_t event_size);
 
 /**
  * Copies this thread's last error message into `buf` (NUL-terminated, truncated to `len`),

@@ -38,6 +38,17 @@ pub enum Sink {
     Otlp,
 }
 
+/// What `rarch_poll_events` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Events {
+    /// Nothing (the default): no event is made.
+    Off,
+    /// Every kind but DELIVERED.
+    Problems,
+    /// Every kind.
+    All,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mirror {
     Off,
@@ -218,6 +229,36 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "20",
         "with sink=otlp: how long a batch that is not full waits for more (a flush sends at once)",
     ),
+    (
+        "events",
+        None,
+        "off",
+        "off, problems or all: what rarch_poll_events reports (problems: every kind but DELIVERED)",
+    ),
+    (
+        "events_capacity",
+        None,
+        "10000",
+        "the most events held for rarch_poll_events; past it one EVENTS_LOST counts the rest",
+    ),
+    (
+        "redact_keys",
+        None,
+        "",
+        "context keys whose values become \"[REDACTED]\" at any depth, comma-separated, any case",
+    ),
+    (
+        "rate_limit",
+        None,
+        "0",
+        "entries a second a logger takes below ERROR (0: no limit); the rest are dropped, counted and summarised",
+    ),
+    (
+        "rate_limit_burst",
+        None,
+        "0",
+        "entries a logger may take at once above rate_limit (0: a second's worth)",
+    ),
 ];
 
 /// Keys whose values are secrets: never shown in an error, a debug print or a log line.
@@ -307,6 +348,13 @@ pub struct Config {
     pub batch_max_entries: usize,
     pub batch_max_bytes: usize,
     pub batch_linger: Duration,
+    pub events: Events,
+    pub events_capacity: usize,
+    /// Lowercased context keys whose values are redacted.
+    pub redact_keys: Vec<String>,
+    /// Entries a second below ERROR (0: off), and the burst above it (0: a second's worth).
+    pub rate_limit: u64,
+    pub rate_limit_burst: u64,
 }
 
 impl fmt::Debug for Config {
@@ -368,6 +416,11 @@ impl Default for Config {
             batch_max_entries: 0,
             batch_max_bytes: 0,
             batch_linger: Duration::ZERO,
+            events: Events::Off,
+            events_capacity: 0,
+            redact_keys: Vec::new(),
+            rate_limit: 0,
+            rate_limit_burst: 0,
         };
         for (k, _, default, _) in KEYS {
             // The defaults in KEYS are valid by construction (a unit test checks it).
@@ -610,6 +663,28 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
         "batch_max_entries" => c.batch_max_entries = num(key, value, 1, 65_536)? as usize,
         "batch_max_bytes" => c.batch_max_bytes = num(key, value, 1024, 64 << 20)? as usize,
         "batch_linger_ms" => c.batch_linger = ms(key, value, 0, 60_000)?,
+        "events" => {
+            c.events = match value.trim().to_ascii_lowercase().as_str() {
+                "off" | "" => Events::Off,
+                "problems" => Events::Problems,
+                "all" => Events::All,
+                _ => return Err(bad(key, value, "off, problems or all")),
+            }
+        }
+        "events_capacity" => c.events_capacity = num(key, value, 1, 1 << 24)? as usize,
+        "redact_keys" => {
+            let keys: Vec<String> = value
+                .split(',')
+                .map(|k| k.trim().to_lowercase())
+                .filter(|k| !k.is_empty())
+                .collect();
+            if keys.iter().any(|k| k.chars().any(char::is_control)) {
+                return Err(bad(key, value, "comma-separated context keys"));
+            }
+            c.redact_keys = keys;
+        }
+        "rate_limit" => c.rate_limit = num(key, value, 0, 100_000_000)?,
+        "rate_limit_burst" => c.rate_limit_burst = num(key, value, 0, 100_000_000)?,
         _ => {
             return Err(Error::new(
                 ErrorKind::Config,

@@ -189,6 +189,8 @@ pub struct rarch_statistics {
     pub rtt_p50_us: u64,
     /// Panics caught in a sending thread's request (the entry was retried; the thread went on).
     pub sender_panics: u64,
+    /// Entries dropped by a logger's `rate_limit` (each counted in a summary entry).
+    pub dropped_rate_limit: u64,
 }
 
 /// Options for `rarch_logger_new` (opaque). See `rarch_options_set` for the keys.
@@ -781,6 +783,7 @@ pub unsafe extern "C" fn rarch_stats(
             concurrency_limit: conc.0 as u64,
             rtt_p50_us: conc.1.as_micros() as u64,
             sender_panics: s.sender_panics,
+            dropped_rate_limit: s.dropped_rate_limit,
         };
         // SAFETY: copies `full.size` bytes, no more than either side holds.
         unsafe {
@@ -791,6 +794,120 @@ pub unsafe extern "C" fn rarch_stats(
             );
         }
         Ok(())
+    })
+}
+
+/// The kinds of `rarch_event` (its `kind` field).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum rarch_event_kind {
+    /// An entry was delivered (2xx), fresh or from the disk buffer; with events=all only.
+    /// `request_id` is the entry's.
+    RARCH_EVENT_DELIVERED = 1,
+    /// An entry was dead-lettered (buffer.rejected.jsonl): refused by the server with a 4xx
+    /// (`status`), or poison (failed max_attempts times while others were delivered).
+    /// `request_id` is the entry's, `message` the reason.
+    RARCH_EVENT_DEAD_LETTERED = 2,
+    /// `count` entries were dropped and counted in rarch_stats (queue full, buffer cap, disk).
+    RARCH_EVENT_DROPPED = 3,
+    /// The delivery policy declared the server down (`status` of the failure that did it,
+    /// `message` the last error): entries go to disk, the replay thread probes.
+    RARCH_EVENT_OUTAGE_STARTED = 4,
+    /// The server answered again: the outage is over.
+    RARCH_EVENT_OUTAGE_ENDED = 5,
+    /// A buffer file could not be written (`count` entries affected; `message` says why).
+    RARCH_EVENT_IO_ERROR = 6,
+    /// A logger's rate_limit dropped `count` entries (one event per summary entry).
+    RARCH_EVENT_RATE_LIMITED = 7,
+    /// `count` events were not kept: events_capacity were waiting to be polled.
+    RARCH_EVENT_EVENTS_LOST = 8,
+}
+
+/// One event, as `rarch_poll_events` writes it. Fields may be added at the end: the caller
+/// passes its `sizeof(rarch_event)`.
+#[repr(C)]
+pub struct rarch_event {
+    /// A `rarch_event_kind`.
+    pub kind: c_int,
+    /// The HTTP status, 0 when there is none.
+    pub status: c_int,
+    /// The entries the event is about (1 for a per-entry kind).
+    pub count: u64,
+    /// When it happened, in milliseconds since the Unix epoch.
+    pub time_unix_ms: u64,
+    /// The entry's request_id for a per-entry kind, "" otherwise (NUL-terminated, truncated).
+    pub request_id: [c_char; 64],
+    /// The reason, for a person (NUL-terminated, truncated; never the API key).
+    pub message: [c_char; 256],
+}
+
+/// Copies `text` into `out` NUL-terminated, cut at a UTF-8 boundary to fit.
+fn fill_text(out: &mut [c_char], text: &str) {
+    let mut n = text.len().min(out.len().saturating_sub(1));
+    while n > 0 && !text.is_char_boundary(n) {
+        n -= 1;
+    }
+    for (o, b) in out.iter_mut().zip(text.as_bytes()[..n].iter()) {
+        *o = *b as c_char;
+    }
+    if let Some(z) = out.get_mut(n) {
+        *z = 0;
+    }
+}
+
+/// Takes up to `max` events of the logger's pipeline (loggers made with the same options share
+/// one pipeline, hence its events), oldest first, into `out`, and returns how many it wrote.
+/// Never blocks. `event_size` is the caller's `sizeof(rarch_event)`: each event takes that many
+/// bytes of `out`, so a program built against an older, shorter struct keeps working. Returns
+/// 0 when there is none, with events=off (the default: no event is made), or on a NULL
+/// argument or an `event_size` smaller than the fields up to `message` (then
+/// `rarch_last_error` says why). Which events exist depends on the option `events`:
+/// `problems` (every kind but DELIVERED) or `all`; at most `events_capacity` wait, past which
+/// one RARCH_EVENT_EVENTS_LOST counts the rest. Thread-safe; meant for the application's own
+/// thread (no callback ever runs on a library thread).
+///
+/// # Safety
+/// `logger` is NULL or a live logger; `out` is NULL or points to `max * event_size` writable
+/// bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_poll_events(
+    logger: *mut rarch_logger,
+    out: *mut rarch_event,
+    max: usize,
+    event_size: usize,
+) -> usize {
+    value(0, || {
+        let logger = non_null!(logger, "logger");
+        if out.is_null() {
+            return Err(null("out"));
+        }
+        let need = std::mem::size_of::<rarch_event>();
+        if event_size < need {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("event_size must be sizeof(rarch_event) ({need}), got {event_size}"),
+            ));
+        }
+        let events = logger.inner.poll_events(max)?;
+        for (i, e) in events.iter().enumerate() {
+            let mut ev = rarch_event {
+                kind: e.kind as c_int,
+                status: c_int::from(e.status),
+                count: e.count,
+                time_unix_ms: e.time_unix_ms,
+                request_id: [0; 64],
+                message: [0; 256],
+            };
+            fill_text(&mut ev.request_id, &e.request_id);
+            fill_text(&mut ev.message, &e.message);
+            // SAFETY: event i starts at i * event_size < max * event_size bytes into `out`,
+            // which the caller provides; `need` <= event_size bytes are written, unaligned.
+            unsafe {
+                let at = out.cast::<u8>().add(i * event_size).cast::<rarch_event>();
+                std::ptr::write_unaligned(at, ev);
+            }
+        }
+        Ok(events.len())
     })
 }
 

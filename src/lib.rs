@@ -22,6 +22,8 @@ pub mod logger;
 mod net;
 pub mod otlp;
 pub mod pipeline;
+pub mod ratelimit;
+pub mod redact;
 pub mod stats;
 pub mod threads;
 pub mod transport;

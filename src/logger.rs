@@ -6,14 +6,15 @@ use crate::entry::{self, Fields};
 use crate::error::Result;
 use crate::level::Level;
 use crate::pipeline::{self, Item, Pipeline, Source};
+use crate::ratelimit::RateLimit;
 use crate::stats::{Stats, StatsSnapshot};
 use std::io::Write;
 use std::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// `repr(C)` and aligned to a cache line so that what [`Logger::log`] reads on every call (the
-/// fields up to `mirror_on`, 63 bytes) is one line: a call after a pause finds it cold, and each
+/// fields up to `extras`, 64 bytes) is one line: a call after a pause finds it cold, and each
 /// line it touches then costs a miss (BENCHMARKS.md, issue 18). The rest is read on colder
 /// paths.
 #[repr(C, align(64))]
@@ -32,7 +33,10 @@ pub struct Logger {
     level: AtomicU8,
     durable: bool,
     mirror_on: bool,
+    /// `rate_limit` or `redact_keys` is set: calls take [`Logger::log_extras`].
+    extras: bool,
     service: Arc<str>,
+    rate: Option<RateLimit>,
     cfg: Config,
 }
 
@@ -58,7 +62,10 @@ impl Logger {
             level: AtomicU8::new(cfg.level as u8),
             durable: cfg.durable,
             mirror_on: cfg.mirror != Mirror::Off,
+            extras: cfg.rate_limit > 0 || !cfg.redact_keys.is_empty(),
             service,
+            rate: (cfg.rate_limit > 0)
+                .then(|| RateLimit::new(cfg.rate_limit, cfg.rate_limit_burst, Instant::now())),
             cfg,
         })
     }
@@ -134,6 +141,65 @@ impl Logger {
             self.count_filtered();
             return Ok(());
         }
+        if self.extras {
+            return self.log_extras(level, f);
+        }
+        self.log_taken(level, f)
+    }
+
+    /// [`Logger::log`] for a logger with `rate_limit` or `redact_keys`: the entry may be
+    /// dropped (counted, and summarised), and its context redacted before anything copies it.
+    #[cold]
+    #[inline(never)]
+    fn log_extras(&self, level: Level, f: &Fields<'_>) -> Result<()> {
+        if let Some(rl) = &self.rate {
+            let now = Instant::now();
+            let taken = rl.admit(level, now);
+            if !taken {
+                Stats::add(&self.pipeline()?.stats().dropped_rate_limit, 1);
+            }
+            // A summary that is due goes before the entry.
+            self.summarise(now, false);
+            if !taken {
+                return Ok(());
+            }
+        }
+        let redacted;
+        let mut g = *f;
+        if let Some(ctx) = f.context_json {
+            if let Some(r) = crate::redact::redact(ctx, &self.cfg.redact_keys) {
+                redacted = r;
+                g.context_json = Some(&redacted);
+            }
+        }
+        self.log_taken(level, &g)
+    }
+
+    /// Logs the summary of the entries `rate_limit` dropped, when one is due (or `force`: at
+    /// flush and close), at WARN whatever the logger's level.
+    fn summarise(&self, now: Instant, force: bool) {
+        let Some(rl) = &self.rate else {
+            return;
+        };
+        let Some(sum) = rl.summary(now, force) else {
+            return;
+        };
+        let message = sum.message(self.cfg.rate_limit);
+        let context = sum.context();
+        let fields = Fields {
+            message: &message,
+            context_json: Some(&context),
+            ..Fields::default()
+        };
+        let _ = self.log_taken(Level::Warn, &fields);
+        if let Ok(p) = self.pipeline() {
+            p.rate_limited(sum.total, &message);
+        }
+    }
+
+    /// [`Logger::log`] once the entry is taken.
+    #[inline(always)]
+    fn log_taken(&self, level: Level, f: &Fields<'_>) -> Result<()> {
         let p = self.pipeline()?;
         let mut checked = entry::check(f)?;
         let at_ns = entry::now_ns();
@@ -252,7 +318,13 @@ impl Logger {
 
     /// Waits until everything logged before the call is delivered, or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<()> {
+        self.summarise(Instant::now(), true);
         self.pipeline()?.flush(timeout)
+    }
+
+    /// Takes up to `max` events of this logger's pipeline (see `pipeline::events`).
+    pub fn poll_events(&self, max: usize) -> Result<Vec<crate::pipeline::events::Event>> {
+        Ok(self.pipeline()?.poll_events(max))
     }
 
     /// The counters of this logger's pipeline.
@@ -299,6 +371,7 @@ fn fatal(p: &Pipeline) {
 
 impl Drop for Logger {
     fn drop(&mut self) {
+        self.summarise(Instant::now(), true);
         let p = self.pipeline.swap(std::ptr::null_mut(), Ordering::AcqRel);
         if !p.is_null() {
             // SAFETY: `p` came from Arc::into_raw; nobody uses the logger any more.

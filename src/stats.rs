@@ -62,6 +62,8 @@ counters! {
     dropped_buffer_cap,
     /// Dropped because the buffer file could not be written.
     dropped_io,
+    /// Dropped by a logger's `rate_limit` (each reported in a summary entry).
+    dropped_rate_limit,
 }
 
 impl Stats {

@@ -1043,7 +1043,11 @@ impl Shared {
             did = true;
             match b.settle_raw(go) {
                 Ok(a) => {
-                    crate::stats::Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                    self.dropped(
+                        &self.stats.dropped_buffer_cap,
+                        a.dropped_for_cap,
+                        "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
+                    );
                     if let Some(e) = a.error {
                         self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
                     }

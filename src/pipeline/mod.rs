@@ -16,6 +16,7 @@
 //! disk), rejected or poisoned (dead-lettered) or dropped with a reason.
 
 mod concurrency;
+pub mod events;
 mod lane;
 mod policy;
 mod replay;
@@ -179,6 +180,8 @@ struct Shared {
     moving: RwLock<()>,
     /// Copies of the entries each sender has in flight (see [`InFlight`]).
     inflight: Box<[Mutex<InFlight>]>,
+    /// What the application polls (see [`events`]).
+    events: events::Events,
     born: Instant,
 }
 
@@ -274,6 +277,10 @@ fn pipeline_key(cfg: &Config) -> Config {
     let mut k = cfg.clone();
     k.level = Level::Debug;
     k.mirror = Mirror::Off;
+    // A logger's own: loggers that differ only in these share a pipeline.
+    k.redact_keys = Vec::new();
+    k.rate_limit = 0;
+    k.rate_limit_burst = 0;
     k
 }
 
@@ -375,6 +382,7 @@ impl Pipeline {
             spawn_retry_ms: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             moving: RwLock::new(()),
+            events: events::Events::new(cfg.events, cfg.events_capacity),
             inflight: (0..cfg.connections.max(1))
                 .map(|_| Mutex::default())
                 .collect(),
@@ -521,6 +529,18 @@ impl Pipeline {
         }
     }
 
+    /// Takes up to `max` of the pipeline's events (see [`events`]).
+    pub fn poll_events(&self, max: usize) -> Vec<events::Event> {
+        self.shared.events.take(max)
+    }
+
+    /// Reports a logger's `rate_limit` summary (`n` entries dropped) as an event.
+    pub fn rate_limited(&self, n: u64, message: &str) {
+        self.shared
+            .events
+            .push(events::Kind::RateLimited, 0, n, "", message);
+    }
+
     /// The last delivery failure, for a person.
     pub fn last_error(&self) -> String {
         lock(&self.shared.last_error).clone()
@@ -609,7 +629,7 @@ impl Pipeline {
                         discard(item);
                         Stats::add(&s.stats.logged, 1);
                         if failing {
-                            Stats::add(&s.stats.dropped_io, 1);
+                            s.dropped(&s.stats.dropped_io, 1, "the buffer file cannot be written");
                             s.settle(1);
                             return Err(Error::new(
                                 ErrorKind::Io,
@@ -619,7 +639,7 @@ impl Pipeline {
                                 ),
                             ));
                         }
-                        Stats::add(&s.stats.dropped_queue_full, 1);
+                        s.dropped(&s.stats.dropped_queue_full, 1, "queue and overflow full");
                         s.settle(1);
                         return Err(Error::new(
                             ErrorKind::QueueFull,
@@ -663,7 +683,7 @@ impl Pipeline {
             }
             OnFull::Drop => discard(item),
         }
-        Stats::add(&s.stats.dropped_queue_full, 1);
+        s.dropped(&s.stats.dropped_queue_full, 1, "queue full");
         s.settle(1);
         Err(Error::new(
             ErrorKind::QueueFull,
@@ -986,6 +1006,44 @@ impl Shared {
         }
     }
 
+    /// Counts `n` dropped entries in `counter`, and reports them as an event.
+    fn dropped(&self, counter: &std::sync::atomic::AtomicU64, n: u64, why: &str) {
+        if n == 0 {
+            return;
+        }
+        Stats::add(counter, n);
+        self.events.push(events::Kind::Dropped, 0, n, "", why);
+    }
+
+    /// A delivered request (the policy hears of it); an outage it ends is an event.
+    fn succeeded(&self) {
+        if self.policy.success(self.now_ms()) {
+            self.progress.notify();
+            self.events.push(
+                events::Kind::OutageEnded,
+                0,
+                1,
+                "",
+                "the server answered again: delivery resumes",
+            );
+        }
+    }
+
+    /// Entries delivered: each one an event with `events=all`.
+    fn delivered<'a>(&self, bodies: impl Iterator<Item = &'a [u8]>) {
+        if self.events.wants(events::Kind::Delivered) {
+            for b in bodies {
+                self.events.push(
+                    events::Kind::Delivered,
+                    200,
+                    1,
+                    events::request_id_of(b),
+                    "delivered",
+                );
+            }
+        }
+    }
+
     fn settle(&self, n: u64) {
         let now = self.settled.fetch_add(n, Ordering::SeqCst) + n;
         let want = self.flush_want.load(Ordering::SeqCst);
@@ -1040,7 +1098,11 @@ impl Shared {
     fn recover(&self, b: &DiskBuffer) {
         match b.recover_journals() {
             Ok(a) => {
-                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                self.dropped(
+                    &self.stats.dropped_buffer_cap,
+                    a.dropped_for_cap,
+                    "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
+                );
                 if let Some(e) = a.error {
                     self.note_error(&format!("journal recovery: {}: {e}", b.dir().display()));
                 }

@@ -80,6 +80,8 @@ pub struct Verdict {
     pub poisoned: bool,
     /// The server is in an outage (now): park the entry on disk.
     pub outage: bool,
+    /// This failure began the outage.
+    pub began: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +196,7 @@ impl Policy {
             strikes,
             poisoned,
             outage,
+            began: outage && !was_outage,
         }
     }
 

@@ -435,7 +435,7 @@ impl Shared {
             let line = lines[*j];
             let (kind, status, reason) = match outcome {
                 Outcome::Delivered => {
-                    self.policy.success(self.now_ms());
+                    self.succeeded();
                     Stats::add(&self.stats.delivered, 1);
                     Stats::add(&self.stats.replayed, 1);
                     results[*j] = Some(settled(true, false));
@@ -443,7 +443,7 @@ impl Shared {
                 }
                 Outcome::Rejected { status, reason } => {
                     // The server is up: it read the entry and refused it.
-                    self.policy.success(self.now_ms());
+                    self.succeeded();
                     Stats::add(&self.stats.failed_attempts, 1);
                     self.dead_letter(service, line, status, &reason, None);
                     results[*j] = Some(settled(false, false));
@@ -451,7 +451,7 @@ impl Shared {
                 }
                 // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
                 Outcome::Partial { reason, .. } => {
-                    self.policy.success(self.now_ms());
+                    self.succeeded();
                     self.note_error(&reason);
                     Stats::add(&self.stats.rejected, 1);
                     results[*j] = Some(settled(false, false));
@@ -530,7 +530,11 @@ impl Shared {
         }
         let stored = match b.append(&data, failed.len() as u64) {
             Ok(a) => {
-                Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                self.dropped(
+                    &self.stats.dropped_buffer_cap,
+                    a.dropped_for_cap,
+                    "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
+                );
                 a.lines as usize
             }
             Err(_) => 0,
@@ -603,13 +607,13 @@ impl Shared {
         };
         let (kind, status, reason) = match outcome {
             Outcome::Delivered => {
-                self.policy.success(self.now_ms());
+                self.succeeded();
                 Stats::add(&self.stats.delivered, m);
                 Stats::add(&self.stats.replayed, m);
                 return finish(results, &|| settled(true, false));
             }
             Outcome::Partial { rejected, reason } => {
-                self.policy.success(self.now_ms());
+                self.succeeded();
                 self.note_error(&reason);
                 let k = rejected.min(m);
                 if k == m {
@@ -622,7 +626,7 @@ impl Shared {
                 return finish(results, &|| settled(true, false));
             }
             Outcome::Rejected { status, reason } => {
-                self.policy.success(self.now_ms());
+                self.succeeded();
                 Stats::add(&self.stats.failed_attempts, 1);
                 dead_letter_all(status, &reason, None);
                 return finish(results, &|| settled(false, false));

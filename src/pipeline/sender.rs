@@ -394,16 +394,13 @@ impl Shared {
         let n = batch.len() as u64;
         match outcome {
             Outcome::Delivered => {
-                if self.policy.success(self.now_ms()) {
-                    self.progress.notify();
-                }
+                self.succeeded();
                 Stats::add(&self.stats.delivered, n);
+                self.delivered(batch.iter().map(|i| &i.body[..]));
                 self.done_all(batch);
             }
             Outcome::Partial { rejected, reason } => {
-                if self.policy.success(self.now_ms()) {
-                    self.progress.notify();
-                }
+                self.succeeded();
                 self.note_error(&reason);
                 self.partly_delivered(batch, rejected, &reason);
             }
@@ -565,6 +562,15 @@ impl Shared {
         let v = self
             .policy
             .failure(self.now_ms(), entry_key(&batch[0].body), strikes, kind);
+        if v.began {
+            self.events.push(
+                super::events::Kind::OutageStarted,
+                status,
+                batch.len() as u64,
+                "",
+                &reason,
+            );
+        }
         if v.poisoned {
             for item in batch.iter() {
                 self.dead_letter(&item.service, &item.body, status, &reason, Some(v.strikes));
@@ -663,13 +669,13 @@ impl Shared {
         }
         match self.transport.post(self.body(&batch, &sc), &bearer, None) {
             Outcome::Delivered => {
-                self.policy.success(self.now_ms());
+                self.succeeded();
                 Stats::add(&self.stats.delivered, 1);
                 self.done_all(&mut batch);
                 Ok(())
             }
             Outcome::Partial { reason, .. } => {
-                self.policy.success(self.now_ms());
+                self.succeeded();
                 self.partly_delivered(&mut batch, 1, &reason);
                 Err(Error::new(
                     ErrorKind::Rejected,

@@ -84,7 +84,11 @@ impl Shared {
                                 break;
                             }
                         };
-                        Stats::add(&self.stats.dropped_buffer_cap, a.dropped_for_cap);
+                        self.dropped(
+                            &self.stats.dropped_buffer_cap,
+                            a.dropped_for_cap,
+                            "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
+                        );
                         written += a.lines;
                         Stats::add(&self.stats.buffered, a.lines);
                         for it in group.drain(..a.lines as usize) {
@@ -98,7 +102,15 @@ impl Shared {
                 }
             }
             if let Some(e) = failure {
-                self.note_error(&format!("cannot write the buffer file: {e}"));
+                let msg = format!("cannot write the buffer file: {e}");
+                self.events.push(
+                    super::events::Kind::IoError,
+                    0,
+                    group.len() as u64,
+                    "",
+                    &msg,
+                );
+                self.note_error(&msg);
                 self.disk_failing_until
                     .store(self.now_ms() + 250, Ordering::Relaxed);
                 // What is left in the group is not on disk.
@@ -112,7 +124,11 @@ impl Shared {
                 dropped += n_rest - kept;
             }
         }
-        Stats::add(&self.stats.dropped_io, dropped);
+        self.dropped(
+            &self.stats.dropped_io,
+            dropped,
+            "the buffer file could not be written",
+        );
         if threaded {
             self.settle(written + dropped);
         }
@@ -169,6 +185,13 @@ impl Shared {
             "entry": entry,
         });
         let line = rec.to_string();
+        self.events.push(
+            super::events::Kind::DeadLettered,
+            status,
+            1,
+            super::events::request_id_of(body),
+            &reason,
+        );
         if let Ok(b) = self.buffer_for(service) {
             if let Err(e) = b.side(buffer::REJECTED, line.as_bytes()) {
                 self.note_error(&format!("cannot write the dead-letter file: {e}"));

@@ -396,6 +396,19 @@ struct rarch_options *rarch_options_new(void);
  *   (before encoding).
  * - `batch_linger_ms` (20): with sink=otlp, how long a batch that is not full waits for more;
  *   a flush sends at once.
+ * - `events` (off): what `rarch_poll_events` reports: `off` (nothing is made), `problems`
+ *   (every kind but DELIVERED) or `all`.
+ * - `events_capacity` (10000): the most events waiting to be polled; past it one
+ *   RARCH_EVENT_EVENTS_LOST counts the rest.
+ * - `redact_keys` (empty): context keys, comma-separated, matched in any case at any depth
+ *   (inside arrays too), whose values become the string "[REDACTED]" before the entry is
+ *   copied anywhere: no redacted value reaches the network or a file under buffer_dir.
+ * - `rate_limit` (0: none): entries a second the logger takes below ERROR; the rest are
+ *   dropped (RARCH_OK is returned), counted in `dropped_rate_limit`, and reported by summary
+ *   entries at WARN, at most one a second and a last one at flush or free: message
+ *   `suppressed N entries (rate_limit R/s)`, context `{"suppressed":N,"by_level":{...}}`.
+ *   ERROR and FATAL are never limited.
+ * - `rate_limit_burst` (0: a second's worth): entries the logger may take at once.
  *
  * Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
  * (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.

@@ -85,6 +85,11 @@ type Options struct {
 	BatchMaxEntries     *int        // batch_max_entries (512): with SinkOTLP, the most entries in one request
 	BatchMaxBytes       *int        // batch_max_bytes (1048576): with SinkOTLP, the most bytes of entries in one request
 	BatchLingerMs       *int        // batch_linger_ms (20): with SinkOTLP, how long a batch that is not full waits for more
+	Events              string      // events (off): what Events reports: "off", "problems" (every kind but delivered) or "all"
+	EventsCapacity      *int        // events_capacity (10000): the most events waiting; past it one EventsLost counts the rest
+	RedactKeys          string      // redact_keys (empty): context keys, comma-separated, any case and depth, whose values become "[REDACTED]"
+	RateLimit           *int        // rate_limit (0: none): entries a second below ERROR; the rest are dropped, counted and summarised
+	RateLimitBurst      *int        // rate_limit_burst (0: a second's worth): entries taken at once above RateLimit
 
 	// Raw sets keys by their C name, for keys this version of the binding has no field for.
 	// An unknown key is an error (ErrConfig), never ignored. A key set both here and by a
@@ -147,6 +152,11 @@ func (o *Options) pairs() []kv {
 	num("batch_max_entries", o.BatchMaxEntries)
 	num("batch_max_bytes", o.BatchMaxBytes)
 	num("batch_linger_ms", o.BatchLingerMs)
+	str("events", o.Events)
+	num("events_capacity", o.EventsCapacity)
+	str("redact_keys", o.RedactKeys)
+	num("rate_limit", o.RateLimit)
+	num("rate_limit_burst", o.RateLimitBurst)
 	if len(o.Raw) > 0 {
 		keys := make([]string, 0, len(o.Raw))
 		for k := range o.Raw {

@@ -474,6 +474,7 @@ type Stats struct {
 	ConcurrencyLimit uint64 // requests in flight allowed now (adaptive concurrency)
 	RttP50Us         uint64 // median round-trip time of the last 256 requests, µs
 	SenderPanics     uint64 // panics caught in a sending thread's request (the entry was retried)
+	DroppedRateLimit uint64 // entries dropped by the logger's RateLimit (each counted in a summary entry)
 }
 
 // Stats returns the pipeline's counters.
@@ -496,5 +497,6 @@ func (l *Logger) Stats() (Stats, error) {
 		DroppedIO: uint64(s.dropped_io), QueueLen: uint64(s.queue_len),
 		Poisoned: uint64(s.poisoned), ConcurrencyLimit: uint64(s.concurrency_limit),
 		RttP50Us: uint64(s.rtt_p50_us), SenderPanics: uint64(s.sender_panics),
+		DroppedRateLimit: uint64(s.dropped_rate_limit),
 	}, nil
 }

@@ -125,6 +125,16 @@ export interface LoggerOptions {
   batchMaxBytes?: number;
   /** `batch_linger_ms` (default 20): with sink `otlp`, how long a batch that is not full waits for more (a flush sends at once). */
   batchLingerMs?: number;
+  /** `events` (default `off`): what the logger's events report: `off`, `problems` (every kind but delivered) or `all`. */
+  events?: 'off' | 'problems' | 'all';
+  /** `events_capacity` (default 10000): the most events waiting; past it one `eventsLost` counts the rest. */
+  eventsCapacity?: number;
+  /** `redact_keys` (default empty): context keys, comma-separated, any case and depth, whose values become `"[REDACTED]"`. */
+  redactKeys?: string;
+  /** `rate_limit` (default 0: none): entries a second below ERROR; the rest are dropped, counted and summarised. */
+  rateLimit?: number;
+  /** `rate_limit_burst` (default 0: a second's worth): entries taken at once above `rateLimit`. */
+  rateLimitBurst?: number;
 }
 
 /** What {@link createLogger} takes: the service, an optional logger name, and the options. */
@@ -189,6 +199,7 @@ export interface LoggerStats {
   rttP50Us: number;
   /** Panics caught in a sending thread's request (the entry was retried). */
   senderPanics: number;
+  droppedRateLimit: number;
 }
 
 /**

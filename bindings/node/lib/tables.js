@@ -54,6 +54,11 @@ const OPTION_KEYS = [
   'batch_max_entries',
   'batch_max_bytes',
   'batch_linger_ms',
+  'events',
+  'events_capacity',
+  'redact_keys',
+  'rate_limit',
+  'rate_limit_burst',
 ];
 
 /** The counters of struct rarch_statistics after `size`, in order; stats() gives them in camelCase. */
@@ -76,6 +81,7 @@ const STAT_FIELDS = [
   'concurrency_limit',
   'rtt_p50_us',
   'sender_panics',
+  'dropped_rate_limit',
 ];
 
 /** snake_case to camelCase: 'token_lifetime_s' -> 'tokenLifetimeS'. */

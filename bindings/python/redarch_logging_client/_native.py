@@ -158,6 +158,7 @@ _STAT_FIELDS = [
     "concurrency_limit",
     "rtt_p50_us",
     "sender_panics",
+    "dropped_rate_limit",
 ]
 
 

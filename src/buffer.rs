@@ -94,6 +94,9 @@ pub struct DiskBuffer {
     max_total: u64,
     durable: bool,
     journal: Option<Journal>,
+    /// A journal for the copies of requests in flight that a FATAL entry writes (see
+    /// `Pipeline::persist_memory`), made on first use.
+    fatal_journal: std::sync::OnceLock<Journal>,
     /// The overflow's raw records (see `Shared::spill_lanes`): segments in the journal's
     /// format, moved into `buffer.jsonl` by [`DiskBuffer::recover_journals`] once sealed.
     overflow: Mutex<journal::Appender>,
@@ -316,6 +319,7 @@ impl DiskBuffer {
         make_dir(&dir).map_err(io_err)?;
         let b = DiskBuffer {
             journal: durable.then(|| Journal::new(&dir)),
+            fatal_journal: std::sync::OnceLock::new(),
             overflow: Mutex::new(journal::Appender::new(&dir, "o")),
             dir,
             service: service.into(),
@@ -442,6 +446,11 @@ impl DiskBuffer {
             self.maybe_backlog.store(true, Ordering::Release);
         }
         Ok(out)
+    }
+
+    /// The journal of a FATAL entry's copies of requests in flight (made on first use).
+    pub fn fatal_journal(&self) -> &Journal {
+        self.fatal_journal.get_or_init(|| Journal::new(&self.dir))
     }
 
     /// The journal of durable mode, if this buffer has one.

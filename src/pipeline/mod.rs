@@ -182,18 +182,26 @@ struct Shared {
     inflight: Box<[Mutex<InFlight>]>,
     /// What the application polls (see [`events`]).
     events: events::Events,
+    /// A FATAL entry's write put entries on disk: the close replays them (see `replayer`).
+    fatal_wrote: AtomicBool,
+    /// The replay thread's round at the close, which goes on until the close deadline.
+    replay_at_close: AtomicBool,
     born: Instant,
 }
 
 /// The bodies of the entries a sender has taken and not yet settled, copied for a FATAL
-/// entry's persist (see [`Pipeline::persist_memory`]): they may or may not reach the server,
-/// so they are written to disk too (a second copy carries the same request id).
+/// entry's persist (see [`Pipeline::persist_memory`]), which writes them to the service's
+/// crash journal: if the process dies before their request is answered, the next start
+/// recovers them; once it is answered (the entries delivered, on disk or parked in memory
+/// again), the sender settles their records.
 #[derive(Default)]
 struct InFlight {
     /// The bodies, each followed by a newline.
     bytes: Vec<u8>,
     /// Each body's service and its end in `bytes`.
     ends: Vec<(Arc<str>, usize)>,
+    /// The journal records a persist made of them.
+    tickets: Vec<Ticket>,
 }
 
 const RECOVERY_EVERY_MS: u64 = 10_000;
@@ -383,6 +391,8 @@ impl Pipeline {
             closed: AtomicBool::new(false),
             moving: RwLock::new(()),
             events: events::Events::new(cfg.events, cfg.events_capacity),
+            fatal_wrote: AtomicBool::new(false),
+            replay_at_close: AtomicBool::new(false),
             inflight: (0..cfg.connections.max(1))
                 .map(|_| Mutex::default())
                 .collect(),
@@ -774,6 +784,11 @@ impl Pipeline {
                 let _ = t.join();
             }
         }
+        for slot in s.inflight.iter() {
+            for t in lock(slot).tickets.drain(..) {
+                t.settle();
+            }
+        }
         s.closed.store(true, Ordering::SeqCst);
         // Whatever is still in memory goes to disk.
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
@@ -792,10 +807,11 @@ impl Pipeline {
     }
 
     /// Writes every entry this pipeline holds in memory to its service's buffer file, on the
-    /// caller's thread: the callers' lanes, the queue, the overflow, the entries parked for a
-    /// retry, and copies of those in flight (which may also reach the server: a second copy
-    /// has the same request id). Never waits on the network; the sender and spill threads
-    /// wait for it at their next step. Returns how many entries it wrote.
+    /// caller's thread: the callers' lanes, the queue, the overflow and the entries parked for
+    /// a retry; and copies of those in flight to the crash journal (see [`InFlight`]), which
+    /// the next start recovers only if the process dies before their request is answered.
+    /// Never waits on the network; the sender and spill threads wait for it at their next
+    /// step. Returns how many entries it wrote.
     pub fn persist_memory(&self) -> u64 {
         let s = &*self.shared;
         let _quiet = s.moving.write().unwrap_or_else(|p| p.into_inner());
@@ -816,16 +832,31 @@ impl Pipeline {
         }
         let mut n = s.spill_with(items, false);
         for slot in s.inflight.iter() {
-            let f = lock(slot);
+            let mut f = lock(slot);
+            let InFlight {
+                bytes,
+                ends,
+                tickets,
+            } = &mut *f;
             let mut from = 0;
-            for (service, end) in &f.ends {
+            for (service, end) in ends.iter() {
+                // The body without its newline.
+                let body = &bytes[from..end.saturating_sub(1)];
+                from = *end;
+                if !Journal::fits(body.len()) {
+                    continue;
+                }
                 if let Ok(b) = s.buffer_for(service) {
-                    if b.append(&f.bytes[from..*end], 1).is_ok() {
+                    if let Ok((t, _)) = b.fatal_journal().write(body) {
+                        tickets.push(t);
                         n += 1;
                     }
                 }
-                from = *end;
             }
+        }
+        if n > 0 {
+            s.fatal_wrote.store(true, Ordering::Release);
+            s.replay_wake.notify();
         }
         n
     }

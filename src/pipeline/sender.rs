@@ -63,9 +63,21 @@ impl Ord for Parked {
 
 /// Puts copies of a sender's entries in its in-flight slot (see `Shared::moving`), in place
 /// of the last: one lock and one copy of the bodies per batch.
-fn publish(slot: &Mutex<InFlight>, batch: &[Item], carry: Option<&Item>) {
+///
+/// `answered`: the last batch's request has been dealt with, so a persist's journal records of
+/// it are settled.
+fn publish(slot: &Mutex<InFlight>, batch: &[Item], carry: Option<&Item>, answered: bool) {
     let mut f = lock(slot);
-    let InFlight { bytes, ends } = &mut *f;
+    let InFlight {
+        bytes,
+        ends,
+        tickets,
+    } = &mut *f;
+    if answered {
+        for t in tickets.drain(..) {
+            t.settle();
+        }
+    }
     bytes.clear();
     ends.clear();
     for it in batch.iter().chain(carry) {
@@ -191,7 +203,7 @@ impl Shared {
                 self.spill(std::mem::take(&mut batch));
                 continue;
             }
-            publish(slot, &batch, carry.as_ref());
+            publish(slot, &batch, carry.as_ref(), false);
             drop(moving);
             // The limit has grown past the senders there are, and there is work: one more.
             let n = self.sender_count.load(Ordering::Acquire);
@@ -209,7 +221,7 @@ impl Shared {
                 self.attempt(&mut batch, &mut scratch);
             }
             // Every entry of the batch has settled, or is parked or in `carry`.
-            publish(slot, &[], carry.as_ref());
+            publish(slot, &[], carry.as_ref(), true);
         }
     }
 
@@ -296,7 +308,7 @@ impl Shared {
             if now >= linger_end {
                 return moving;
             }
-            publish(slot, batch, carry.as_ref());
+            publish(slot, batch, carry.as_ref(), false);
             drop(moving);
             // Polled, like the idle queue: a caller's send never wakes a lingering sender.
             std::thread::sleep(POLL.min(linger_end - now));

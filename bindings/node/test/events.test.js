@@ -10,7 +10,6 @@ const path = require('node:path');
 const EventEmitter = require('node:events');
 const rarch = require('rarch-logging');
 const { createLogger } = rarch;
-const { EVENT_NAMES, KIND_NAMES } = require('../lib/events.js');
 const { execFile } = require('node:child_process');
 const { startReceiver, waitFor } = require('./receiver.js');
 
@@ -38,18 +37,6 @@ function make(service, extra = {}) {
     service, url: r.url, apiKey: r.key, bufferDir: tmp, backoffInitialMs: 10, backoffMaxMs: 200, ...extra,
   });
 }
-
-const header = fs.readFileSync(path.resolve(__dirname, '..', '..', '..', 'include', 'rarch_logging.h'), 'utf8');
-
-test('the event names are the kinds of rarch_event_kind, in order', () => {
-  const kinds = [...header.matchAll(/^\s*RARCH_EVENT_(\w+) = (\d+),?$/gm)].map((m) => [m[1], Number(m[2])]);
-  assert.equal(kinds.length, 8);
-  for (const [name, value] of kinds) {
-    const camelName = name.toLowerCase().replace(/_([a-z])/g, (_, c) => c.toUpperCase());
-    assert.equal(KIND_NAMES[value], camelName);
-  }
-  assert.deepEqual(EVENT_NAMES, [...KIND_NAMES.slice(1), 'event']);
-});
 
 test('events=all: a delivered event per entry, with its request id; "event" gets them too', async () => {
   const service = svc('all');

@@ -3,8 +3,10 @@
 import datetime as _dt
 import logging
 import threading
+import weakref
 
 from ._native import NativeLogger
+from .events import EventPoller
 from .log_levels import LOG_LEVEL_DEBUG
 
 __all__ = ["RarchHandler"]
@@ -27,6 +29,11 @@ def native_level(levelno):
     if levelno < logging.CRITICAL:
         return 3
     return 4
+
+
+def _first_native(ref):
+    h = ref()
+    return None if h is None else h._natives.get(h.fixed_name or h.service)
 
 
 class RarchHandler(logging.Handler):
@@ -109,9 +116,29 @@ class RarchHandler(logging.Handler):
         for nl in list(self._natives.values()):
             if not nl.closed:
                 ok = nl.flush(int(timeout * 1000)) == 0 and ok
+        if self._events is not None:
+            self._events.poke()
         return ok
 
+    _events = None  # the EventPoller, made by the first on_event
+
+    def on_event(self, callback, kinds=None):
+        """As `Logger.on_event`: `callback(event)` for the delivery events of the handler's
+        pipeline (every logger name of a handler shares it), from a daemon thread of the
+        package, until `close()`."""
+        if self._events is None:
+            ref = weakref.ref(self)
+            self._events = EventPoller(lambda: _first_native(ref), self.service)
+        self._events.add(callback, kinds)
+        return callback
+
+    def remove_event_callback(self, callback):
+        """As `Logger.remove_event_callback`."""
+        return self._events is not None and self._events.remove(callback)
+
     def close(self):
+        if self._events is not None:
+            self._events.close()
         with self._natives_lock:
             natives, self._natives = list(self._natives.values()), {}
         for nl in natives:

@@ -1,6 +1,7 @@
 """`Logger`: the Python client's simple logger, backed by a native rarch_logger."""
 
 import inspect
+import weakref
 
 from ._native import (
     ERR_TIMED_OUT,
@@ -13,6 +14,7 @@ from ._native import (
     timestamp,
     to_bytes,
 )
+from .events import EventPoller
 from .log_levels import (
     LOG_LEVEL_DEBUG,
     LOG_LEVEL_ERROR,
@@ -92,6 +94,11 @@ def _emitter(owner, level, message_default=_REQUIRED):
     return emit
 
 
+def _native_of(ref):
+    lg = ref()
+    return None if lg is None else lg._native
+
+
 def should_log(configured_level, message_level):
     """True if `message_level` is at or above `configured_level` (as in the Python client)."""
     return level_number(message_level) >= level_number(configured_level)
@@ -130,6 +137,7 @@ class Logger:
         self.fatal = _emitter(self, 4, md)
 
     _message_default = _REQUIRED
+    _events = None  # the EventPoller, made by the first on_event
 
     # -- level ----------------------------------------------------------------------------
     @property
@@ -176,6 +184,8 @@ class Logger:
         is delivered. Returns True if it was, False on timeout (nothing is dropped: entries
         stay queued or in the disk buffer). Logging keeps working during and after a flush."""
         st = self._native.flush(int(timeout * 1000))
+        if self._events is not None:
+            self._events.poke()
         if st == OK:
             return True
         if st == ERR_TIMED_OUT or self._native.closed:
@@ -185,7 +195,10 @@ class Logger:
     def close(self):
         """Frees the native logger (the last one of a pipeline delivers for up to
         close_timeout_ms, then writes the rest to the disk buffer). A later log call opens a
-        new one, so a closed logger never loses entries."""
+        new one, so a closed logger never loses entries. The on_event thread polls a last time
+        and stops (it resumes if the logger is opened again)."""
+        if self._events is not None:
+            self._events.close()
         self._native.close()
         self._log = self._reopen_and_log
 
@@ -194,11 +207,34 @@ class Logger:
         self._native = NativeLogger(self.service, self.logger_name, self._opts)
         self._native.set_level(level)
         self._log = self._native.log
+        if self._events is not None:
+            self._events.reopen()
         return self._log(*args)
 
     def stats(self):
         """The counters of this logger's pipeline (rarch_statistics) as a dict."""
         return self._native.stats()
+
+    def on_event(self, callback, kinds=None):
+        """Registers `callback(event)` for the logger's delivery events (an `Event`; which are
+        made depends on the option `events`: "problems" or "all"; "off", the default, makes
+        none). `kinds`: an `EventKind`, a name ("DEAD_LETTERED") or an iterable of them, to
+        receive only those; None for all. Returns `callback` (usable as a decorator).
+
+        The callbacks run on a daemon thread of this package that polls the library every
+        50 ms, and at once after `flush()`, while callbacks are registered and the logger is
+        open. An exception in a callback is printed to stderr; the thread goes on."""
+        if self._events is None:
+            ref = weakref.ref(self)
+            self._events = EventPoller(lambda: _native_of(ref), self.service)
+        self._events.add(callback, kinds)
+        return callback
+
+    def remove_event_callback(self, callback):
+        """Unregisters `callback` (every registration of it); True if it was registered. With no
+        callback left the thread ends, and events wait in the library (at most
+        events_capacity) for a callback registered later."""
+        return self._events is not None and self._events.remove(callback)
 
     def __repr__(self):
         return (f"<{type(self).__name__} service={self.service!r} "

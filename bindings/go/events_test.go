@@ -36,22 +36,38 @@ func countKind(evs []Event, k EventKind) int {
 	return n
 }
 
-func TestEventsAllReportsEachDeliveryWithItsRequestID(t *testing.T) {
+// eventsLogger starts a receiver and a logger of service with Options.Events set to events
+// (then tune, if not nil), and takes its channel.
+func eventsLogger(t *testing.T, service, events string, tune func(*Options)) (*receiver, *Logger, <-chan Event) {
+	t.Helper()
 	r := startReceiver(t)
 	o := r.options(t)
-	o.Events = "all"
-	l := newLogger(t, "ev-all", "", o)
-	ch := l.Events()
+	o.Events = events
+	if tune != nil {
+		tune(&o)
+	}
+	l := newLogger(t, service, "", o)
+	return r, l, l.Events()
+}
+
+// logN logs n entries at level with the request ids prefix0 .. prefix<n-1>.
+func logN(t *testing.T, l *Logger, level Level, prefix string, n int) {
+	t.Helper()
+	for i := range n {
+		if err := l.Log(level, "e", Fields{RequestID: fmt.Sprintf("%s%d", prefix, i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestEventsAllReportsEachDeliveryWithItsRequestID(t *testing.T) {
+	_, l, ch := eventsLogger(t, "ev-all", "all", nil)
 	if l.Events() != ch {
 		t.Fatal("Events returned another channel on the second call")
 	}
 	const n = 500
 	before := time.Now().Add(-time.Second)
-	for i := range n {
-		if err := l.Info("e", Fields{RequestID: fmt.Sprintf("ev-%d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logN(t, l, LevelInfo, "ev-", n)
 	flush(t, l)
 	evs := collectEvents(t, ch, "500 delivered events", 10*time.Second, func(e []Event) bool {
 		return countKind(e, EventDelivered) >= n
@@ -88,21 +104,13 @@ func TestEventsAllReportsEachDeliveryWithItsRequestID(t *testing.T) {
 }
 
 func TestEventsProblemsReportADeadLetterAndNoDelivery(t *testing.T) {
-	r := startReceiver(t)
-	o := r.options(t)
-	o.Events = "problems"
-	l := newLogger(t, "ev-dead", "", o)
-	ch := l.Events()
+	r, l, ch := eventsLogger(t, "ev-dead", "problems", nil)
 	r.fault(`{"mode":"status","status":400,"count":1}`)
 	if err := l.Info("refused", Fields{RequestID: "dead-1"}); err != nil {
 		t.Fatal(err)
 	}
 	flush(t, l)
-	for i := range 20 {
-		if err := l.Info("fine", Fields{RequestID: fmt.Sprintf("ok-%d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logN(t, l, LevelInfo, "ok-", 20)
 	flush(t, l)
 	evs := collectEvents(t, ch, "a dead-lettered event", 10*time.Second, func(e []Event) bool {
 		return countKind(e, EventDeadLettered) >= 1
@@ -137,17 +145,9 @@ func TestEventsProblemsReportADeadLetterAndNoDelivery(t *testing.T) {
 }
 
 func TestEventsOutageStartsAndEnds(t *testing.T) {
-	r := startReceiver(t)
-	o := r.options(t)
-	o.Events = "problems"
-	l := newLogger(t, "ev-outage", "", o)
-	ch := l.Events()
+	r, l, ch := eventsLogger(t, "ev-outage", "problems", nil)
 	r.fault(`{"mode":"status","status":503,"rate":1.0}`)
-	for i := range 100 {
-		if err := l.Info("during", Fields{RequestID: fmt.Sprintf("o-%d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logN(t, l, LevelInfo, "o-", 100)
 	evs := collectEvents(t, ch, "outage started", 20*time.Second, func(e []Event) bool {
 		return countKind(e, EventOutageStarted) >= 1
 	})
@@ -179,17 +179,9 @@ func TestEventsOutageStartsAndEnds(t *testing.T) {
 // A reader that is late loses nothing: what does not fit in the channel waits in the
 // library's queue.
 func TestEventsWaitInTheLibraryWhileTheChannelIsFull(t *testing.T) {
-	r := startReceiver(t)
-	o := r.options(t)
-	o.Events = "all"
-	l := newLogger(t, "ev-full", "", o)
-	ch := l.Events()
+	_, l, ch := eventsLogger(t, "ev-full", "all", nil)
 	const n = 3 * eventsChanCap
-	for i := range n {
-		if err := l.Debug("e", Fields{RequestID: fmt.Sprintf("f-%d", i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	logN(t, l, LevelDebug, "f-", n)
 	flush(t, l)
 	// Wait until the channel is full, then read them all.
 	deadline := time.Now().Add(10 * time.Second)
@@ -212,17 +204,8 @@ func TestEventsWaitInTheLibraryWhileTheChannelIsFull(t *testing.T) {
 }
 
 func TestEventsRateLimitedCountTheDroppedEntries(t *testing.T) {
-	r := startReceiver(t)
-	o := r.options(t)
-	o.Events = "problems"
-	o.RateLimit = new(100)
-	l := newLogger(t, "ev-rate", "", o)
-	ch := l.Events()
-	for range 2000 {
-		if err := l.Debug("storm"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	_, l, ch := eventsLogger(t, "ev-rate", "problems", func(o *Options) { o.RateLimit = new(100) })
+	logN(t, l, LevelDebug, "storm-", 2000)
 	flush(t, l) // the last summary is made at the flush
 	st, err := l.Stats()
 	if err != nil {
@@ -247,14 +230,8 @@ func TestEventsRateLimitedCountTheDroppedEntries(t *testing.T) {
 }
 
 func TestEventsOffMakesNoneAndCloseEndsThePoller(t *testing.T) {
-	r := startReceiver(t)
-	l := newLogger(t, "ev-off", "", r.options(t))
-	ch := l.Events()
-	for range 10 {
-		if err := l.Info("quiet"); err != nil {
-			t.Fatal(err)
-		}
-	}
+	r, l, ch := eventsLogger(t, "ev-off", "", nil)
+	logN(t, l, LevelInfo, "quiet-", 10)
 	flush(t, l)
 	r.waitEntries(10, 10*time.Second)
 	if err := l.Close(); err != nil {

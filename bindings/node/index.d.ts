@@ -260,6 +260,10 @@ export interface LoggerEvent {
 /** The names a Logger emits: one per kind, and `'event'` for every event. */
 export type LoggerEventName = LoggerEventKind | 'event';
 
+/** A listener of event name `E`: of a {@link LoggerEvent} for the names above. */
+export type LoggerListener<E extends string | symbol> =
+  E extends LoggerEventName ? (ev: LoggerEvent) => void : (...args: any[]) => void;
+
 /**
  * A logger. It is an `EventEmitter` of its delivery events ({@link LoggerEventKind}, and
  * `'event'` for all of them): while it is open and has a listener of one of these names, an
@@ -317,20 +321,14 @@ export declare class Logger extends EventEmitter {
   /** Like {@link close}, on the calling thread (blocks up to closeTimeoutMs). */
   closeSync(): void;
 
-  on(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  on(event: string | symbol, listener: (...args: any[]) => void): this;
-  once(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  once(event: string | symbol, listener: (...args: any[]) => void): this;
-  addListener(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
-  prependListener(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  prependListener(event: string | symbol, listener: (...args: any[]) => void): this;
-  prependOnceListener(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  prependOnceListener(event: string | symbol, listener: (...args: any[]) => void): this;
-  off(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  off(event: string | symbol, listener: (...args: any[]) => void): this;
-  removeListener(event: LoggerEventName, listener: (ev: LoggerEvent) => void): this;
-  removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  // The event methods of EventEmitter, typed for the event names (any other name as usual).
+  on<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  once<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  addListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  prependListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  prependOnceListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  off<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  removeListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
 }
 
 /**

@@ -2,39 +2,20 @@
 // Delivery events (the Logger as an EventEmitter) against the repo's Go receiver: what the
 // library reported for what the receiver did.
 
-const { test, before, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const EventEmitter = require('node:events');
-const rarch = require('rarch-logging');
-const { createLogger } = rarch;
 const { execFile } = require('node:child_process');
-const { startReceiver, waitFor } = require('./receiver.js');
+const { createLogger } = require('rarch-logging');
+const { useReceiver, waitFor } = require('./receiver.js');
 
-let r;
-let tmp;
-let seq = 0;
-
-before(async () => {
-  r = await startReceiver();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'rarch-node-events-'));
-});
-after(async () => {
-  await rarch.closeAll();
-  await r.stop();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
-
-function svc(name) {
-  seq += 1;
-  return `node-ev-${name}-${process.pid}-${seq}`;
-}
+const ctx = useReceiver('node-ev');
+const svc = ctx.svc;
 
 function make(service, extra = {}) {
   return createLogger({
-    service, url: r.url, apiKey: r.key, bufferDir: tmp, backoffInitialMs: 10, backoffMaxMs: 200, ...extra,
+    service, url: ctx.r.url, apiKey: ctx.r.key, bufferDir: ctx.tmp, backoffInitialMs: 10, backoffMaxMs: 200, ...extra,
   });
 }
 
@@ -69,7 +50,7 @@ test('events=problems: a 400 gives one deadLettered event with its status and id
   log.on('event', (ev) => evs.push(ev));
   const dead = [];
   log.once('deadLettered', (ev) => dead.push(ev));
-  await r.fault({ mode: 'status', status: 400, count: 1 });
+  await ctx.r.fault({ mode: 'status', status: 400, count: 1 });
   log.info('refused', { requestId: 'dead-1' });
   await log.flush(10000);
   for (let i = 0; i < 20; i++) log.info('fine', { requestId: `ok-${i}` });
@@ -90,17 +71,17 @@ test('an outage: outageStarted (503), then outageEnded, and every entry delivere
   let started = null;
   log.on('outageStarted', (ev) => { started = ev; });
   log.on('event', (ev) => kinds.push(ev.kind));
-  await r.fault({ mode: 'status', status: 503, rate: 1.0 });
+  await ctx.r.fault({ mode: 'status', status: 503, rate: 1.0 });
   for (let i = 0; i < 100; i++) log.info('during', { requestId: `o-${i}` });
   // Nothing flushes here: the interval timer must report it.
   await waitFor('outageStarted', () => started !== null, 20000);
   assert.equal(started.status, 503);
   assert.ok(started.message.length > 0);
-  await r.fault({ mode: 'none' });
+  await ctx.r.fault({ mode: 'none' });
   await log.flush(20000);
   await waitFor('outageEnded', () => kinds.includes('outageEnded'), 20000);
   assert.ok(kinds.indexOf('outageStarted') < kinds.indexOf('outageEnded'), kinds.join(','));
-  const got = (await r.entries()).filter((e) => e.service === service);
+  const got = (await ctx.r.entries()).filter((e) => e.service === service);
   assert.equal(new Set(got.map((e) => e.request_id)).size, 100);
   await log.close();
 });
@@ -124,7 +105,7 @@ test('no listener: no polling, the events wait; a listener added later gets them
   const log = make(service, { events: 'all' });
   for (let i = 0; i < 30; i++) log.info('e', { requestId: `late-${i}` });
   await log.flush(10000);
-  await r.waitEntries(1);
+  await ctx.r.waitEntries(1);
   const got = [];
   const onEv = (ev) => got.push(ev.requestId);
   log.on('delivered', onEv);
@@ -148,7 +129,7 @@ test('close: the events so far are emitted, then no more', async () => {
   log.on('delivered', (ev) => got.push(ev.requestId));
   log.info('x', { requestId: 'c-1' });
   // Wait until the receiver has it, without a flush: the last poll at close reports it.
-  await r.waitEntries(1);
+  await ctx.r.waitEntries(1);
   await waitFor('the entry delivered', () => got.length === 1 || log.stats().delivered >= 1, 10000);
   await log.close();
   await new Promise((res) => setImmediate(res));
@@ -163,16 +144,16 @@ test('a listener does not keep the process alive: the event loop ends, the entri
   const service = svc('exit');
   const script = `
     const { createLogger } = require('rarch-logging');
-    const log = createLogger({ service: ${JSON.stringify(service)}, bufferDir: ${JSON.stringify(tmp)},
+    const log = createLogger({ service: ${JSON.stringify(service)}, bufferDir: ${JSON.stringify(ctx.tmp)},
       url: process.env.U, apiKey: process.env.K, events: 'all' });
     log.on('event', () => {});
     for (let i = 0; i < 5; i++) log.info('exit ' + i);`;
   const res = await new Promise((resolve) => {
     execFile(process.execPath, ['-e', script], {
-      cwd: path.resolve(__dirname, '..'), timeout: 20000, env: { ...process.env, U: r.url, K: r.key },
+      cwd: path.resolve(__dirname, '..'), timeout: 20000, env: { ...process.env, U: ctx.r.url, K: ctx.r.key },
     }, (err, stdout, stderr) => resolve({ code: err ? (err.code ?? err.signal) : 0, stderr }));
   });
   assert.equal(res.code, 0, res.stderr);
-  const got = (await r.entries()).filter((e) => e.service === service);
+  const got = (await ctx.r.entries()).filter((e) => e.service === service);
   assert.equal(got.length, 5);
 });

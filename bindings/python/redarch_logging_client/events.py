@@ -9,6 +9,7 @@ import ctypes
 import dataclasses
 import datetime as _dt
 import enum
+import functools
 import os
 import sys
 import threading
@@ -17,7 +18,7 @@ import weakref
 
 from ._native import _lib, _vp
 
-__all__ = ["Event", "EventKind", "EventPoller"]
+__all__ = ["Event", "EventKind", "EventPoller", "EventSource"]
 
 
 class EventKind(enum.IntEnum):
@@ -215,6 +216,45 @@ class EventPoller:
                                          f"raised:\n{traceback.format_exc()}")
                     except Exception:
                         pass
+
+
+def _native_of(ref):
+    owner = ref()
+    return None if owner is None else owner._events_native()
+
+
+class EventSource:
+    """`on_event` and `remove_event_callback` for a class with a `service` attribute and an
+    `_events_native()` method giving the NativeLogger to poll (Logger, RarchHandler). The
+    class calls `self._events.poke()` after a flush and `self._events.close()` before it frees
+    its native loggers, when `self._events` is not None."""
+
+    _events = None  # the EventPoller, made by the first on_event
+
+    def _events_native(self):
+        raise NotImplementedError
+
+    def on_event(self, callback, kinds=None):
+        """Registers `callback(event)` for the delivery events of this logger's pipeline (an
+        `Event`; which are made depends on the option `events`: "problems" or "all"; "off",
+        the default, makes none). `kinds`: an `EventKind`, a name ("DEAD_LETTERED") or an
+        iterable of them, to receive only those; None for all. Returns `callback` (usable as a
+        decorator).
+
+        The callbacks run on a daemon thread of this package that polls the library every
+        50 ms, and at once after `flush()`, while callbacks are registered and the logger is
+        open. An exception in a callback is printed to stderr; the thread goes on."""
+        if self._events is None:
+            self._events = EventPoller(functools.partial(_native_of, weakref.ref(self)),
+                                       self.service)
+        self._events.add(callback, kinds)
+        return callback
+
+    def remove_event_callback(self, callback):
+        """Unregisters `callback` (every registration of it); True if it was registered. With
+        no callback left the thread ends, and events wait in the library (at most
+        events_capacity) for a callback registered later."""
+        return self._events is not None and self._events.remove(callback)
 
 
 def _after_fork_child():

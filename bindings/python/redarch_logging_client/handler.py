@@ -3,10 +3,9 @@
 import datetime as _dt
 import logging
 import threading
-import weakref
 
 from ._native import NativeLogger
-from .events import EventPoller
+from .events import EventSource
 from .log_levels import LOG_LEVEL_DEBUG
 
 __all__ = ["RarchHandler"]
@@ -31,12 +30,7 @@ def native_level(levelno):
     return 4
 
 
-def _first_native(ref):
-    h = ref()
-    return None if h is None else h._natives.get(h.fixed_name or h.service)
-
-
-class RarchHandler(logging.Handler):
+class RarchHandler(logging.Handler, EventSource):
     """Sends each record as one entry.
 
     - `level`: DEBUG/INFO/WARNING/ERROR/CRITICAL map to DEBUG/INFO/WARN/ERROR/FATAL.
@@ -120,21 +114,9 @@ class RarchHandler(logging.Handler):
             self._events.poke()
         return ok
 
-    _events = None  # the EventPoller, made by the first on_event
-
-    def on_event(self, callback, kinds=None):
-        """As `Logger.on_event`: `callback(event)` for the delivery events of the handler's
-        pipeline (every logger name of a handler shares it), from a daemon thread of the
-        package, until `close()`."""
-        if self._events is None:
-            ref = weakref.ref(self)
-            self._events = EventPoller(lambda: _first_native(ref), self.service)
-        self._events.add(callback, kinds)
-        return callback
-
-    def remove_event_callback(self, callback):
-        """As `Logger.remove_event_callback`."""
-        return self._events is not None and self._events.remove(callback)
+    def _events_native(self):
+        # Every logger name of a handler shares one pipeline, hence its events.
+        return self._natives.get(self.fixed_name or self.service)
 
     def close(self):
         if self._events is not None:

@@ -1,7 +1,6 @@
 """`Logger`: the Python client's simple logger, backed by a native rarch_logger."""
 
 import inspect
-import weakref
 
 from ._native import (
     ERR_TIMED_OUT,
@@ -14,7 +13,7 @@ from ._native import (
     timestamp,
     to_bytes,
 )
-from .events import EventPoller
+from .events import EventSource
 from .log_levels import (
     LOG_LEVEL_DEBUG,
     LOG_LEVEL_ERROR,
@@ -94,17 +93,12 @@ def _emitter(owner, level, message_default=_REQUIRED):
     return emit
 
 
-def _native_of(ref):
-    lg = ref()
-    return None if lg is None else lg._native
-
-
 def should_log(configured_level, message_level):
     """True if `message_level` is at or above `configured_level` (as in the Python client)."""
     return level_number(message_level) >= level_number(configured_level)
 
 
-class Logger:
+class Logger(EventSource):
     """Sends structured entries through librarch_logging.
 
     Same constructor and methods as the Python client's `Logger`. `level=None` takes
@@ -137,7 +131,6 @@ class Logger:
         self.fatal = _emitter(self, 4, md)
 
     _message_default = _REQUIRED
-    _events = None  # the EventPoller, made by the first on_event
 
     # -- level ----------------------------------------------------------------------------
     @property
@@ -215,26 +208,8 @@ class Logger:
         """The counters of this logger's pipeline (rarch_statistics) as a dict."""
         return self._native.stats()
 
-    def on_event(self, callback, kinds=None):
-        """Registers `callback(event)` for the logger's delivery events (an `Event`; which are
-        made depends on the option `events`: "problems" or "all"; "off", the default, makes
-        none). `kinds`: an `EventKind`, a name ("DEAD_LETTERED") or an iterable of them, to
-        receive only those; None for all. Returns `callback` (usable as a decorator).
-
-        The callbacks run on a daemon thread of this package that polls the library every
-        50 ms, and at once after `flush()`, while callbacks are registered and the logger is
-        open. An exception in a callback is printed to stderr; the thread goes on."""
-        if self._events is None:
-            ref = weakref.ref(self)
-            self._events = EventPoller(lambda: _native_of(ref), self.service)
-        self._events.add(callback, kinds)
-        return callback
-
-    def remove_event_callback(self, callback):
-        """Unregisters `callback` (every registration of it); True if it was registered. With no
-        callback left the thread ends, and events wait in the library (at most
-        events_capacity) for a callback registered later."""
-        return self._events is not None and self._events.remove(callback)
+    def _events_native(self):
+        return self._native
 
     def __repr__(self):
         return (f"<{type(self).__name__} service={self.service!r} "

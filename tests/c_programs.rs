@@ -785,6 +785,30 @@ fn examples_build_and_deliver() {
         dir.path(),
     );
     assert!(out.contains("delivered 3 entries"), "{out}");
+    // events.c prints the event of each entry: one of its three is refused.
+    rx.fault(r#"{"mode":"status","status":400,"count":1}"#);
+    let out = run(
+        "examples/events.c",
+        How::Native,
+        &[],
+        &rx.url(),
+        &rx.key,
+        dir.path(),
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    let dead = lines
+        .iter()
+        .filter(|l| l.starts_with("DEAD_LETTERED status=400 count=1 request_id=order-"))
+        .count();
+    let delivered = lines
+        .iter()
+        .filter(|l| l.starts_with("DELIVERED status=2") && l.contains(" request_id=order-"))
+        .count();
+    assert_eq!((dead, delivered), (1, 2), "{out}");
+    for id in ["order-1", "order-2", "order-3"] {
+        assert!(out.contains(&format!("request_id={id} ")), "{id}: {out}");
+    }
     let mut per_service: HashMap<String, usize> = HashMap::new();
     for e in rx.entries() {
         *per_service
@@ -794,6 +818,7 @@ fn examples_build_and_deliver() {
     assert_eq!(per_service.get("minimal-example"), Some(&1));
     assert_eq!(per_service.get("threaded-example"), Some(&101));
     assert_eq!(per_service.get("cpp-example"), Some(&3));
+    assert_eq!(per_service.get("events-example"), Some(&2));
     // demo.c (make demo) compiles with the same flags.
     build("examples/demo.c", false);
 }

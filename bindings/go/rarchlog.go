@@ -127,6 +127,7 @@ type Logger struct {
 	level   atomic.Int32 // the logger's level, mirrored for slog's Enabled
 	service string
 	name    string
+	events  eventPoller // Events' goroutine, if started
 }
 
 // New makes a logger for service (required: one path component, e.g. "billing") and
@@ -402,6 +403,7 @@ const flushSlice = 100 * time.Millisecond
 // ErrTimedOut and context.DeadlineExceeded) or when ctx is cancelled (context.Canceled).
 // Without a deadline it waits until delivered or cancelled. Nothing is dropped either way.
 func (l *Logger) Flush(ctx context.Context) error {
+	defer l.events.poke() // Events: report what the flush did at once
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if l.ptr == nil {
@@ -438,8 +440,10 @@ func (l *Logger) Flush(ctx context.Context) error {
 
 // Close delivers what it can within close_timeout_ms, writes the rest to the disk buffer
 // (replayed by the next logger of the service) and frees the logger. It waits for calls in
-// progress on other goroutines. Calling it again does nothing and returns nil.
+// progress on other goroutines, and closes the Events channel. Calling it again does nothing
+// and returns nil.
 func (l *Logger) Close() error {
+	l.events.shutdown() // before the lock: the poller's last poll takes it
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.ptr != nil {

@@ -1,6 +1,8 @@
 // Type definitions for rarch-logging (Node.js binding of librarch_logging). Hand-written.
 // Works for both `require('rarch-logging')` and `import { createLogger } from 'rarch-logging'`.
 
+import { EventEmitter } from 'node:events';
+
 /** A level name. Input also accepts any case, `'WARNING'`, and the numbers 0 (DEBUG) to 4 (FATAL). */
 export type LevelName = 'DEBUG' | 'INFO' | 'WARN' | 'ERROR' | 'FATAL';
 export type LevelInput =
@@ -199,6 +201,7 @@ export interface LoggerStats {
   rttP50Us: number;
   /** Panics caught in a sending thread's request (the entry was retried). */
   senderPanics: number;
+  /** Entries dropped by the logger's `rateLimit` (each counted in a summary entry). */
   droppedRateLimit: number;
 }
 
@@ -218,7 +221,58 @@ export interface LoggerStats {
  * closeTimeoutMs and the rest written to the disk buffer. Signals that kill the process
  * (SIGTERM, SIGINT without a handler) skip 'exit': handle them and call {@link closeAll}.
  */
-export declare class Logger {
+/**
+ * What an event is about (`rarch_event_kind`), as its event name. Which are made depends on the
+ * option `events`: `'problems'` is every kind but `'delivered'`, `'all'` every kind, `'off'`
+ * (the default) none.
+ * - `'delivered'`: an entry was delivered (2xx), fresh or from the disk buffer; `requestId` is
+ *   the entry's. `'all'` only.
+ * - `'deadLettered'`: an entry went to `buffer.rejected.jsonl`, refused with a 4xx (`status`) or
+ *   poison (failed maxAttempts times while others were delivered); `requestId` is the entry's,
+ *   `message` the reason.
+ * - `'dropped'`: `count` entries were dropped (queue full, buffer cap, disk), as in `stats()`.
+ * - `'outageStarted'`: the server is considered down (`status` of the failure that did it,
+ *   `message` the last error); entries go to the disk buffer.
+ * - `'outageEnded'`: the server answers again.
+ * - `'ioError'`: a buffer file could not be written (`count` entries affected).
+ * - `'rateLimited'`: `rateLimit` dropped `count` entries (one per summary entry).
+ * - `'eventsLost'`: `count` events were not kept: `eventsCapacity` were waiting to be polled.
+ */
+export type LoggerEventKind =
+  | 'delivered' | 'deadLettered' | 'dropped' | 'outageStarted' | 'outageEnded' | 'ioError'
+  | 'rateLimited' | 'eventsLost';
+
+/** One event (`rarch_event`). */
+export interface LoggerEvent {
+  kind: LoggerEventKind;
+  /** The HTTP status, 0 when there is none. */
+  status: number;
+  /** The entries the event is about (1 for a per-entry kind). */
+  count: number;
+  /** When it happened (millisecond precision). */
+  time: Date;
+  /** The entry's request id for a per-entry kind, `''` otherwise. */
+  requestId: string;
+  /** The reason, for a person (at most 255 bytes; never the API key). */
+  message: string;
+}
+
+/** The names a Logger emits: one per kind, and `'event'` for every event. */
+export type LoggerEventName = LoggerEventKind | 'event';
+
+/** A listener of event name `E`: of a {@link LoggerEvent} for the names above. */
+export type LoggerListener<E extends string | symbol> =
+  E extends LoggerEventName ? (ev: LoggerEvent) => void : (...args: any[]) => void;
+
+/**
+ * A logger. It is an `EventEmitter` of its delivery events ({@link LoggerEventKind}, and
+ * `'event'` for all of them): while it is open and has a listener of one of these names, an
+ * unref'd timer polls the library (`rarch_poll_events`) every 50 ms, and a `flush()` emits
+ * what it caused before its promise settles. Without a listener nothing is polled and the
+ * events wait in the library (at most `eventsCapacity`). `close()` emits the events waiting
+ * then, on the next tick; those of what the close itself does are not emitted.
+ */
+export declare class Logger extends EventEmitter {
   private constructor();
   /** The service name. */
   readonly service: string;
@@ -266,6 +320,15 @@ export declare class Logger {
 
   /** Like {@link close}, on the calling thread (blocks up to closeTimeoutMs). */
   closeSync(): void;
+
+  // The event methods of EventEmitter, typed for the event names (any other name as usual).
+  on<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  once<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  addListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  prependListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  prependOnceListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  off<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
+  removeListener<E extends string | symbol>(event: E, listener: LoggerListener<E>): this;
 }
 
 /**

@@ -2,7 +2,9 @@
 // rarch-logging for Node.js: an idiomatic API over librarch_logging's C ABI, through koffi.
 // See index.d.ts for the documentation of every export and README.md for an overview.
 
+const EventEmitter = require('node:events');
 const { load } = require('./lib/native.js');
+const events = require('./lib/events.js');
 const { RarchError } = require('./lib/errors.js');
 const { STATUS_NAMES, OPTION_KEYS, STAT_FIELDS, camel } = require('./lib/tables.js');
 
@@ -243,13 +245,15 @@ function idle(s) {
   }
 }
 
-class Logger {
+class Logger extends EventEmitter {
   // The state is private: the native handle can neither be read nor replaced from outside.
   #s;
 
   constructor(token, s) {
     if (token !== CONSTRUCT) throw new TypeError('use createLogger() to make a Logger');
+    super();
     this.#s = s;
+    s.poller = events.attach(this, (buf, max) => pollEvents(s, buf, max), N.eventLayout);
   }
 
   /** The service name. */
@@ -339,6 +343,7 @@ class Logger {
     return new Promise((resolve, reject) => {
       const done = (err, st) => {
         try {
+          afterFlush(s);
           if (err) return reject(err);
           if (st === 0) return resolve();
           const end = msg.indexOf(0);
@@ -379,6 +384,7 @@ class Logger {
   close() {
     const s = this.#s;
     if (s.closePromise) return s.closePromise;
+    s.poller.close();
     s.closed = true;
     if (s.handle === null) return (s.closePromise = Promise.resolve());
     s.closePromise = new Promise((resolve) => {
@@ -395,6 +401,7 @@ class Logger {
   closeSync() {
     const s = this.#s;
     if (s.closed) return;
+    s.poller.close();
     s.closed = true;
     if (s.busy === 0) {
       freeSync(s);
@@ -410,6 +417,24 @@ class Logger {
     const s = this.#s;
     return `Logger { service: ${JSON.stringify(s.service)}, loggerName: ${JSON.stringify(s.loggerName)}, ` +
       `level: '${LEVEL_NAMES[s.level]}', closed: ${s.closed} }`;
+  }
+}
+
+events.install(Logger.prototype);
+
+/** rarch_poll_events into buf (max events); 0 once the handle is being freed. */
+function pollEvents(s, buf, max) {
+  if (s.handle === null || s.freeing) return 0;
+  return Number(N.poll_events(s.handle, buf, max, N.eventLayout.size));
+}
+
+/** The events of what a flush did are emitted when it ends, before its promise settles. */
+function afterFlush(s) {
+  try {
+    s.poller.poke();
+  } catch (e) {
+    // A listener threw: an uncaught exception, as for any emit outside a call of the user.
+    process.nextTick(() => { throw e; });
   }
 }
 
@@ -469,6 +494,7 @@ function createLogger(options) {
     freeing: false,
     onIdle: null,
     closePromise: null,
+    poller: null, // its events (lib/events.js), set by the Logger
     closeTimeoutMs: Number.isFinite(closeTimeoutMs) ? closeTimeoutMs : 5000,
   };
   live.add(s);
@@ -484,6 +510,7 @@ async function closeAll() {
   const pending = [];
   for (const s of [...live]) {
     if (!s.closed) {
+      s.poller.close();
       s.closed = true;
       s.closePromise = new Promise((resolve) => {
         s.onIdle = () => freeAsync(s).then(resolve);

@@ -68,7 +68,26 @@ const rarch_statistics = koffi.struct('rarch_statistics', {
   size: 'size_t',
   ...Object.fromEntries(STAT_FIELDS.map((f) => [f, 'uint64_t'])),
 });
-
+// rarch_event: read from a Buffer by lib/events.js at the offsets koffi computes.
+const rarch_event = koffi.struct('rarch_event', {
+  kind: 'int',
+  status: 'int',
+  count: 'uint64_t',
+  time_unix_ms: 'uint64_t',
+  request_id: koffi.array('char', 64),
+  message: koffi.array('char', 256),
+});
+const EVENT_LAYOUT = Object.freeze({
+  size: koffi.sizeof(rarch_event),
+  kind: koffi.offsetof(rarch_event, 'kind'),
+  status: koffi.offsetof(rarch_event, 'status'),
+  count: koffi.offsetof(rarch_event, 'count'),
+  time: koffi.offsetof(rarch_event, 'time_unix_ms'),
+  requestId: koffi.offsetof(rarch_event, 'request_id'),
+  requestIdLen: 64,
+  message: koffi.offsetof(rarch_event, 'message'),
+  messageLen: 256,
+});
 
 let native = null;
 
@@ -135,6 +154,9 @@ function declare(lib, file) {
     get_level: lib.func('int rarch_get_level(const rarch_logger *logger)'),
     stats: lib.func('int rarch_stats(const rarch_logger *logger, _Inout_ rarch_statistics *out)'),
     statsSize: koffi.sizeof(rarch_statistics),
+    // out is a Buffer of max * event_size bytes (event_size: EVENT_LAYOUT.size).
+    poll_events: lib.func('size_t rarch_poll_events(rarch_logger *logger, void *out, size_t max, size_t event_size)'),
+    eventLayout: EVENT_LAYOUT,
     entrySize: koffi.sizeof(rarch_entry),
   };
   const v = n.version();

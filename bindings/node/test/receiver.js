@@ -98,4 +98,29 @@ async function startReceiver({ key = crypto.randomBytes(16).toString('hex') } = 
   return r;
 }
 
-module.exports = { startReceiver, receiverPath, waitFor };
+/**
+ * For a test file: starts one receiver and a temporary directory before its tests, closes every
+ * logger and removes both after them. Returns { r, tmp, svc(name) } (r and tmp are set once the
+ * tests run; svc gives a fresh service name per call, so entries can be told apart).
+ */
+function useReceiver(prefix) {
+  const { before, after } = require('node:test');
+  const ctx = { r: null, tmp: null, svc: null };
+  let seq = 0;
+  ctx.svc = (name) => {
+    seq += 1;
+    return `${prefix}-${name}-${process.pid}-${seq}`;
+  };
+  before(async () => {
+    ctx.r = await startReceiver();
+    ctx.tmp = fs.mkdtempSync(path.join(os.tmpdir(), `rarch-${prefix}-`));
+  });
+  after(async () => {
+    await require('rarch-logging').closeAll();
+    await ctx.r.stop();
+    fs.rmSync(ctx.tmp, { recursive: true, force: true });
+  });
+  return ctx;
+}
+
+module.exports = { startReceiver, receiverPath, waitFor, useReceiver };

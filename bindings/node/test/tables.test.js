@@ -136,3 +136,15 @@ test('stats: the fields of rarch_statistics, in camelCase, in index.d.ts and sta
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('events: the kinds of rarch_event_kind, in camelCase, are the event names; rarch_event\'s layout', { skip }, () => {
+  const { EVENT_NAMES, KIND_NAMES } = require('../lib/events.js');
+  const kinds = [...between(header, 'typedef enum rarch_event_kind {', '} rarch_event_kind;')
+    .matchAll(/^\s*RARCH_EVENT_(\w+) = (\d+),?$/gm)].map((m) => [m[1], Number(m[2])]);
+  assert.equal(kinds.length, 8);
+  for (const [name, value] of kinds) assert.equal(KIND_NAMES[value], camel(name.toLowerCase()));
+  assert.deepEqual(EVENT_NAMES, [...KIND_NAMES.slice(1), 'event']);
+  const fields = [...between(header, 'typedef struct rarch_event {', '} rarch_event;')
+    .matchAll(/^\s+(?:int|uint64_t|char) (\w+)(?:\[\d+\])?;$/gm)].map((m) => m[1]);
+  assert.deepEqual(fields, ['kind', 'status', 'count', 'time_unix_ms', 'request_id', 'message']);
+});

@@ -17,6 +17,7 @@ from .logger import Logger
 from .log_manager import LoggerManager, logger_manager
 from .threading import ThreadedLogger
 from .handler import RarchHandler
+from .events import Event, EventKind
 
 __version__ = "0.1.0"
 
@@ -24,7 +25,7 @@ __all__ = [
     "LOG_LEVEL_DEBUG", "LOG_LEVEL_INFO", "LOG_LEVEL_WARN", "LOG_LEVEL_ERROR", "LOG_LEVEL_FATAL",
     "LOG_LEVELS", "Logger", "ThreadedLogger", "RarchHandler", "RarchError", "get_logger",
     "set_log_level", "log", "log_debug", "log_info", "log_warn", "log_error", "log_fatal",
-    "logger_manager", "library_path", "library_version",
+    "logger_manager", "library_path", "library_version", "Event", "EventKind",
 ]
 
 # Logger manager access

@@ -5,6 +5,7 @@ import logging
 import threading
 
 from ._native import NativeLogger
+from .events import EventSource
 from .log_levels import LOG_LEVEL_DEBUG
 
 __all__ = ["RarchHandler"]
@@ -29,7 +30,7 @@ def native_level(levelno):
     return 4
 
 
-class RarchHandler(logging.Handler):
+class RarchHandler(logging.Handler, EventSource):
     """Sends each record as one entry.
 
     - `level`: DEBUG/INFO/WARNING/ERROR/CRITICAL map to DEBUG/INFO/WARN/ERROR/FATAL.
@@ -109,9 +110,17 @@ class RarchHandler(logging.Handler):
         for nl in list(self._natives.values()):
             if not nl.closed:
                 ok = nl.flush(int(timeout * 1000)) == 0 and ok
+        if self._events is not None:
+            self._events.poke()
         return ok
 
+    def _events_native(self):
+        # Every logger name of a handler shares one pipeline, hence its events.
+        return self._natives.get(self.fixed_name or self.service)
+
     def close(self):
+        if self._events is not None:
+            self._events.close()
         with self._natives_lock:
             natives, self._natives = list(self._natives.values()), {}
         for nl in natives:

@@ -13,6 +13,7 @@ from ._native import (
     timestamp,
     to_bytes,
 )
+from .events import EventSource
 from .log_levels import (
     LOG_LEVEL_DEBUG,
     LOG_LEVEL_ERROR,
@@ -97,7 +98,7 @@ def should_log(configured_level, message_level):
     return level_number(message_level) >= level_number(configured_level)
 
 
-class Logger:
+class Logger(EventSource):
     """Sends structured entries through librarch_logging.
 
     Same constructor and methods as the Python client's `Logger`. `level=None` takes
@@ -176,6 +177,8 @@ class Logger:
         is delivered. Returns True if it was, False on timeout (nothing is dropped: entries
         stay queued or in the disk buffer). Logging keeps working during and after a flush."""
         st = self._native.flush(int(timeout * 1000))
+        if self._events is not None:
+            self._events.poke()
         if st == OK:
             return True
         if st == ERR_TIMED_OUT or self._native.closed:
@@ -185,7 +188,10 @@ class Logger:
     def close(self):
         """Frees the native logger (the last one of a pipeline delivers for up to
         close_timeout_ms, then writes the rest to the disk buffer). A later log call opens a
-        new one, so a closed logger never loses entries."""
+        new one, so a closed logger never loses entries. The on_event thread polls a last time
+        and stops (it resumes if the logger is opened again)."""
+        if self._events is not None:
+            self._events.close()
         self._native.close()
         self._log = self._reopen_and_log
 
@@ -194,11 +200,16 @@ class Logger:
         self._native = NativeLogger(self.service, self.logger_name, self._opts)
         self._native.set_level(level)
         self._log = self._native.log
+        if self._events is not None:
+            self._events.reopen()
         return self._log(*args)
 
     def stats(self):
         """The counters of this logger's pipeline (rarch_statistics) as a dict."""
         return self._native.stats()
+
+    def _events_native(self):
+        return self._native
 
     def __repr__(self):
         return (f"<{type(self).__name__} service={self.service!r} "

@@ -54,3 +54,16 @@ def test_stats_are_the_headers(tmp_path):
         assert list(nl.stats()) == fields[1:]
     finally:
         nl.close()
+
+
+def test_event_kinds():
+    from redarch_logging_client import EventKind
+    from redarch_logging_client.events import _Event
+
+    h = _header()
+    kinds = {m[0]: int(m[1]) for m in re.findall(r"^\s*RARCH_EVENT_(\w+) = (\d+),?$", h, re.M)}
+    assert len(kinds) == 8
+    assert {k.name: k.value for k in EventKind} == kinds
+    fields = re.findall(r"^\s+(?:int|uint64_t|char) (\w+)(?:\[\d+\])?;$",
+                        _between(h, "typedef struct rarch_event {", "} rarch_event;"), re.M)
+    assert [f[0] for f in _Event._fields_] == fields

@@ -42,6 +42,7 @@ check() { # check NAME COMMAND...: runs it with set -e, its output in a log show
 	if [ $rc -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "ok   $name ($((SECONDS - t0)) s)"
+		[ "${VERBOSE:-0}" = 0 ] || sed 's/^/     /' "$log"
 	else
 		failed=$((failed + 1))
 		echo "FAIL $name"
@@ -61,12 +62,15 @@ check_floor() {
 	# glibc (2.34 or later has it as GLIBC_2.34), must be refused.
 	printf '#include <pthread.h>\nvoid *f(void *a) { return a; }\nint g(void) { pthread_t t; return pthread_create(&t, 0, f, 0); }\n' > "$S/newer.c"
 	cc -shared -fPIC -o "$S/libnewer.so" "$S/newer.c"
-	if bash packaging/check-glibc-floor.sh "$S/libnewer.so"; then
+	local out
+	if out=$(bash packaging/check-glibc-floor.sh "$S/libnewer.so"); then
 		if readelf -V -W "$S/libnewer.so" | grep -q 'GLIBC_2\.\(1[89]\|[2-9][0-9]\)'; then
 			echo "the check let a library above the floor through"
 			return 1
 		fi
 		echo "note: this machine's glibc gives pthread_create no version above 2.17"
+	else
+		echo "and it refuses a library linked against this machine's glibc: ${out#FAIL }"
 	fi
 }
 
@@ -81,13 +85,25 @@ check_tarball() {
 	mkdir -p "$p"
 	tar -xzf "$tgz" -C "$p" --strip-components=1
 	is_machine "$p/lib/librarch_logging.so.$VERSION"
-	echo "$T_NAME: $T_CC / $T_CXX${T_RUN:+, run by $T_RUN}"
+	local scenarios=("${SCENARIOS[@]}")
+	if [ -z "$T_CXX" ]; then
+		scenarios=("${scenarios[@]/cpp_wrapper_native/}")
+		echo "$T_NAME: no C++ compiler for this platform here: cpp_wrapper is not run"
+	fi
+	echo "$T_NAME: $T_CC${T_CXX:+ / $T_CXX}${T_RUN:+, run by $T_RUN}"
 	RARCH_LOGGING_LIB=$p/lib/librarch_logging.so RARCH_TEST_INCLUDE=$p/include \
 		RARCH_TEST_CC=$T_CC RARCH_TEST_CXX=$T_CXX RARCH_TEST_RUNNER=$T_RUN \
-		cargo test --quiet --release --test c_programs -- --exact --test-threads=2 "${SCENARIOS[@]}"
+		cargo test --release --test c_programs -- --exact --test-threads=2 ${scenarios[*]} \
+		> "$S/$T_NAME/cargo-test.log" 2>&1 || { cat "$S/$T_NAME/cargo-test.log"; return 1; }
+	# Every scenario ran (a renamed test would otherwise be skipped by the filter).
+	grep -E '^test .* ok$' "$S/$T_NAME/cargo-test.log"
+	local n
+	n=$(printf '%s\n' ${scenarios[*]} | grep -c .)
+	grep -q "test result: ok. $n passed" "$S/$T_NAME/cargo-test.log" ||
+		{ cat "$S/$T_NAME/cargo-test.log"; echo "not all of ${scenarios[*]} ran"; return 1; }
 	# The programs are the platform's (not this machine's, if it is another).
 	is_machine "$ROOT/target/tmp/c_programs/roundtrip"
-	is_machine "$ROOT/target/tmp/c_programs/cpp_wrapper"
+	[ -z "$T_CXX" ] || is_machine "$ROOT/target/tmp/c_programs/cpp_wrapper"
 }
 
 check_deb() {
@@ -96,7 +112,13 @@ check_deb() {
 	[ "$(dpkg-deb -f "$deb" Architecture)" = "$T_DEBARCH" ]
 	dpkg-deb -x "$deb" "$d"
 	is_machine "$d/usr/lib/$T_TRIPLET/librarch_logging.so.$VERSION"
-	echo "$(dpkg-deb -f "$deb" Package) $T_DEBARCH: Depends: $(dpkg-deb -f "$deb" Depends)"
+	local dep v
+	dep=$(dpkg-deb -f "$deb" Depends)
+	echo "$(dpkg-deb -f "$deb" Package) $T_DEBARCH: Depends: $dep"
+	# It installs where the library runs: libc6 no newer than the floor.
+	v=$(printf '%s\n' "$dep" | sed -n 's/.*libc6 (>= \([0-9.]*\)).*/\1/p')
+	[ -n "$v" ] && [ "$(printf '%s\n%s\n' "$v" "$GLIBC_FLOOR" | sort -V | tail -n1)" = "$GLIBC_FLOOR" ] ||
+		{ echo "Depends asks for libc6 ${v:-?}, above $GLIBC_FLOOR"; return 1; }
 }
 
 check_wheel() {

@@ -180,7 +180,7 @@ EOF
 }
 
 libc_floor() {
-	if [ "$T_LIBC" = musl ]; then echo "musl libc 1.2 or later (Alpine 3.13+)"; else echo "glibc $GLIBC_FLOOR or later"; fi
+	if [ "$T_LIBC" = musl ]; then echo "musl libc 1.2.3 or later (Alpine 3.17+)"; else echo "glibc $GLIBC_FLOOR or later"; fi
 }
 
 if want tar; then
@@ -233,20 +233,12 @@ deb_doc() { # deb_doc DIR PACKAGE
 	chmod 0644 "$d/changelog.gz"
 }
 
-# Depends of the shared library: dpkg-shlibdeps when it is there (for this machine's
-# architecture: it reads the installed libc6's symbols file), else the newest GLIBC_ and GCC_
-# symbol versions the library uses (what dpkg-shlibdeps derives them from).
+# Depends of the shared library: the newest GLIBC_ and GCC_ symbol versions it uses. Not
+# dpkg-shlibdeps: on this machine it says libc6 (>= 2.34), because Debian 12's libc6 maps
+# libpthread.so.0 and libdl.so.2 (merged into libc.so.6 in glibc 2.34) to 2.34, which would
+# keep the 2.17 library off the Debian and Ubuntu releases it is built for.
 lib_depends() {
-	local so=$1 out glibc gcc
-	if command -v dpkg-shlibdeps >/dev/null 2>&1 && [ "$DEBARCH" = "$(dpkg --print-architecture)" ]; then
-		local d=$WORK/deb/shlibdeps
-		mkdir -p "$d/debian"
-		printf 'Source: rarch-logging\n\nPackage: librarch-logging0\nArchitecture: any\n' > "$d/debian/control"
-		if out=$(cd "$d" && dpkg-shlibdeps -O -e"$so" 2>/dev/null) && [ -n "${out#shlibs:Depends=}" ]; then
-			echo "${out#shlibs:Depends=}"
-			return
-		fi
-	fi
+	local so=$1 glibc gcc
 	glibc=$("${T_BIN}objdump" -T "$so" | grep -oE 'GLIBC_[0-9]+\.[0-9]+(\.[0-9]+)?' | sed 's/GLIBC_//' | sort -uV | tail -n1)
 	gcc=$("${T_BIN}objdump" -T "$so" | grep -oE 'GCC_[0-9]+\.[0-9]+(\.[0-9]+)?' | sed 's/GCC_//' | sort -uV | tail -n1)
 	echo "libc6 (>= ${glibc:-$GLIBC_FLOOR})${gcc:+, libgcc-s1 (>= $gcc)}"

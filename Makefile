@@ -16,7 +16,7 @@ export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver collector test test-rust test-c test-go test-node test-python \
         header-check lint demo install uninstall bench clean deps bench-ab dist test-dist \
-        test-bindings-outside
+        test-bindings-outside test-dist-artifacts test-cross
 
 all: build
 
@@ -30,7 +30,7 @@ receiver:
 	cd examples/receiver && go build -o receiver .
 
 # Every test in the repo, whatever the language.
-test: build header-check test-rust test-c test-go test-node test-python test-dist
+test: build header-check test-rust test-c test-go test-node test-python test-dist test-cross
 	@echo "make test: all suites passed"
 
 test-rust: build collector
@@ -57,19 +57,33 @@ test-node: build
 test-python: build
 	@if [ -f bindings/python/run-tests.sh ]; then sh bindings/python/run-tests.sh; fi
 
-# The release artifacts, in dist/ (packaging/dist.sh): the tarball, the .debs, the wheel and the
-# npm tarball, with the version of Cargo.toml; lintian checks the .debs.
-dist: lib
+# ---- release platforms: linux x86_64 and aarch64 (glibc 2.17+), x86_64 musl -------------------
+# The release artifacts, in dist/ (packaging/dist.sh): per platform the tarball, the .debs and
+# the wheel, and one npm tarball, with the version of Cargo.toml; lintian checks the .debs. The
+# libraries are built by packaging/cross-build.sh (cargo-zigbuild, into target/<rust target>/;
+# the tools: packaging/cross-tools.sh), once: test-dist and test-cross reuse the build.
+dist:
 	bash packaging/dist.sh
 
-# The same artifacts (compressed fast, into target/test-dist; lintian leaves out the -dev
-# package, a minute of its time), installed as a user would, outside the checkout, each
-# delivering to a receiver (packaging/check-dist.sh); then the Node binding's own tests from a
-# copy outside the repository. A tool that cannot be had skips its artifact, with a message.
+# The same artifacts, compressed fast, into target/test-dist/out (lintian leaves out the -dev
+# packages, a minute each), for test-dist and test-cross. A tool that cannot be had skips its
+# artifact, with a message.
 TEST_DIST := $(CURDIR)/target/test-dist
-test-dist: lib receiver
+test-dist-artifacts:
 	DIST_DIR=$(TEST_DIST)/out DIST_WORK=$(TEST_DIST)/work DIST_FAST=1 LINTIAN=quick \
 	  DIST_ALLOW_SKIP=1 bash packaging/dist.sh
+
+# Each platform's artifacts (packaging/check-cross.sh): the glibc floor; the tests/c programs
+# built with the platform's compilers against its tarball deliver to the receiver (aarch64
+# under qemu-user); the .deb, wheel and npm prebuild are of the platform's machine and tags.
+test-cross: test-dist-artifacts receiver
+	bash packaging/check-cross.sh $(TEST_DIST)/out
+# ---- end of release platforms ---------------------------------------------------------------
+
+# The x86_64 artifacts installed as a user would, outside the checkout, each delivering to a
+# receiver (packaging/check-dist.sh); then the Node binding's own tests from a copy outside the
+# repository.
+test-dist: test-dist-artifacts receiver
 	bash packaging/check-dist.sh $(TEST_DIST)/out
 	env -u RARCH_LOGGING_LIB DIST_DIR=$(TEST_DIST)/out bash packaging/check-bindings-outside.sh node
 

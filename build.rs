@@ -22,7 +22,20 @@ fn main() {
     // The functions of rarch_log's path are in `.text.hot.rarch_log` sections: kept together in
     // one output section (GNU ld and lld both take this flag), so that a call after a pause
     // touches a few pages of code instead of one or two per function.
-    println!("cargo:rustc-cdylib-link-arg=-Wl,-z,keep-text-section-prefix");
+    // zig's linker driver (cargo-zigbuild, which `make dist` links the release libraries with)
+    // refuses -z flags it does not know, this one included: those builds go without it. It
+    // also writes no build id unless asked (Debian's gcc asks for one): the debug files of the
+    // release are found by it.
+    let zig = env::var("RUSTC_LINKER").is_ok_and(|l| {
+        PathBuf::from(l)
+            .file_name()
+            .is_some_and(|f| f.to_string_lossy().starts_with("zigcc"))
+    });
+    if zig {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,--build-id=sha1");
+    } else {
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,keep-text-section-prefix");
+    }
     // cbindgen reads the whole crate (a public constant anywhere goes into the header), so any
     // change under src/ may change the header.
     println!("cargo:rerun-if-changed=src");

@@ -302,7 +302,7 @@ check_deb() {
 
 check_wheel() {
 	local whl= f
-	for f in "$DIST"/redarch_logging_client-"$VERSION"-py3-none-manylinux_*_x86_64.whl; do
+	for f in "$DIST"/redarch_logging_client-"$VERSION"-py3-none-*manylinux_*_x86_64.whl; do
 		[ -f "$f" ] && whl=$f
 	done
 	[ -n "$whl" ] || { echo "no manylinux wheel in $DIST"; exit 77; }

@@ -18,6 +18,8 @@
 #                        there through the debuglink); build-id: PREFIX/lib/debug/.build-id/
 #                        xx/yyyy.debug, as Debian's -dbgsym packages; none: no debug file
 #     --lib-mode MODE    mode of the shared library (default 0755; Debian wants 0644)
+# OBJCOPY and STRIP name the binutils (default objcopy, strip; aarch64-linux-gnu-objcopy and
+# aarch64-linux-gnu-strip for an aarch64 library).
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,6 +33,8 @@ VERSION=
 RELOC=no
 DEBUG=beside
 LIBMODE=0755
+OBJCOPY=${OBJCOPY:-objcopy}
+STRIP=${STRIP:-strip}
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -58,8 +62,8 @@ DEST=$(strip_slash "$DEST")
 MAJOR=${VERSION%%.*}
 [ -n "$STATIC" ] || STATIC=$(dirname "$LIB")/librarch_logging.a
 [ -f "$LIB" ] || { echo "install-tree.sh: no $LIB (make lib)" >&2; exit 1; }
-for tool in objcopy strip; do
-	command -v $tool >/dev/null 2>&1 || { echo "install-tree.sh: $tool (binutils) is needed" >&2; exit 1; }
+for tool in "$OBJCOPY" "$STRIP"; do
+	command -v "$tool" >/dev/null 2>&1 || { echo "install-tree.sh: $tool (binutils) is needed" >&2; exit 1; }
 done
 
 REAL=librarch_logging.so.$VERSION
@@ -81,14 +85,14 @@ build-id)
 none) dbg= ;;
 *) echo "install-tree.sh: --debug beside|build-id|none" >&2; exit 2 ;;
 esac
-objcopy --strip-unneeded --remove-section=.comment "$LIB" "$tmp/$REAL"
+"$OBJCOPY" --strip-unneeded --remove-section=.comment "$LIB" "$tmp/$REAL"
 if [ -n "$dbg" ]; then
 	install -d "$(dirname "$dbg")"
-	objcopy --only-keep-debug --compress-debug-sections=zlib "$LIB" "$tmp/debug"
+	"$OBJCOPY" --only-keep-debug --compress-debug-sections=zlib "$LIB" "$tmp/debug"
 	install -m 0644 "$tmp/debug" "$dbg"
 	# The link holds the debug file's name and CRC; gdb looks beside the library, in .debug/
 	# and under /usr/lib/debug (and by build id).
-	(cd "$(dirname "$dbg")" && objcopy --add-gnu-debuglink="$(basename "$dbg")" "$tmp/$REAL")
+	(cd "$(dirname "$dbg")" && "$OBJCOPY" --add-gnu-debuglink="$(basename "$dbg")" "$tmp/$REAL")
 fi
 install -m "$LIBMODE" "$tmp/$REAL" "$L/$REAL"
 ln -sfn "$REAL" "$L/librarch_logging.so.$MAJOR"
@@ -96,7 +100,7 @@ ln -sfn "librarch_logging.so.$MAJOR" "$L/librarch_logging.so"
 
 # The static library without its debug sections (65 MB instead of 124), deterministic members.
 if [ -f "$STATIC" ]; then
-	strip --strip-debug --enable-deterministic-archives --remove-section=.comment \
+	"$STRIP" --strip-debug --enable-deterministic-archives --remove-section=.comment \
 		-o "$tmp/librarch_logging.a" "$STATIC"
 	install -m 0644 "$tmp/librarch_logging.a" "$L/librarch_logging.a"
 fi

@@ -7,6 +7,12 @@
 //! project with pkg-config and with CMake.
 //!
 //! `make test-c` runs this file alone (`cargo test --release --test c_programs`).
+//!
+//! `make test-cross` (packaging/check-cross.sh) runs the `*_native` scenarios again for each
+//! platform of the release, against its tarball: RARCH_LOGGING_LIB names the tarball's
+//! library, RARCH_TEST_INCLUDE its include directory, RARCH_TEST_CC and RARCH_TEST_CXX the
+//! platform's compilers and RARCH_TEST_RUNNER what runs its programs (qemu-user for aarch64);
+//! each is a command with its arguments, split on spaces.
 
 mod common;
 
@@ -78,11 +84,29 @@ fn out_dir() -> PathBuf {
     d
 }
 
-fn compiler(src: &Path) -> (&'static str, &'static str) {
+/// A command from the environment (split on spaces), or `default`.
+fn env_command(var: &str, default: &str) -> Vec<String> {
+    let v = std::env::var(var).unwrap_or_default();
+    let v = if v.trim().is_empty() { default } else { &v };
+    v.split_whitespace().map(str::to_owned).collect()
+}
+
+/// The compiler command of `src` ($RARCH_TEST_CXX or g++, $RARCH_TEST_CC or gcc) and its
+/// language standard.
+fn compiler(src: &Path) -> (Vec<String>, &'static str) {
     if src.extension().is_some_and(|e| e == "cpp") {
-        ("g++", "-std=c++17")
+        (env_command("RARCH_TEST_CXX", "g++"), "-std=c++17")
     } else {
-        ("gcc", "-std=c11")
+        (env_command("RARCH_TEST_CC", "gcc"), "-std=c11")
+    }
+}
+
+/// The directories of the headers: $RARCH_TEST_INCLUDE (an installed prefix's include/, which
+/// holds them all), else the repo's include/ and bindings/c.
+fn include_dirs() -> Vec<PathBuf> {
+    match std::env::var_os("RARCH_TEST_INCLUDE") {
+        Some(d) if !d.is_empty() => vec![PathBuf::from(d)],
+        _ => vec![repo().join("include"), repo().join("bindings/c")],
     }
 }
 
@@ -119,16 +143,15 @@ fn build(src: &str, sanitized: bool) -> PathBuf {
     });
     let (cc, std) = compiler(&path);
     let lib = lib_dir();
-    let mut cmd = Command::new(cc);
-    cmd.arg(std).args(WARN);
+    let mut cmd = Command::new(&cc[0]);
+    cmd.args(&cc[1..]).arg(std).args(WARN);
     if sanitized {
         cmd.args(SANITIZE);
     }
-    cmd.arg("-I")
-        .arg(repo().join("include"))
-        .arg("-I")
-        .arg(repo().join("bindings/c"))
-        .arg(&path)
+    for d in include_dirs() {
+        cmd.arg("-I").arg(d);
+    }
+    cmd.arg(&path)
         .arg("-pthread")
         .arg("-L")
         .arg(&lib)
@@ -192,7 +215,16 @@ fn run(src: &str, how: How, args: &[&str], url: &str, key: &str, dir: &Path) -> 
             .arg(&exe);
             c
         }
-        _ => Command::new(&exe),
+        _ => {
+            // $RARCH_TEST_RUNNER: an emulator for another architecture's programs.
+            let runner = env_command("RARCH_TEST_RUNNER", "");
+            let mut c = Command::new(runner.first().map_or(exe.as_os_str(), |r| r.as_ref()));
+            c.args(runner.iter().skip(1));
+            if !runner.is_empty() {
+                c.arg(&exe);
+            }
+            c
+        }
     };
     cmd.args(args)
         .current_dir(dir)
@@ -556,6 +588,11 @@ fn threads_all_arrive(how: How, threads: usize, per_thread: usize) {
 #[test]
 fn threads_160k_all_arrive_native() {
     threads_all_arrive(How::Native, 16, 10_000);
+}
+/// 4 threads x 2,000 entries: the same under an emulator (make test-cross), in seconds.
+#[test]
+fn threads_8k_all_arrive_native() {
+    threads_all_arrive(How::Native, 4, 2_000);
 }
 #[test]
 fn threads_sanitized() {

@@ -2,6 +2,7 @@
  * token (401): the failures are counted (auth_failures), nothing is dropped, the entries go
  * to the disk buffer, and flush reports a timeout. `auth replay N` (right key, same working
  * directory) replays the buffer: the driver then sees all N at the receiver. */
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 with any C library (musl) */
 #include <time.h>
 #include "testutil.h"
 

@@ -18,10 +18,44 @@ function libFileNames() {
   }
 }
 
+// The C library this process runs on, on Linux: 'glibc' or 'musl' (Alpine). Node's report
+// names the glibc it runs on (header.glibcVersionRuntime) and has no such field on musl, so a
+// report without it means musl. Without a report (a restricted runtime), musl's dynamic loader
+// (/lib/ld-musl-<arch>.so.1) decides; it is not asked first because a glibc system may have
+// it too (Debian's musl-tools).
+function nodeReport() {
+  const rep = process.report;
+  if (!rep || typeof rep.getReport !== 'function') return null;
+  // Network handles would make the report look up host names: leave them out.
+  const prev = rep.excludeNetwork;
+  try {
+    rep.excludeNetwork = true;
+    return rep.getReport();
+  } catch {
+    return null;
+  } finally {
+    rep.excludeNetwork = prev;
+  }
+}
+
+function linuxLibc(report = nodeReport(), exists = fs.existsSync) {
+  const header = report && report.header;
+  if (header) return header.glibcVersionRuntime ? 'glibc' : 'musl';
+  const loader = { x64: 'x86_64', arm64: 'aarch64' }[process.arch] || process.arch;
+  return exists(`/lib/ld-musl-${loader}.so.1`) ? 'musl' : 'glibc';
+}
+
+// The prebuilds/ directory for a platform: prebuildify's names, <platform>-<arch>, with
+// "-musl" for a musl Linux (linux-x64, linux-arm64, linux-x64-musl).
+function prebuildName(platform, arch, libc) {
+  return `${platform}-${arch}${platform === 'linux' && libc === 'musl' ? '-musl' : ''}`;
+}
+
 // The copy of the library that a packed package carries (`make dist` puts it there):
-// prebuilds/<platform>-<arch>/ inside the package, as in prebuildify's layout.
+// prebuilds/<platform>-<arch>[-musl]/ inside the package.
 function bundledDir() {
-  return path.resolve(__dirname, '..', 'prebuilds', `${process.platform}-${process.arch}`);
+  const libc = process.platform === 'linux' ? linuxLibc() : undefined;
+  return path.resolve(__dirname, '..', 'prebuilds', prebuildName(process.platform, process.arch, libc));
 }
 
 // Debian's library directory (where the .deb installs), for the loader-less fallback.
@@ -125,7 +159,8 @@ function load() {
   throw new LibraryNotFoundError(
     'rarch-logging: cannot load librarch_logging. Tried, in order:\n  ' + tried.join('\n  ') +
       `\nSet ${LIB_ENV} to the library's path, install the release package (its npm tarball ` +
-      'carries the linux-x64 library), run `make lib` in the repository, or install the library ' +
+      'carries the linux-x64, linux-arm64 and linux-x64-musl libraries), run `make lib` in the ' +
+      'repository, or install the library ' +
       '(`make install`, the tarball or the .deb).',
     tried);
 }
@@ -169,4 +204,4 @@ function declare(lib, file) {
   return n;
 }
 
-module.exports = { load, candidates, bundledDir, LibraryNotFoundError };
+module.exports = { load, candidates, bundledDir, linuxLibc, prebuildName, LibraryNotFoundError };

@@ -121,6 +121,12 @@ pub fn replay(dir: &Path, a: ReplayArgs) -> Outcome {
         ));
     }
     let deadline = Instant::now() + Duration::from_secs_f64(a.timeout.min(1e9));
+    rarch_logging::buffer::check_service_name(&a.service)
+        .map_err(|e| Fail::new(exit::DATAERR, e.message))?;
+    if !dir.join(&a.service).is_dir() {
+        eprintln!("nothing to replay: no buffer directory for {:?}", a.service);
+        return Ok(exit::OK);
+    }
     let before = one(dir, &a.service)?;
     let mut opts = options(Some(&a.server), dir)?;
     let usage = |e: rarch_logging::Error| Fail::new(exit::USAGE, e.message);

@@ -10,6 +10,7 @@
 #   librarch-logging0_V_amd64.deb        the shared library (Debian's split: runtime, -dev,
 #   librarch-logging-dev_V_amd64.deb     -dbgsym), built with dpkg-deb
 #   librarch-logging0-dbgsym_V_amd64.deb
+#   rarch-logging-tools_V_amd64.deb      the command line rarch-logging
 #   redarch_logging_client-V-py3-none-manylinux_2_NN_x86_64.whl   the Python package with the
 #                                        library inside, tagged by auditwheel
 #   rarch-logging-V.tgz                  the npm package with prebuilds/linux-x64/ inside
@@ -144,7 +145,7 @@ deb_control() { # deb_control DIR PACKAGE SECTION DEPENDS SYNOPSIS DESCRIPTION [
 		[ -n "$depends" ] && echo "Depends: $depends"
 		echo "Section: $section"
 		echo "Priority: optional"
-		echo "Multi-Arch: same"
+		echo "Multi-Arch: ${MULTI_ARCH:-same}"
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 		echo "Description: $synopsis"
 		[ -z "$desc" ] || printf '%s\n' "$desc" | sed 's/^/ /; s/^ $/ ./'
@@ -194,6 +195,20 @@ build_debs() {
 	ship_go "$root/usr/share/gocode/src/rarch-logging/rarchlog"
 
 	mkdir -p "$run/$libdir" "$dbg/usr/lib" "$dev/usr"
+	# The operator's command line: a package of its own (a Multi-Arch: same library package
+	# may hold no file outside the architecture's directories).
+	local tools=$WORK/deb/rarch-logging-tools
+	if [ -f "$root/usr/bin/rarch-logging" ]; then
+		mkdir -p "$tools/usr"
+		mv "$root/usr/bin" "$tools/usr/"
+		deb_doc "$tools" rarch-logging-tools
+		MULTI_ARCH=foreign deb_control "$tools" rarch-logging-tools admin \
+			"$(lib_depends "$tools/usr/bin/rarch-logging")" \
+			"command line for rarch-logging's buffers and the logging API" \
+			"rarch-logging shows what a service's disk buffer holds (status), sends it
+now (replay), logs from a shell (send), lists and requeues dead letters, and
+checks that this host reaches the logging API with its key (check)."
+	fi
 	mv "$root/$libdir/librarch_logging.so.$VERSION" "$root/$libdir/librarch_logging.so.$MAJOR" "$run/$libdir/"
 	mv "$root/usr/lib/debug" "$dbg/usr/lib/"
 	mv "$root/usr/lib" "$root/usr/include" "$root/usr/share" "$dev/usr/"
@@ -240,7 +255,7 @@ static library, the pkg-config file (rarch-logging), the CMake package
 Build-Ids: $id"
 
 	local p
-	for p in librarch-logging0 librarch-logging-dev librarch-logging0-dbgsym; do
+	for p in librarch-logging0 librarch-logging-dev librarch-logging0-dbgsym $([ -d "$tools" ] && echo rarch-logging-tools); do
 		dpkg-deb --root-owner-group $DEB_COMPRESS --build "$WORK/deb/$p" "$DIST/${p}_${VERSION}_$DEBARCH.deb" >/dev/null
 		say "$DIST/${p}_${VERSION}_$DEBARCH.deb ($(du -h "$DIST/${p}_${VERSION}_$DEBARCH.deb" | cut -f1))"
 	done
@@ -261,6 +276,8 @@ run_lintian() {
 		[ "$LINTIAN" = quick ] && [ $p = librarch-logging-dev ] && continue
 		debs+=("$DIST/${p}_${VERSION}_$DEBARCH.deb")
 	done
+	p=$DIST/rarch-logging-tools_${VERSION}_$DEBARCH.deb
+	[ ! -f "$p" ] || debs+=("$p")
 	# Its temporary files (it leaves some behind) stay in the staging area.
 	mkdir -p "$WORK/tmp"
 	TMPDIR=$WORK/tmp lintian --allow-root --pedantic --display-info --tag-display-limit 0 "${debs[@]}" \

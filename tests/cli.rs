@@ -538,7 +538,7 @@ fn replay_beside_a_live_logger_of_the_service_loses_and_doubles_nothing() {
     let small = [("buffer_max_file_bytes", "8192")];
     let mut sent: Vec<String> = (0..2000).map(|i| format!("backlog-{i}")).collect();
     backlog_with(&r, dir.path(), "svc-l", &sent, &small);
-    let mut child = cli(&r.key, dir.path())
+    let child = cli(&r.key, dir.path())
         .args([
             "replay",
             "--service",

@@ -57,6 +57,13 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// `replay --service svc --timeout t --url url`, run to its end.
+fn replay(key: &str, dir: &Path, svc: &str, timeout: u32, url: &str) -> Output {
+    run(cli(key, dir)
+        .args(["replay", "--service", svc, "--url", url, "--timeout"])
+        .arg(timeout.to_string()))
+}
+
 /// `status --json --service svc`: the service's object.
 fn status(key: &str, dir: &Path, svc: &str) -> Value {
     let o = run(cli(key, dir).args(["status", "--json", "--service", svc]));
@@ -64,6 +71,11 @@ fn status(key: &str, dir: &Path, svc: &str) -> Value {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["services"].as_array().unwrap().len(), 1, "{v}");
     v["services"][0].clone()
+}
+
+/// The values of `keys` in `v`, as a JSON array.
+fn pick(v: &Value, keys: &[&str]) -> Value {
+    keys.iter().map(|k| v[*k].clone()).collect()
 }
 
 /// The entries the receiver accepted, by message: how many times each arrived.
@@ -94,12 +106,18 @@ fn backlog_with(r: &Receiver, dir: &Path, svc: &str, messages: &[String], extra:
     r.fault(r#"{"mode":"none"}"#);
 }
 
+/// A receiver, and a buffer directory whose service `svc` has a backlog of `n` entries.
+fn with_backlog(key: &str, svc: &str, n: usize) -> (Receiver, tempfile::TempDir, Vec<String>) {
+    let r = Receiver::start(key);
+    let dir = tempfile::tempdir().unwrap();
+    let msgs: Vec<String> = (0..n).map(|i| format!("backlog-{i}")).collect();
+    backlog(&r, dir.path(), svc, &msgs);
+    (r, dir, msgs)
+}
+
 #[test]
 fn status_counts_a_backlog_exactly_and_replay_delivers_it_once() {
-    let r = Receiver::start("k-cli-1");
-    let dir = tempfile::tempdir().unwrap();
-    let msgs: Vec<String> = (0..120).map(|i| format!("backlog-{i}")).collect();
-    backlog(&r, dir.path(), "svc-b", &msgs);
+    let (r, dir, msgs) = with_backlog("k-cli-1", "svc-b", 120);
 
     // The expected counts, from the files the library wrote.
     let mut bytes = 0;
@@ -125,8 +143,9 @@ fn status_counts_a_backlog_exactly_and_replay_delivers_it_once() {
     assert_eq!(s["backlog_bytes"], bytes, "{s}");
     assert_eq!(s["oldest_entry"].as_str(), oldest.as_deref(), "{s}");
     assert_eq!(
-        (&s["dead_letters"], &s["corrupt"]),
-        (&Value::from(0), &Value::from(0))
+        pick(&s, &["dead_letters", "corrupt"]),
+        serde_json::json!([0, 0]),
+        "{s}"
     );
     assert_eq!(s["live_pids"], serde_json::json!([]), "{s}");
     // The table names the service and its backlog.
@@ -140,15 +159,7 @@ fn status_counts_a_backlog_exactly_and_replay_delivers_it_once() {
         "{table}"
     );
 
-    let o = run(cli(&r.key, dir.path()).args([
-        "replay",
-        "--service",
-        "svc-b",
-        "--timeout",
-        "30",
-        "--url",
-        &r.url(),
-    ]));
+    let o = replay(&r.key, dir.path(), "svc-b", 30, &r.url());
     assert_eq!(code(&o), 0, "{}", text(&o));
     let got = by_message(&r);
     assert_eq!(got.len(), 120);
@@ -156,8 +167,8 @@ fn status_counts_a_backlog_exactly_and_replay_delivers_it_once() {
     assert_eq!(r.stat("duplicates"), 0);
     let s = status(&r.key, dir.path(), "svc-b");
     assert_eq!(
-        (&s["backlog_entries"], &s["backlog_bytes"]),
-        (&Value::from(0), &Value::from(0)),
+        pick(&s, &["backlog_entries", "backlog_bytes"]),
+        serde_json::json!([0, 0]),
         "{s}"
     );
     assert_eq!(s["oldest_entry"], Value::Null);
@@ -165,31 +176,12 @@ fn status_counts_a_backlog_exactly_and_replay_delivers_it_once() {
 
 #[test]
 fn replay_keeps_the_backlog_when_the_server_is_down_or_refuses_the_key() {
-    let r = Receiver::start("k-cli-2");
-    let dir = tempfile::tempdir().unwrap();
-    let msgs: Vec<String> = (0..5).map(|i| format!("kept-{i}")).collect();
-    backlog(&r, dir.path(), "svc-k", &msgs);
+    let (r, dir, _) = with_backlog("k-cli-2", "svc-k", 5);
     let url = format!("http://{}/log", dead_addr());
-    let o = run(cli(&r.key, dir.path()).args([
-        "replay",
-        "--service",
-        "svc-k",
-        "--timeout",
-        "1",
-        "--url",
-        &url,
-    ]));
+    let o = replay(&r.key, dir.path(), "svc-k", 1, &url);
     assert_eq!(code(&o), 75, "{}", text(&o));
     assert_eq!(status(&r.key, dir.path(), "svc-k")["backlog_entries"], 5);
-    let o = run(cli("wrong", dir.path()).args([
-        "replay",
-        "--service",
-        "svc-k",
-        "--timeout",
-        "20",
-        "--url",
-        &r.url(),
-    ]));
+    let o = replay("wrong", dir.path(), "svc-k", 20, &r.url());
     assert_eq!(code(&o), 77, "{}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("refused the key"),
@@ -224,8 +216,8 @@ fn a_dead_letter_is_listed_requeued_and_replayed() {
     assert_eq!(by_message(&r).get("fine-1"), Some(&1));
     let s = status(&r.key, dir.path(), "svc-d");
     assert_eq!(
-        (&s["dead_letters"], &s["backlog_entries"]),
-        (&Value::from(1), &Value::from(0)),
+        pick(&s, &["dead_letters", "backlog_entries"]),
+        serde_json::json!([1, 0]),
         "{s}"
     );
 
@@ -245,52 +237,30 @@ fn a_dead_letter_is_listed_requeued_and_replayed() {
             .any(|l| l.trim_start().starts_with("400") && l.contains("poison-1")),
         "{table}"
     );
-    // Another status chooses none.
-    let o = run(cli(&r.key, dir.path()).args([
-        "dead-letters",
-        "requeue",
-        "--service",
-        "svc-d",
-        "--status",
-        "422",
-        "--json",
-    ]));
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    assert_eq!(
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["requeued"],
-        0
-    );
-
-    let o = run(cli(&r.key, dir.path()).args([
-        "dead-letters",
-        "requeue",
-        "--service",
-        "svc-d",
-        "--status",
-        "400",
-    ]));
-    assert_eq!(code(&o), 0, "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("requeued 1"),
-        "{}",
-        text(&o)
-    );
+    // Another status chooses none; then the 400 is moved.
+    let requeue = |status: &str| {
+        let o = run(cli(&r.key, dir.path()).args([
+            "dead-letters",
+            "requeue",
+            "--service",
+            "svc-d",
+            "--status",
+            status,
+            "--json",
+        ]));
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["requeued"].clone()
+    };
+    assert_eq!(requeue("422"), 0);
+    assert_eq!(requeue("400"), 1);
     let s = status(&r.key, dir.path(), "svc-d");
     assert_eq!(
-        (&s["dead_letters"], &s["backlog_entries"]),
-        (&Value::from(0), &Value::from(1)),
+        pick(&s, &["dead_letters", "backlog_entries"]),
+        serde_json::json!([0, 1]),
         "{s}"
     );
 
-    let o = run(cli(&r.key, dir.path()).args([
-        "replay",
-        "--service",
-        "svc-d",
-        "--timeout",
-        "30",
-        "--url",
-        &r.url(),
-    ]));
+    let o = replay(&r.key, dir.path(), "svc-d", 30, &r.url());
     assert_eq!(code(&o), 0, "{}", text(&o));
     let got = by_message(&r);
     assert_eq!(
@@ -300,8 +270,8 @@ fn a_dead_letter_is_listed_requeued_and_replayed() {
     );
     let s = status(&r.key, dir.path(), "svc-d");
     assert_eq!(
-        (&s["dead_letters"], &s["backlog_entries"]),
-        (&Value::from(0), &Value::from(0)),
+        pick(&s, &["dead_letters", "backlog_entries"]),
+        serde_json::json!([0, 0]),
         "{s}"
     );
 }
@@ -402,22 +372,14 @@ fn send_delivers_entries_exactly_as_given() {
     let find = |m: &str| es.iter().find(|e| e["message"] == m).unwrap().clone();
     let j1 = find("j1");
     assert_eq!(
-        (&j1["level"], &j1["user_id"], &j1["tenant_id"]),
-        (
-            &Value::from("DEBUG"),
-            &Value::from("u-9"),
-            &Value::from("t-2")
-        )
+        pick(&j1, &["level", "user_id", "tenant_id"]),
+        serde_json::json!(["DEBUG", "u-9", "t-2"])
     );
     assert_eq!(j1["context"], serde_json::json!({"k":[true,null]}));
     let j2 = find("j2");
     assert_eq!(
-        (&j2["level"], &j2["logger_name"], &j2["tenant_id"]),
-        (
-            &Value::from("INFO"),
-            &Value::from("cron"),
-            &Value::from("t-2")
-        )
+        pick(&j2, &["level", "logger_name", "tenant_id"]),
+        serde_json::json!(["INFO", "cron", "t-2"])
     );
     assert_eq!(j2["client_log_datetime"], "2026-03-04T05:06:07+00:00");
     assert_eq!(r.stat("duplicates"), 0);

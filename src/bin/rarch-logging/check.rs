@@ -1,6 +1,7 @@
 //! `check`: one DEBUG entry, "rarch-logging connectivity check", built, signed and posted by
 //! the library's entry builder, JWT signer and transport, with each step before it reported:
-//! the URL, DNS, TCP connect (and TLS for https), then the HTTP answer and the round trip.
+//! the URL, DNS, TCP connect, TLS for https (the certificate, see [`crate::tls`]), then the HTTP
+//! answer and the round trip.
 
 use crate::{exit, options, Fail, Outcome, Server};
 use clap::Args;
@@ -92,7 +93,7 @@ pub fn check(dir: &Path, a: CheckArgs) -> Outcome {
             Err(e) => last_err = Some(format!("{addr}: {e}")),
         }
     }
-    let Some((addr, _stream)) = connected else {
+    let Some((addr, stream)) = connected else {
         return Err(Fail::new(
             exit::UNAVAILABLE,
             format!(
@@ -107,7 +108,26 @@ pub fn check(dir: &Path, a: CheckArgs) -> Outcome {
             .ca_file
             .as_ref()
             .map_or("the system's roots".to_owned(), |p| p.display().to_string());
-        println!("TLS      verified by the request below, against {ca}");
+        let t = Instant::now();
+        match crate::tls::handshake(stream, &host, cfg.ca_file.as_deref(), cfg.timeout) {
+            Ok(lines) => {
+                println!("TLS      verified against {ca} ({})", ms(t));
+                for l in lines {
+                    println!("         {l}");
+                }
+            }
+            Err((lines, e)) => {
+                for l in lines {
+                    println!("TLS      {l}");
+                }
+                return Err(Fail::new(
+                    exit::UNAVAILABLE,
+                    format!("TLS: the handshake with {host} failed (roots: {ca}): {e}"),
+                ));
+            }
+        }
+    } else {
+        drop(stream);
     }
 
     let mut body = Vec::new();

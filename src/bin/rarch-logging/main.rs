@@ -9,6 +9,7 @@ mod check;
 mod dead_letters;
 mod send;
 mod status;
+mod tls;
 
 use clap::{Args, Parser, Subcommand};
 use rarch_logging::Options;

@@ -543,3 +543,44 @@ fn replay_beside_a_live_logger_of_the_service_loses_and_doubles_nothing() {
     assert!(s["live_pids"].as_array().unwrap().contains(&me), "{s}");
     drop(lg);
 }
+
+#[test]
+fn check_shows_the_servers_certificate_and_refuses_one_it_cannot_verify() {
+    let pki = common::pki::Pki::new();
+    let ca = pki.path("ca.pem");
+    let dir = tempfile::tempdir().unwrap();
+    for (leaf, want) in [("good", 0), ("expired", 69), ("self_signed", 69)] {
+        let cert = pki.path(&format!("{leaf}.pem"));
+        let key = pki.path(&format!("{leaf}.key"));
+        let r = Receiver::start_with(
+            "k-cli-tls",
+            &[
+                "-tls-cert",
+                cert.to_str().unwrap(),
+                "-tls-key",
+                key.to_str().unwrap(),
+            ],
+        );
+        let port = r.addr.rsplit(':').next().unwrap().to_owned();
+        let url = format!("https://localhost:{port}/log");
+        let o = run(cli(&r.key, dir.path())
+            .args(["check", "--url", &url, "--ca-file"])
+            .arg(&ca));
+        assert_eq!(code(&o), want, "{leaf}: {}", text(&o));
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        if want == 0 {
+            assert!(out.contains("TLS      verified against"), "{out}");
+            assert!(out.contains("subject CN=127.0.0.1"), "{out}");
+            assert!(out.contains("issuer CN=rarch-logging test CA"), "{out}");
+            assert!(out.contains("expires "), "{out}");
+            assert!(out.contains("HTTP     2xx"), "{out}");
+        } else {
+            assert!(
+                String::from_utf8_lossy(&o.stderr).contains("TLS: the handshake"),
+                "{}",
+                text(&o)
+            );
+            assert!(!out.contains("HTTP"), "nothing is posted: {out}");
+        }
+    }
+}

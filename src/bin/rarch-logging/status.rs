@@ -6,7 +6,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rarch_logging::buffer::DiskBuffer;
 use rarch_logging::inspect::{self, ServiceState};
-use rarch_logging::{Config, ErrorKind, Logger};
+use rarch_logging::{Config, ErrorKind, Logger, StatsSnapshot};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -146,22 +146,34 @@ pub fn replay(dir: &Path, a: ReplayArgs) -> Outcome {
     .finish_requeue()
     .map_err(|e| Fail::new(exit::IOERR, format!("{}: {e}", dir.display())))?;
 
-    let lg = Logger::new(&a.service, None, Some(&opts)).map_err(|e| match e.kind {
-        ErrorKind::Config | ErrorKind::InvalidArgument => usage(e),
-        _ => Fail::new(exit::IOERR, e.message),
-    })?;
+    let open = || {
+        Logger::new(&a.service, None, Some(&opts)).map_err(|e| match e.kind {
+            ErrorKind::Config | ErrorKind::InvalidArgument => usage(e),
+            _ => Fail::new(exit::IOERR, e.message),
+        })
+    };
+    let mut lg = open()?;
     let pb = bar(before.backlog_entries, &format!("replay {}", a.service));
-    let settled = |lg: &Logger| {
-        lg.stats()
-            .map(|s| s.replayed + s.rejected + s.poisoned + s.corrupt)
-            .unwrap_or(0)
+    // The counters of the pipelines closed so far (see below), and those of the live one.
+    let mut done = StatsSnapshot::default();
+    let total = |done: &StatsSnapshot, lg: &Logger| {
+        let s = lg.stats().unwrap_or_default();
+        StatsSnapshot {
+            replayed: done.replayed + s.replayed,
+            rejected: done.rejected + s.rejected,
+            poisoned: done.poisoned + s.poisoned,
+            corrupt: done.corrupt + s.corrupt,
+            ..StatsSnapshot::default()
+        }
     };
     let mut last_state = before;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let step = left.min(Duration::from_millis(200));
         let flushed = lg.flush(step);
-        pb.set_position(settled(&lg).min(pb.length().unwrap_or(0)));
+        let t = total(&done, &lg);
+        let settled = t.replayed + t.rejected + t.poisoned + t.corrupt;
+        pb.set_position(settled.min(pb.length().unwrap_or(0)));
         if lg.stats().map(|s| s.auth_failures).unwrap_or(0) > 0 && flushed.is_err() {
             pb.abandon();
             drop(lg);
@@ -175,11 +187,21 @@ pub fn replay(dir: &Path, a: ReplayArgs) -> Outcome {
             ));
         }
         if flushed.is_ok() {
-            // Our drain found nothing more to claim; another process may still be sending a
-            // file it claimed. Done when the directory shows no backlog.
+            // Our pipeline found nothing more to claim. Done when the directory shows no
+            // backlog; else another process is sending a file it claimed, or appended lines
+            // since our pipeline looked (a pipeline replays other processes' lines only at its
+            // start): a moment later, a fresh pipeline looks again.
             last_state = one(dir, &a.service)?;
             if last_state.backlog_entries == 0 {
+                done = total(&done, &lg);
                 break;
+            }
+            if !left.is_zero() {
+                std::thread::sleep(left.min(Duration::from_millis(100)));
+                done = total(&done, &lg);
+                drop(lg);
+                lg = open()?;
+                continue;
             }
         }
         if left.is_zero() {
@@ -204,14 +226,13 @@ pub fn replay(dir: &Path, a: ReplayArgs) -> Outcome {
         }
     }
     pb.finish();
-    let s = lg.stats().unwrap_or_default();
     drop(lg);
     eprintln!(
         "replayed {} entries of {:?}; dead-lettered {}, corrupt {}; backlog now 0",
-        s.replayed,
+        done.replayed,
         a.service,
-        s.rejected + s.poisoned,
-        s.corrupt
+        done.rejected + done.poisoned,
+        done.corrupt
     );
     Ok(exit::OK)
 }

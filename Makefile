@@ -118,7 +118,8 @@ install: lib
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/librarch_logging.so* $(DESTDIR)$(LIBDIR)/librarch_logging.a \
-	  $(DESTDIR)$(INCDIR)/rarch_logging.h $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc
+	  $(DESTDIR)$(INCDIR)/rarch_logging.h $(DESTDIR)$(LIBDIR)/pkgconfig/rarch-logging.pc \
+	  $(DESTDIR)$(PREFIX)/bin/rarch-logging
 	@for h in bindings/c/*.h bindings/c/*.hpp; do [ -f "$$h" ] && rm -f $(DESTDIR)$(INCDIR)/$$(basename $$h) || true; done
 	rm -rf $(DESTDIR)$(LIBDIR)/cmake/rarch_logging
 

@@ -182,6 +182,14 @@ check_tarball_layout() {
 	! grep -rl -e "$ROOT" -e "/target/" "$L/pkgconfig" "$L/cmake" || { echo "absolute paths in the config files"; return 1; }
 }
 
+check_tarball_cli() {
+	need "$TARBALL"
+	[ -d "$P" ] || { echo "the tarball was not unpacked"; return 1; }
+	! has_section "$P/bin/rarch-logging" .debug_info || { echo "bin/rarch-logging is not stripped"; return 1; }
+	"$P/bin/rarch-logging" --version
+	run dist-tar-cli "$P/bin/rarch-logging" check --service dist-tar-cli
+}
+
 check_tarball_pkgconfig() {
 	need "$TARBALL"
 	[ -d "$P" ] || { echo "the tarball was not unpacked"; return 1; }
@@ -279,6 +287,9 @@ check_deb() {
 		"$R/usr/share/gocode/src/rarch-logging/rarchlog/go.mod"; do
 		[ -e "$f" ] || { echo "the .debs have no ${f#"$R"}"; return 1; }
 	done
+	# The command line, in a package of its own.
+	dpkg -x "$DIST/rarch-logging-tools_${VERSION}_amd64.deb" "$R"
+	"$R/usr/bin/rarch-logging" --version
 	# The runtime package has only the library (and its docs); the debug file is found by build id.
 	! dpkg-deb -c "${DEBS[0]}" | grep -e '\.a$' -e '\.h$' -e '\.pc$' || { echo "runtime package has dev files"; return 1; }
 	id=$(readelf -n "$L/librarch_logging.so.$VERSION" | sed -n 's/.*Build ID: //p')
@@ -359,6 +370,7 @@ check_delivered() {
 
 echo "check-dist: $DIST, version $VERSION, scratch $S, receiver $BASE"
 check "tarball: layout, stripped library, debuglink, relocatable config" check_tarball_layout
+check "tarball: bin/rarch-logging check delivers" check_tarball_cli
 check "tarball: C program with pkg-config" check_tarball_pkgconfig
 check "tarball (prefix moved): C, static C and C++ programs with CMake" check_tarball_cmake
 check "tarball: Go program (replace => share/gocode, pkg-config)" check_tarball_go

@@ -3,7 +3,8 @@
 #
 #   packaging/cross-build.sh [KEY...]     (KEY: x86_64 aarch64 x86_64-musl; default all)
 #
-# into target/<rust target>/release/librarch_logging.{so,a}. The glibc targets are linked
+# into target/<rust target>/release/librarch_logging.{so,a} (and, for x86_64, the
+# command line rarch-logging beside it). The glibc targets are linked
 # against glibc 2.17's symbol versions (x86_64-unknown-linux-gnu.2.17); the musl one is a
 # cdylib, so musl's static C runtime is turned off for it (-C target-feature=-crt-static, given
 # through the target's own RUSTFLAGS so the host's build scripts are left alone). `make dist`
@@ -27,6 +28,9 @@ unset SOURCE_DATE_EPOCH
 for key in "$@"; do
 	target_vars "$key"
 	t0=$SECONDS
-	cargo zigbuild --quiet --release --lib --target "$T_ZIG"
+	# The operator's command line ships in the x86_64 glibc tarball and .deb.
+	bins=()
+	[ "$key" != x86_64 ] || bins=(--bin rarch-logging)
+	cargo zigbuild --quiet --release --lib "${bins[@]}" --target "$T_ZIG"
 	echo "cross-build: $key: target/$T_RUST/release/librarch_logging.so ($((SECONDS - t0)) s)"
 done

@@ -13,6 +13,7 @@
 #   librarch-logging0_V_A.deb            the shared library (Debian's split: runtime, -dev,
 #   librarch-logging-dev_V_A.deb         -dbgsym), built with dpkg-deb (glibc platforms)
 #   librarch-logging0-dbgsym_V_A.deb
+#   rarch-logging-tools_V_A.deb          the command line rarch-logging (when it was built)
 #   redarch_logging_client-V-py3-none-TAG.whl   the Python package with the library inside,
 #                                        tagged by auditwheel: manylinux2014_x86_64.manylinux_2_17_
 #                                        x86_64, the same for aarch64, musllinux_1_2_x86_64
@@ -210,7 +211,7 @@ deb_control() { # deb_control DIR PACKAGE SECTION DEPENDS SYNOPSIS DESCRIPTION [
 		[ -n "$depends" ] && echo "Depends: $depends"
 		echo "Section: $section"
 		echo "Priority: optional"
-		echo "Multi-Arch: same"
+		echo "Multi-Arch: ${MULTI_ARCH:-same}"
 		[ -n "$extra" ] && printf '%s\n' "$extra"
 		echo "Description: $synopsis"
 		[ -z "$desc" ] || printf '%s\n' "$desc" | sed 's/^/ /; s/^ $/ ./'
@@ -253,6 +254,20 @@ build_debs() {
 	ship_go "$root/usr/share/gocode/src/rarch-logging/rarchlog"
 
 	mkdir -p "$run/$libdir" "$dbg/usr/lib" "$dev/usr"
+	# The operator's command line: a package of its own (a Multi-Arch: same library package
+	# may hold no file outside the architecture's directories).
+	local tools=$WORK/deb-$DEBARCH/rarch-logging-tools
+	if [ -f "$root/usr/bin/rarch-logging" ]; then
+		mkdir -p "$tools/usr"
+		mv "$root/usr/bin" "$tools/usr/"
+		deb_doc "$tools" rarch-logging-tools
+		MULTI_ARCH=foreign deb_control "$tools" rarch-logging-tools admin \
+			"$(lib_depends "$tools/usr/bin/rarch-logging")" \
+			"command line for rarch-logging's buffers and the logging API" \
+			"rarch-logging shows what a service's disk buffer holds (status), sends it
+now (replay), logs from a shell (send), lists and requeues dead letters, and
+checks that this host reaches the logging API with its key (check)."
+	fi
 	mv "$root/$libdir/librarch_logging.so.$VERSION" "$root/$libdir/librarch_logging.so.$MAJOR" "$run/$libdir/"
 	mv "$root/usr/lib/debug" "$dbg/usr/lib/"
 	mv "$root/usr/lib" "$root/usr/include" "$root/usr/share" "$dev/usr/"
@@ -299,7 +314,7 @@ static library, the pkg-config file (rarch-logging), the CMake package
 Build-Ids: $id"
 
 	local p
-	for p in librarch-logging0 librarch-logging-dev librarch-logging0-dbgsym; do
+	for p in librarch-logging0 librarch-logging-dev librarch-logging0-dbgsym $([ -d "$tools" ] && echo rarch-logging-tools); do
 		dpkg-deb --root-owner-group $DEB_COMPRESS --build "$WORK/deb-$DEBARCH/$p" "$DIST/${p}_${VERSION}_$DEBARCH.deb" >/dev/null
 		say "$DIST/${p}_${VERSION}_$DEBARCH.deb ($(du -h "$DIST/${p}_${VERSION}_$DEBARCH.deb" | cut -f1))"
 	done
@@ -322,6 +337,8 @@ run_lintian() { # run_lintian DEBARCH...
 			debs+=("$DIST/${p}_${VERSION}_$a.deb")
 		done
 	done
+	p=$DIST/rarch-logging-tools_${VERSION}_$DEBARCH.deb
+	[ ! -f "$p" ] || debs+=("$p")
 	# Its temporary files (it leaves some behind) stay in the staging area.
 	mkdir -p "$WORK/tmp"
 	TMPDIR=$WORK/tmp lintian --allow-root --pedantic --display-info --tag-display-limit 0 "${debs[@]}" \

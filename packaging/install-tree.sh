@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the built library into a tree: the stripped shared library with its soname links and
 # its debug symbols in a separate file, the static library (debug sections stripped), the
-# headers, the pkg-config file and the CMake package. Used by `make install` and by
+# headers, the pkg-config file and the CMake package, and the command line rarch-logging
+# (PREFIX/bin, stripped) when it was built beside the library. Used by `make install` and by
 # packaging/dist.sh (the tarball and the .deb); re-running it over the same tree is harmless.
 #
 #   packaging/install-tree.sh [options]
@@ -103,6 +104,14 @@ if [ -f "$STATIC" ]; then
 	"$STRIP" --strip-debug --enable-deterministic-archives --remove-section=.comment \
 		-o "$tmp/librarch_logging.a" "$STATIC"
 	install -m 0644 "$tmp/librarch_logging.a" "$L/librarch_logging.a"
+fi
+
+# The operator's command line (rarch-logging), stripped, when it was built beside the library.
+BIN=$(dirname "$LIB")/rarch-logging
+if [ -f "$BIN" ]; then
+	install -d "$DEST$PREFIX/bin"
+	strip --strip-unneeded --remove-section=.comment -o "$tmp/rarch-logging" "$BIN"
+	install -m 0755 "$tmp/rarch-logging" "$DEST$PREFIX/bin/rarch-logging"
 fi
 
 install -m 0644 "$ROOT/include/rarch_logging.h" "$I/rarch_logging.h"

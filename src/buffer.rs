@@ -37,8 +37,13 @@ pub const CORRUPT: &str = "buffer.corrupt.jsonl";
 const LOCK: &str = "buffer.lock";
 /// Lines after the first unsettled one whose state a progress mark records.
 pub(crate) const PROGRESS_BITS: usize = 4096;
-const ROTATED: &str = "buffer.rotated-";
-const SENDING: &str = "buffer.sending-";
+pub const ROTATED: &str = "buffer.rotated-";
+pub const SENDING: &str = "buffer.sending-";
+/// Dead letters on their way back into the backlog ([`DiskBuffer::requeue_dead_letters`]):
+/// the entries, and the dead letters that stay. Which of the two exists tells how far a
+/// requeue that stopped in the middle got.
+pub const REQUEUE_PENDING: &str = "buffer.requeue.pending";
+const REQUEUE_KEPT: &str = "buffer.rejected.jsonl.requeue";
 /// A claimed file of another client (the Python one takes no lock) is only adopted once it has
 /// not changed for this long.
 const FOREIGN_CLAIM_AGE: Duration = Duration::from_secs(120);
@@ -131,36 +136,7 @@ impl Claimed {
     /// settled by an earlier drain, and so was line `first + j` for each bit j set in the
     /// bitmap. (0, nothing) when there is none, or it does not parse.
     pub fn progress(&self) -> (usize, [u64; PROGRESS_BITS / 64]) {
-        let mut bits = [0u64; PROGRESS_BITS / 64];
-        let Ok(f) = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(self.progress_path())
-        else {
-            return (0, bits);
-        };
-        let mut s = String::new();
-        if (&f).take(4096).read_to_string(&mut s).is_err() {
-            return (0, bits);
-        }
-        let mut parts = s.split('\n');
-        let Some(first) = parts.next().and_then(|l| l.trim().parse().ok()) else {
-            return (0, bits);
-        };
-        let hex = parts.next().unwrap_or("").trim();
-        if hex.len() == PROGRESS_BITS / 4 {
-            for (w, chunk) in bits.iter_mut().zip(hex.as_bytes().chunks(16)) {
-                match std::str::from_utf8(chunk)
-                    .ok()
-                    .and_then(|c| u64::from_str_radix(c, 16).ok())
-                {
-                    Some(v) => *w = v,
-                    // A torn mark: only the first number is trusted.
-                    None => return (first, [0; PROGRESS_BITS / 64]),
-                }
-            }
-        }
-        (first, bits)
+        read_progress(&self.progress_path())
     }
 
     /// Records that every line before `first` is settled, and the lines after it whose bits are
@@ -196,7 +172,41 @@ impl Claimed {
     }
 }
 
-fn progress_path(claimed: &Path) -> PathBuf {
+/// The progress mark beside the claimed file whose mark is at `mark` (see [`Claimed::progress`]).
+pub fn read_progress(mark: &Path) -> (usize, [u64; PROGRESS_BITS / 64]) {
+    let mut bits = [0u64; PROGRESS_BITS / 64];
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(mark)
+    else {
+        return (0, bits);
+    };
+    let mut s = String::new();
+    if (&f).take(4096).read_to_string(&mut s).is_err() {
+        return (0, bits);
+    }
+    let mut parts = s.split('\n');
+    let Some(first) = parts.next().and_then(|l| l.trim().parse().ok()) else {
+        return (0, bits);
+    };
+    let hex = parts.next().unwrap_or("").trim();
+    if hex.len() == PROGRESS_BITS / 4 {
+        for (w, chunk) in bits.iter_mut().zip(hex.as_bytes().chunks(16)) {
+            match std::str::from_utf8(chunk)
+                .ok()
+                .and_then(|c| u64::from_str_radix(c, 16).ok())
+            {
+                Some(v) => *w = v,
+                // A torn mark: only the first number is trusted.
+                None => return (first, [0; PROGRESS_BITS / 64]),
+            }
+        }
+    }
+    (first, bits)
+}
+
+pub fn progress_path(claimed: &Path) -> PathBuf {
     let mut p = claimed.as_os_str().to_owned();
     p.push(".progress");
     PathBuf::from(p)
@@ -777,14 +787,119 @@ impl DiskBuffer {
         Ok(())
     }
 
-    /// Appends one record to a side file (dead letters, corrupt lines).
+    /// Appends one record to a side file (dead letters, corrupt lines), under the buffer lock:
+    /// [`DiskBuffer::requeue_dead_letters`] rewrites the dead letters under it.
     pub fn side(&self, name: &str, line: &[u8]) -> io::Result<()> {
         let mut data = Vec::with_capacity(line.len() + 1);
         data.extend_from_slice(line);
         data.push(b'\n');
-        let mut f = open_append(&self.path(name))?;
-        f.write_all(&data)
+        self.locked(|_| open_append(&self.path(name))?.write_all(&data))
     }
+
+    /// Moves the dead letters that `pick` chooses (given each record of
+    /// `buffer.rejected.jsonl`) back into the backlog, their strikes (`retry_count`) reset,
+    /// and removes them from the dead letters. Returns how many were moved.
+    ///
+    /// Under the buffer lock, in steps a crash can stop anywhere without losing or doubling
+    /// an entry: the dead letters that stay are written to `buffer.rejected.jsonl.requeue`,
+    /// then the entries to [`REQUEUE_PENDING`], both synced; renaming the first over
+    /// `buffer.rejected.jsonl` is the commit; then the second becomes a rotated segment.
+    /// [`DiskBuffer::finish_requeue`] (run first) undoes a requeue stopped before its commit
+    /// and completes one stopped after it.
+    pub fn requeue_dead_letters(
+        &self,
+        mut pick: impl FnMut(&serde_json::Value) -> bool,
+    ) -> io::Result<usize> {
+        self.locked(|_| {
+            self.finish_requeue_locked()?;
+            let all = match fs::read(self.path(REJECTED)) {
+                Ok(d) => d,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+                Err(e) => return Err(e),
+            };
+            let (mut back, mut keep, mut n) = (Vec::new(), Vec::new(), 0);
+            for line in all.split(|&b| b == b'\n') {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let chosen = serde_json::from_slice::<serde_json::Value>(line)
+                    .ok()
+                    .filter(|r| pick(r))
+                    .and_then(|_| dead_letter_entry(line));
+                match chosen {
+                    Some(entry) => {
+                        back.extend_from_slice(&entry);
+                        back.push(b'\n');
+                        n += 1;
+                    }
+                    None => {
+                        keep.extend_from_slice(line);
+                        keep.push(b'\n');
+                    }
+                }
+            }
+            if n == 0 {
+                return Ok(0);
+            }
+            write_synced(&self.path(REQUEUE_KEPT), &keep)?;
+            write_synced(&self.path(REQUEUE_PENDING), &back)?;
+            fs::rename(self.path(REQUEUE_KEPT), self.path(REJECTED))?;
+            self.finish_requeue_locked()?;
+            Ok(n)
+        })
+    }
+
+    /// Ends a requeue that stopped half-way (see [`DiskBuffer::requeue_dead_letters`]).
+    pub fn finish_requeue(&self) -> io::Result<()> {
+        self.locked(|_| self.finish_requeue_locked())
+    }
+
+    fn finish_requeue_locked(&self) -> io::Result<()> {
+        let pending = self.path(REQUEUE_PENDING);
+        let kept = self.path(REQUEUE_KEPT);
+        if fs::symlink_metadata(&kept).is_ok() {
+            // Stopped before the commit: the dead letters are as they were.
+            match fs::remove_file(&pending) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            return fs::remove_file(&kept);
+        }
+        if fs::symlink_metadata(&pending).is_ok() {
+            fs::rename(&pending, self.path(&rotated_name()))?;
+            File::open(&self.dir)?.sync_all()?;
+            self.maybe_backlog.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+}
+
+/// The `entry` of a dead-letter record, one line, without its strikes (`retry_count`).
+fn dead_letter_entry(record: &[u8]) -> Option<Vec<u8>> {
+    #[derive(serde::Deserialize)]
+    struct Rec<'a> {
+        #[serde(borrow)]
+        entry: &'a serde_json::value::RawValue,
+    }
+    let raw = serde_json::from_slice::<Rec<'_>>(record).ok()?.entry.get();
+    let mut m: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    if m.remove("retry_count").is_none() {
+        return Some(raw.as_bytes().to_vec());
+    }
+    serde_json::to_vec(&m).ok()
+}
+
+/// Writes a new file (0600) with `data` and syncs it.
+fn write_synced(path: &Path, data: &[u8]) -> io::Result<()> {
+    let _ = fs::remove_file(path);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    f.write_all(data)?;
+    f.sync_all()
 }
 
 fn stamp_of(name: &str) -> &str {
@@ -876,6 +991,52 @@ mod tests {
         all.extend(fs::read(b.path(ACTIVE)).unwrap());
         assert_eq!(all.iter().filter(|&&c| c == b'\n').count(), 12);
         assert!(b.segments().unwrap().len() >= 2);
+    }
+
+    #[test]
+    fn a_requeue_moves_the_chosen_dead_letters_once_even_when_stopped_half_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = DiskBuffer::open(dir.path(), "svc", 1 << 20, 1 << 30, false).unwrap();
+        let rec = |status: u16, m: &str| {
+            format!(
+                r#"{{"status":{status},"reason":"r","attempts":3,"entry":{{"message":"{m}","retry_count":9}}}}"#
+            )
+        };
+        let dead = format!("{}\n{}\n{}\n", rec(400, "a"), rec(422, "b"), rec(400, "c"));
+        fs::write(b.path(REJECTED), &dead).unwrap();
+        let backlog = || -> Vec<String> {
+            let mut v = Vec::new();
+            for (name, _, _) in b.segments().unwrap() {
+                v.extend(
+                    fs::read_to_string(b.path(&name))
+                        .unwrap()
+                        .lines()
+                        .map(String::from),
+                );
+            }
+            v
+        };
+        let status_400 = |r: &serde_json::Value| r["status"] == 400;
+        // Stopped before the commit: undone, the dead letters as they were.
+        fs::write(b.path(REQUEUE_KEPT), "x\n").unwrap();
+        fs::write(b.path(REQUEUE_PENDING), "y\n").unwrap();
+        b.finish_requeue().unwrap();
+        assert!(backlog().is_empty());
+        assert_eq!(fs::read_to_string(b.path(REJECTED)).unwrap(), dead);
+        assert!(!b.path(REQUEUE_PENDING).exists() && !b.path(REQUEUE_KEPT).exists());
+        // The whole requeue: the chosen ones in the backlog, strikes reset, the rest stay.
+        assert_eq!(b.requeue_dead_letters(status_400).unwrap(), 2);
+        assert_eq!(backlog(), vec![r#"{"message":"a"}"#, r#"{"message":"c"}"#]);
+        assert_eq!(
+            fs::read_to_string(b.path(REJECTED)).unwrap(),
+            format!("{}\n", rec(422, "b"))
+        );
+        assert_eq!(b.requeue_dead_letters(status_400).unwrap(), 0);
+        // Stopped after the commit: the next requeue completes it first.
+        fs::write(b.path(REQUEUE_PENDING), "{\"message\":\"d\"}\n").unwrap();
+        assert_eq!(b.requeue_dead_letters(|_| false).unwrap(), 0);
+        assert_eq!(backlog().len(), 3);
+        assert!(!b.path(REQUEUE_PENDING).exists());
     }
 
     #[test]

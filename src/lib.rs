@@ -14,6 +14,7 @@ pub mod error;
 pub mod ffi;
 pub mod fork;
 mod http1;
+pub mod inspect;
 pub mod journal;
 pub mod json;
 pub mod jwt;

@@ -2,6 +2,8 @@
 //! JWT) started on a free loopback port, and waits on observable state with a deadline.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -182,10 +182,6 @@ struct Shared {
     inflight: Box<[Mutex<InFlight>]>,
     /// What the application polls (see [`events`]).
     events: events::Events,
-    /// A FATAL entry's write put entries on disk: the close replays them (see `replayer`).
-    fatal_wrote: AtomicBool,
-    /// The replay thread's round at the close, which goes on until the close deadline.
-    replay_at_close: AtomicBool,
     born: Instant,
 }
 
@@ -391,8 +387,6 @@ impl Pipeline {
             closed: AtomicBool::new(false),
             moving: RwLock::new(()),
             events: events::Events::new(cfg.events, cfg.events_capacity),
-            fatal_wrote: AtomicBool::new(false),
-            replay_at_close: AtomicBool::new(false),
             inflight: (0..cfg.connections.max(1))
                 .map(|_| Mutex::default())
                 .collect(),
@@ -806,31 +800,59 @@ impl Pipeline {
         !self.durable && self.shared.cfg.mode == Mode::Threaded
     }
 
-    /// Writes every entry this pipeline holds in memory to its service's buffer file, on the
-    /// caller's thread: the callers' lanes, the queue, the overflow and the entries parked for
-    /// a retry; and copies of those in flight to the crash journal (see [`InFlight`]), which
-    /// the next start recovers only if the process dies before their request is answered.
-    /// Never waits on the network; the sender and spill threads wait for it at their next
-    /// step. Returns how many entries it wrote.
+    /// Makes every entry this pipeline holds in memory durable, on the caller's thread: each
+    /// entry of the callers' lanes, the queue, the overflow and the retries gets a record in
+    /// its service's crash journal (a shared memory-mapped file, as with `durable=true`), and
+    /// so do copies of the requests in flight (see [`InFlight`]). The entries stay in memory
+    /// and are delivered as usual, their records settled as they are; if the process dies
+    /// first, the next start recovers what was not settled. An entry too large for the
+    /// journal is written to the buffer file instead. Never waits on the network; the sender
+    /// and spill threads wait for it at their next step. Returns how many entries it made
+    /// durable.
     pub fn persist_memory(&self) -> u64 {
         let s = &*self.shared;
         let _quiet = s.moving.write().unwrap_or_else(|p| p.into_inner());
+        let mut n = 0u64;
+        // Entries that cannot have a journal record (too large, or no segment) go to the
+        // buffer file instead.
+        let mut unjournaled: Vec<Item> = Vec::new();
+        // The lanes' records become entries, and with the queue's, go back to the queue
+        // with their records.
         let mut items: Vec<Item> = Vec::new();
         let lanes: Vec<Arc<lane::Lane>> = lock(&s.lanes).clone();
         for l in lanes {
             l.collect_wait(usize::MAX, &s.chunks, |rec| items.extend(s.entry_of(rec)));
         }
         items.extend(s.rx.try_iter());
+        for mut it in items {
+            if s.journal_copy(&mut it) {
+                n += 1;
+                if let Err(e) = s.tx.try_send(it) {
+                    s.hold(e.into_inner());
+                }
+            } else {
+                unjournaled.push(it);
+            }
+        }
         {
             let mut ov = lock(&s.overflow);
-            items.extend(ov.drain(..));
-            s.overflow_len.store(0, Ordering::Relaxed);
+            let all: Vec<Item> = ov.drain(..).collect();
+            for mut it in all {
+                if s.journal_copy(&mut it) {
+                    n += 1;
+                    ov.push_back(it);
+                } else {
+                    unjournaled.push(it);
+                }
+            }
+            s.overflow_len.store(ov.len(), Ordering::Relaxed);
         }
-        items.extend(s.take_parked(true));
-        if !items.is_empty() {
-            s.made_room();
-        }
-        let mut n = s.spill_with(items, false);
+        s.each_parked(|it| {
+            if s.journal_copy(it) {
+                n += 1;
+            }
+        });
+        n += s.spill_with(unjournaled, false);
         for slot in s.inflight.iter() {
             let mut f = lock(slot);
             let InFlight {
@@ -854,11 +876,37 @@ impl Pipeline {
                 }
             }
         }
-        if n > 0 {
-            s.fatal_wrote.store(true, Ordering::Release);
-            s.replay_wake.notify();
-        }
         n
+    }
+}
+
+impl Shared {
+    /// Gives an entry a record in its service's crash journal (the one a FATAL entry's
+    /// persist writes to), settled when the entry is (see [`Shared::done`]); true when it has
+    /// one.
+    fn journal_copy(&self, item: &mut Item) -> bool {
+        if item.ticket.is_some() {
+            return true;
+        }
+        if !Journal::fits(item.body.len()) {
+            return false;
+        }
+        let Ok(b) = self.buffer_for(&item.service) else {
+            return false;
+        };
+        match b.fatal_journal().write(&item.body) {
+            Ok((t, _)) => {
+                item.ticket = Some(t);
+                true
+            }
+            Err(e) => {
+                self.note_error(&format!(
+                    "cannot write the journal in {}: {e}",
+                    b.dir().display()
+                ));
+                false
+            }
+        }
     }
 }
 

@@ -59,12 +59,6 @@ impl Shared {
         loop {
             let seen = self.replay_wake.current();
             if self.closing.load(Ordering::Acquire) {
-                // What a FATAL entry wrote to disk was in memory a moment ago: the close
-                // delivers it like the rest, within its deadline.
-                if self.fatal_wrote.swap(false, Ordering::AcqRel) && !self.policy.outage() {
-                    self.replay_at_close.store(true, Ordering::Release);
-                    self.replay_all();
-                }
                 return;
             }
             if self.policy.outage() {
@@ -120,13 +114,6 @@ impl Shared {
         }
     }
 
-    /// Whether a replay round stops: the pipeline closes (but a round at the close, after a
-    /// FATAL entry's write, goes on until the close deadline).
-    fn replay_stops(&self) -> bool {
-        self.closing.load(Ordering::Acquire)
-            && (!self.replay_at_close.load(Ordering::Acquire) || self.past_deadline())
-    }
-
     /// One round over every service's backlog (see the module comment).
     fn replay_all(&self) -> Round {
         let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
@@ -143,7 +130,7 @@ impl Shared {
         let mut round = Round::default();
         for b in buffers {
             while b.maybe_backlog() {
-                if self.replay_stops() || self.policy.outage() {
+                if self.closing.load(Ordering::Acquire) || self.policy.outage() {
                     round.stopped = true;
                     return round;
                 }
@@ -318,7 +305,7 @@ impl Shared {
             let (mut delivered, mut failed) = (0, 0);
             loop {
                 if stop.load(Ordering::Acquire)
-                    || self.replay_stops()
+                    || self.closing.load(Ordering::Acquire)
                     || (limit.is_none() && self.policy.outage())
                 {
                     stop.store(true, Ordering::Release);
@@ -428,7 +415,7 @@ impl Shared {
         // A probe is sent during an outage; other lines stop with it.
         let Some(permit) = self
             .limiter
-            .acquire(|| self.replay_stops() || (!probe && self.policy.outage()))
+            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
         else {
             return finish(results);
         };
@@ -607,7 +594,7 @@ impl Shared {
         }
         let Some(permit) = self
             .limiter
-            .acquire(|| self.replay_stops() || (!probe && self.policy.outage()))
+            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
         else {
             return finish(results, &|| Line::Kept);
         };

@@ -647,6 +647,16 @@ impl Shared {
         lock(&self.retry).peek().map(|p| p.due)
     }
 
+    /// Calls `f` on every parked entry, in place.
+    pub(super) fn each_parked(&self, mut f: impl FnMut(&mut Item)) {
+        let mut heap = lock(&self.retry);
+        let mut v = std::mem::take(&mut *heap).into_vec();
+        for p in &mut v {
+            f(&mut p.item);
+        }
+        *heap = std::collections::BinaryHeap::from(v);
+    }
+
     /// Takes the parked entries out (`all`), e.g. to write them to disk.
     pub(super) fn take_parked(&self, all: bool) -> Vec<Item> {
         if !all || self.retry_len.load(Ordering::Acquire) == 0 {

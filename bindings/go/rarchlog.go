@@ -257,9 +257,9 @@ func (l *Logger) Warn(msg string, f ...Fields) error { return l.log("Warn", Leve
 // Error logs at ERROR.
 func (l *Logger) Error(msg string, f ...Fields) error { return l.log("Error", LevelError, msg, f) }
 
-// Fatal logs at FATAL. It returns once the entry and every entry logged before it are on
-// disk or delivered (in threaded mode; one write, never a wait on the network), so a process
-// that crashes right after loses none of them. Unlike log.Fatal it does not exit: call
+// Fatal logs at FATAL. It returns once the entry and every entry logged before it are safe
+// from a crash (in threaded mode: in the crash journal, never a wait on the network), so a
+// process that crashes right after loses none of them. Unlike log.Fatal it does not exit: call
 // Exit(code) to end the process with every logger closed.
 func (l *Logger) Fatal(msg string, f ...Fields) error { return l.log("Fatal", LevelFatal, msg, f) }
 

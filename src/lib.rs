@@ -24,6 +24,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod stats;
 pub mod threads;
+pub mod trace;
 pub mod transport;
 
 pub use config::{Config, Options};

@@ -54,6 +54,8 @@ const OPTION_KEYS = [
   'batch_max_entries',
   'batch_max_bytes',
   'batch_linger_ms',
+  'otlp_protocol',
+  'resource_attributes',
 ];
 
 /** The counters of struct rarch_statistics after `size`, in order; stats() gives them in camelCase. */

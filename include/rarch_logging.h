@@ -51,7 +51,7 @@ typedef enum rarch_status {
   RARCH_ERR_NULL_ARGUMENT = 1,
   /**
    * An argument is out of its allowed range (e.g. an empty or path-escaping service name,
-   * an entry above `max_entry_bytes`, a stats struct too small).
+   * an entry above `max_entry_bytes`, a stats struct too small, a malformed traceparent).
    */
   RARCH_ERR_INVALID_ARGUMENT = 2,
   /**

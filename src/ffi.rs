@@ -41,7 +41,7 @@ pub enum rarch_status {
     /// A required pointer argument was NULL.
     RARCH_ERR_NULL_ARGUMENT = 1,
     /// An argument is out of its allowed range (e.g. an empty or path-escaping service name,
-    /// an entry above `max_entry_bytes`, a stats struct too small).
+    /// an entry above `max_entry_bytes`, a stats struct too small, a malformed traceparent).
     RARCH_ERR_INVALID_ARGUMENT = 2,
     /// A level outside `RARCH_LEVEL_DEBUG`..`RARCH_LEVEL_FATAL`.
     RARCH_ERR_INVALID_LEVEL = 3,
@@ -650,16 +650,8 @@ pub unsafe extern "C" fn rarch_log_n(
     level: c_int,
     entry: *const rarch_entry,
 ) -> rarch_status {
-    status(|| {
-        let logger = non_null!(logger, "logger");
-        let e = non_null!(entry, "entry");
-        let Some(level) = level_to_log(logger, level)? else {
-            return Ok(());
-        };
-        // SAFETY: readable pointer+length strings by contract.
-        let f = unsafe { entry_fields(e, None) }?;
-        logger.inner.log(level, &f)
-    })
+    // SAFETY: forwarded contract; no traceparent.
+    unsafe { log_entry(logger, level, entry, std::ptr::null()) }
 }
 
 /// `rarch_log_n` with a trace context: `traceparent` is a W3C Trace Context value,
@@ -687,16 +679,34 @@ pub unsafe extern "C" fn rarch_log_traced(
     entry: *const rarch_entry,
     traceparent: *const c_char,
 ) -> rarch_status {
+    // SAFETY: forwarded contract.
+    unsafe { log_entry(logger, level, entry, traceparent) }
+}
+
+/// `rarch_log_n` and `rarch_log_traced`.
+///
+/// # Safety
+/// As for `rarch_log_traced`.
+#[inline(always)]
+#[link_section = ".text.hot.rarch_log"]
+unsafe fn log_entry(
+    logger: *mut rarch_logger,
+    level: c_int,
+    entry: *const rarch_entry,
+    traceparent: *const c_char,
+) -> rarch_status {
     status(|| {
         let logger = non_null!(logger, "logger");
         let e = non_null!(entry, "entry");
         let Some(level) = level_to_log(logger, level)? else {
             return Ok(());
         };
-        // SAFETY: NUL-terminated or NULL by contract.
-        let trace = match unsafe { opt_cstr(traceparent, "traceparent") }? {
-            Some(t) => Some(crate::trace::Trace::parse(t)?),
-            None => None,
+        let trace = if traceparent.is_null() {
+            None
+        } else {
+            // SAFETY: NUL-terminated by contract.
+            let t = unsafe { req_cstr(traceparent, "traceparent") }?;
+            Some(crate::trace::Trace::parse(t)?)
         };
         // SAFETY: readable pointer+length strings by contract.
         let f = unsafe { entry_fields(e, trace) }?;

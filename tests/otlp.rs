@@ -595,10 +595,8 @@ fn the_rarch_sink_carries_the_trace_live_and_after_a_replay() {
             ..Default::default()
         };
         // SAFETY: a live logger and a sized struct.
-        assert_eq!(
-            unsafe { ffi::rarch_stats(lg, &mut s) },
-            ffi::rarch_status::RARCH_OK
-        );
+        let st = unsafe { ffi::rarch_stats(lg, &mut s) };
+        assert_eq!(st, ffi::rarch_status::RARCH_OK);
         s
     };
 
@@ -626,10 +624,8 @@ fn the_rarch_sink_carries_the_trace_live_and_after_a_replay() {
         assert!(m.starts_with("traceparent: "), "{m}");
     }
     // SAFETY: a live logger.
-    assert_eq!(
-        unsafe { ffi::rarch_flush(lg, 30_000) },
-        ffi::rarch_status::RARCH_OK
-    );
+    let st = unsafe { ffi::rarch_flush(lg, 30_000) };
+    assert_eq!(st, ffi::rarch_status::RARCH_OK);
     assert_eq!(
         stats(lg).logged,
         2,
@@ -661,10 +657,8 @@ fn the_rarch_sink_carries_the_trace_live_and_after_a_replay() {
     unsafe { ffi::rarch_logger_free(lg) };
     let lg = logger(&r.url(), &[]);
     // SAFETY: a live logger.
-    assert_eq!(
-        unsafe { ffi::rarch_flush(lg, 30_000) },
-        ffi::rarch_status::RARCH_OK
-    );
+    let st = unsafe { ffi::rarch_flush(lg, 30_000) };
+    assert_eq!(st, ffi::rarch_status::RARCH_OK);
     assert_eq!(stats(lg).replayed, 1);
     // SAFETY: its last call.
     unsafe { ffi::rarch_logger_free(lg) };

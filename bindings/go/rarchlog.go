@@ -274,16 +274,7 @@ func (l *Logger) Log(level Level, msg string, f ...Fields) error { return l.log(
 // span id and flags (rarch_log_traced): an OTLP record's traceId, spanId and flags, or the
 // rarch body's trace_id, span_id and trace_flags. Without one it is Log.
 func (l *Logger) LogContext(ctx context.Context, level Level, msg string, f ...Fields) error {
-	var fs Fields
-	switch len(f) {
-	case 0:
-	case 1:
-		fs = f[0]
-	default:
-		fs = mergeFields(f)
-	}
-	return l.send("LogContext", level, msg, fs.UserID, fs.TenantID, fs.RequestID, fs.Context, fs.Time, nil,
-		trace.SpanContextFromContext(ctx))
+	return l.logSpan("LogContext", level, msg, f, trace.SpanContextFromContext(ctx))
 }
 
 func mergeFields(f []Fields) Fields {
@@ -335,6 +326,11 @@ func bytesArg(b []byte) (*C.char, C.size_t) {
 }
 
 func (l *Logger) log(op string, level Level, msg string, fs []Fields) error {
+	return l.logSpan(op, level, msg, fs, trace.SpanContext{})
+}
+
+// logSpan is log with a span context (none when it is not valid).
+func (l *Logger) logSpan(op string, level Level, msg string, fs []Fields, span trace.SpanContext) error {
 	var f Fields
 	switch len(fs) {
 	case 0:
@@ -343,7 +339,7 @@ func (l *Logger) log(op string, level Level, msg string, fs []Fields) error {
 	default:
 		f = mergeFields(fs)
 	}
-	return l.send(op, level, msg, f.UserID, f.TenantID, f.RequestID, f.Context, f.Time, nil, trace.SpanContext{})
+	return l.send(op, level, msg, f.UserID, f.TenantID, f.RequestID, f.Context, f.Time, nil, span)
 }
 
 // appendTraceparent writes the W3C traceparent of a valid span context, NUL-terminated.

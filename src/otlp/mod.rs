@@ -26,6 +26,8 @@
 //! Written by hand onto a byte buffer (JSON) or with prost's wire primitives (protobuf) rather
 //! than through a tree of owned message structs: those need a `String` per key and value
 //! before anything is written, where this writes each record once, in place, from the entry.
+//! In protobuf the context is converted as serde_json reads its text ([`AnyPb`]), without a
+//! `Value` tree; the JSON encoding goes through a `Value`.
 
 pub mod proto;
 
@@ -57,8 +59,9 @@ struct Entry<'a> {
     tenant_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     request_id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    context: Option<Value>,
+    /// The context's JSON text, converted as it is read (protobuf) or through a `Value` (JSON).
+    #[serde(borrow, default)]
+    context: Option<&'a serde_json::value::RawValue>,
     #[serde(borrow, default)]
     client_log_datetime: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
@@ -407,7 +410,10 @@ fn record(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
         }
     }
     key(out, "context");
-    match &e.context {
+    let context = e
+        .context
+        .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+    match &context {
         // The protocol's context is an object; anything else is kept as it is.
         Some(v) => any_value(out, v),
         None => out.extend_from_slice(b"{\"kvlistValue\":{}}"),
@@ -492,10 +498,18 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
     }
     wire::message(out, 6, |o| {
         wire::bytes(o, 1, b"context");
-        wire::message(o, 2, |o| match &e.context {
-            Some(v) => any_value_pb(o, v),
-            // An empty kvlist_value (6).
-            None => wire::bytes(o, 6, b""),
+        wire::message(o, 2, |o| {
+            let at = o.len();
+            let done = e.context.is_some_and(|raw| {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                serde::de::DeserializeSeed::deserialize(AnyPb(o), &mut de).is_ok()
+            });
+            if !done {
+                // None, or (it cannot be: a body's context is checked JSON) not JSON: an
+                // empty kvlist_value (6).
+                o.truncate(at);
+                wire::bytes(o, 6, b"");
+            }
         });
     });
     if let Some(t) = e.trace() {
@@ -506,29 +520,118 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
     wire::fixed64(out, 11, observed);
 }
 
-/// A JSON value as the fields of a protobuf `AnyValue` (null: none, an empty value).
-fn any_value_pb(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => {}
-        Value::Bool(b) => wire::varint(out, 2, u64::from(*b)),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => wire::varint(out, 3, i as u64),
-            None => wire::fixed64(out, 4, n.as_f64().unwrap_or(0.0).to_bits()),
-        },
-        Value::String(s) => wire::bytes(out, 1, s.as_bytes()),
-        Value::Array(items) => wire::message(out, 5, |o| {
-            for item in items {
-                wire::message(o, 1, |o| any_value_pb(o, item));
+/// Writes the JSON value it is given, as it is read, as the fields of a protobuf `AnyValue`
+/// (null: none, an empty value): no `Value` tree, keys and strings copied from the text. The
+/// mapping is [`any_value`]'s (integers within i64 as `int_value`, other numbers as
+/// `double_value`).
+struct AnyPb<'o>(&'o mut Vec<u8>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for AnyPb<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// [`wire::message`] whose content may fail; on failure `out` is left as it was.
+fn message_try<E>(
+    out: &mut Vec<u8>,
+    tag: u32,
+    f: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    let at = out.len();
+    let mut r = Ok(());
+    wire::message(out, tag, |o| r = f(o));
+    if r.is_err() {
+        out.truncate(at);
+    }
+    r
+}
+
+/// A map's key, written as `KeyValue.key` (1).
+struct KeyPb<'o>(&'o mut Vec<u8>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyPb<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyPb<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, k: &str) -> Result<(), E> {
+        wire::bytes(self.0, 1, k.as_bytes());
+        Ok(())
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for AnyPb<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
+        wire::varint(self.0, 2, u64::from(b));
+        Ok(())
+    }
+    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
+        wire::varint(self.0, 3, i as u64);
+        Ok(())
+    }
+    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
+        match i64::try_from(u) {
+            Ok(i) => wire::varint(self.0, 3, i as u64),
+            Err(_) => wire::fixed64(self.0, 4, (u as f64).to_bits()),
+        }
+        Ok(())
+    }
+    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
+        wire::fixed64(self.0, 4, f.to_bits());
+        Ok(())
+    }
+    fn visit_str<E>(self, s: &str) -> Result<(), E> {
+        wire::bytes(self.0, 1, s.as_bytes());
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        // ArrayValue (5): values (1), one AnyValue each.
+        message_try(self.0, 5, |o| loop {
+            let at = o.len();
+            let mut more = false;
+            message_try(o, 1, |o| {
+                more = seq.next_element_seed(AnyPb(o))?.is_some();
+                Ok(())
+            })?;
+            if !more {
+                o.truncate(at);
+                return Ok(());
             }
-        }),
-        Value::Object(map) => wire::message(out, 6, |o| {
-            for (k, item) in map {
-                wire::message(o, 1, |o| {
-                    wire::bytes(o, 1, k.as_bytes());
-                    wire::message(o, 2, |o| any_value_pb(o, item));
-                });
+        })
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // KeyValueList (6): values (1), one KeyValue each.
+        message_try(self.0, 6, |o| loop {
+            let at = o.len();
+            let mut more = false;
+            message_try(o, 1, |o| {
+                if map.next_key_seed(KeyPb(o))?.is_some() {
+                    more = true;
+                    message_try(o, 2, |o| map.next_value_seed(AnyPb(o)))?;
+                }
+                Ok(())
+            })?;
+            if !more {
+                o.truncate(at);
+                return Ok(());
             }
-        }),
+        })
     }
 }
 
@@ -786,7 +889,9 @@ mod tests {
             .trim_end_matches('}')
             .to_owned()
             + r#","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_flags":1}"#;
-        let other = String::from_utf8(entry("{}"))
+        let other = String::from_utf8(entry(
+            r#"{"s":"ü","b":false,"i":-3,"big":18446744073709551615,"f":1.5,"n":null,"a":[1,"x",[]],"o":{"k":{}},"k\"ey":"a\"b\u00e9"}"#,
+        ))
             .unwrap()
             .replace("\"svc\"", "\"other\"")
             .replace("\"api\"", "\"db\"");

@@ -812,14 +812,12 @@ mod tests {
     }
 
     fn client(url: &str) -> Client {
-        Client::new(
-            &url.parse().unwrap(),
-            Duration::from_secs(5),
-            1,
-            "application/json",
-            b"",
-        )
-        .unwrap()
+        client_t(url, Duration::from_secs(5))
+    }
+
+    /// A JSON client of one slot with this timeout.
+    fn client_t(url: &str, timeout: Duration) -> Client {
+        Client::new(&url.parse().unwrap(), timeout, 1, "application/json", b"").unwrap()
     }
 
     #[test]
@@ -915,14 +913,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/log", l.local_addr().unwrap());
         // Accepts (by the backlog) and never answers.
-        let c = Client::new(
-            &url.parse().unwrap(),
-            Duration::from_millis(200),
-            1,
-            "application/json",
-            b"",
-        )
-        .unwrap();
+        let c = client_t(&url, Duration::from_millis(200));
         let e = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap_err();
         assert!(e.contains("timed out"), "{e}");
         // A deadline shorter than the timeout wins.
@@ -1060,14 +1051,7 @@ mod tests {
     #[test]
     fn pipelined_requests_leave_together_and_are_answered_in_order() {
         let (url, h) = pipeline_server(vec![usize::MAX], false);
-        let c = Client::new(
-            &url.parse().unwrap(),
-            Duration::from_secs(5),
-            1,
-            "application/json",
-            b"",
-        )
-        .unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..10).map(|i| format!("body {i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "Bearer x")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));
@@ -1084,14 +1068,7 @@ mod tests {
     #[test]
     fn what_a_closing_server_left_unanswered_goes_again_on_a_new_connection() {
         let (url, h) = pipeline_server(vec![3, 2, usize::MAX], false);
-        let c = Client::new(
-            &url.parse().unwrap(),
-            Duration::from_secs(5),
-            1,
-            "application/json",
-            b"",
-        )
-        .unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..8).map(|i| format!("b{i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));
@@ -1106,14 +1083,7 @@ mod tests {
     fn a_reset_fails_only_the_requests_it_left_unanswered() {
         // The third request meets a closed connection with no answer.
         let (url, h) = pipeline_server(vec![3], true);
-        let c = Client::new(
-            &url.parse().unwrap(),
-            Duration::from_secs(5),
-            1,
-            "application/json",
-            b"",
-        )
-        .unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));

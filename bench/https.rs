@@ -197,6 +197,7 @@ fn main() {
             request_id: Some("req_456"),
             context_json: Some(r#"{"orderId":42,"path":"/checkout","ok":true}"#),
             client_log_datetime: None,
+            trace: None,
         },
         1 << 20,
     )

@@ -840,8 +840,9 @@ def cpu_section(p, by, one, opts=None):
 
 
 OTLP_ROWS = (("rarch", "rarch sink → receiver `/log` (the baseline)"),
-             ("otlp", "`sink=otlp` → Collector → receiver `/v1/logs`"),
-             ("otlp-gzip", "`sink=otlp`, `compression=gzip` → Collector → receiver"))
+             ("otlp", "`sink=otlp` (http/protobuf) → Collector → receiver `/v1/logs`"),
+             ("otlp-json", "`sink=otlp`, `otlp_protocol=http/json` → Collector → receiver"),
+             ("otlp-gzip", "`sink=otlp`, `compression=gzip` (protobuf) → Collector → receiver"))
 
 
 def spread(xs, fmt):
@@ -867,6 +868,7 @@ def otlp_section(p, by, one):
       "receiver CPU per entry | arrived (receiver / library delivered) | check |")
     p("|---|---|---|---|---|---|---|---|---|---|---|---|")
     meds = {}
+    cpu = {}
     for label, title in OTLP_ROWS:
         rs = [r for r in rows if r.get("label") == label]
         if not rs:
@@ -878,6 +880,8 @@ def otlp_section(p, by, one):
         vs = lambda i: "%.2fx" % (meds[label][i] / base[i]) if base and label != "rarch" else "-"
         per = lambda key: [r[key] * 1000.0 / r["count"] for r in rs if key in r]
         lib = [(r["cpu_user_us"] + r["cpu_sys_us"]) / r["count"] for r in rs if "cpu_user_us" in r]
+        if lib:
+            cpu[label] = median(lib)
         p("| %s | %d | %s | %s | %s | %s | %s of %d | %s µs | %s | %s µs | %s | %s |" % (
             title, len(rs), spread([r["rate"] for r in rs], "%.0f"), vs(0),
             spread(e2e, "%.0f"), vs(1), spread([r.get("buffered") for r in rs], "%d"), n,
@@ -893,6 +897,18 @@ def otlp_section(p, by, one):
         p("Target check (issue 17): `sink=otlp` %.0f entries/s until flush returns, %.2fx the rarch "
           "sink's %.0f (needed >= 5x): **%s**; end to end %.2fx." % (
               meds["otlp"][0], f, base[0], mark(f >= 5), e))
+        p("")
+    if "otlp" in meds and "otlp-json" in meds:
+        f = meds["otlp"][1] / meds["otlp-json"][1]
+        p("Target check (issue 33): the protobuf chain end to end %.0f entries/s, %.2fx the JSON "
+          "chain's %.0f (needed >= 1.25x): **%s**." % (
+              meds["otlp"][1], f, meds["otlp-json"][1], mark(f >= 1.25)))
+        p("")
+    if "otlp" in cpu and "rarch" in cpu:
+        f = cpu["otlp"] / cpu["rarch"]
+        p("Target check (issue 33): the library's CPU per delivered entry with `sink=otlp` "
+          "(protobuf) %.1f µs, %.2fx the rarch sink's %.1f µs (needed <= 0.25x): **%s**." % (
+              cpu["otlp"], f, cpu["rarch"], mark(f <= 0.25)))
         p("")
 
 

@@ -28,9 +28,10 @@
 # Section 7 (CPU per delivered entry, issue 21): BENCH_CPU_S seconds per paced row (5, quick 2),
 # BENCH_CPU_ROUNDS rounds (3); strace (installed if missing) counts the system calls;
 # BENCH_CPU_OPTS="k=v,..." runs the library rows with other options (default: none).
-# Section 8 (OTLP through a Collector, issue 17): BENCH_OTLP_COUNT entries per row (200000, quick
-# too), BENCH_OTLP_ROUNDS rounds (3, quick 1) of rarch sink, sink=otlp and (BENCH_OTLP_GZIP=0
-# leaves it out) sink=otlp,compression=gzip; needs target/otelcol/otelcol-rarch (make collector).
+# Section 8 (OTLP through a Collector, issues 17 and 33): BENCH_OTLP_COUNT entries per row (200000,
+# quick too), BENCH_OTLP_ROUNDS rounds (3, quick 1) of rarch sink, sink=otlp (http/protobuf, the
+# default), sink=otlp,otlp_protocol=http/json and (BENCH_OTLP_GZIP=0 leaves it out)
+# sink=otlp,compression=gzip; needs target/otelcol/otelcol-rarch (make collector).
 # A row that does not deliver every entry exactly once fails the run (exit 1, after the report).
 set -eu
 cd "$(dirname "$0")/.."
@@ -574,6 +575,7 @@ if want otlp; then
   while [ $r -le "$OTLP_ROUNDS" ]; do
     otlp_row rarch rarch "" $r
     otlp_row otlp otlp "" $r
+    otlp_row otlp-json otlp otlp_protocol=http/json $r
     if [ "$OTLP_GZIP" = 1 ]; then otlp_row otlp-gzip otlp compression=gzip $r; fi
     r=$((r + 1))
   done

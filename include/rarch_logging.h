@@ -52,7 +52,7 @@ typedef enum rarch_status {
   RARCH_ERR_NULL_ARGUMENT = 1,
   /**
    * An argument is out of its allowed range (e.g. an empty or path-escaping service name,
-   * an entry above `max_entry_bytes`, a stats struct too small).
+   * an entry above `max_entry_bytes`, a stats struct too small, a malformed traceparent).
    */
   RARCH_ERR_INVALID_ARGUMENT = 2,
   /**
@@ -339,8 +339,9 @@ struct rarch_options *rarch_options_new(void);
  * to the default; one key per item: the library's tests check this list against its own
  * table of options, and each binding's tests check theirs against it):
  * - `sink` (rarch): the wire protocol: `rarch` (the logging API, one JWT-signed entry per
- *   POST) or `otlp` (OTLP/HTTP logs as OTLP/JSON, many entries per POST, to an OpenTelemetry
- *   Collector or any OTLP backend; the JWT only when api_key is set).
+ *   POST) or `otlp` (OTLP/HTTP logs in protobuf or OTLP/JSON, see otlp_protocol, many entries
+ *   per POST, to an OpenTelemetry Collector or any OTLP backend; the JWT only when api_key is
+ *   set).
  * - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https. With
  *   sink=otlp: the logs endpoint, falling back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
  *   OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, then http://localhost:4318/v1/logs.
@@ -409,6 +410,16 @@ struct rarch_options *rarch_options_new(void);
  *   `suppressed N entries (rate_limit R/s)`, context `{"suppressed":N,"by_level":{...}}`.
  *   ERROR and FATAL are never limited.
  * - `rate_limit_burst` (0: a second's worth): entries the logger may take at once.
+ * - `otlp_protocol` (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, http/protobuf): with sink=otlp,
+ *   `http/protobuf` (Content-Type application/x-protobuf) or `http/json` (OTLP/JSON); unset,
+ *   OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL. `grpc` is refused
+ *   (it needs HTTP/2): use http/protobuf, on the Collector's OTLP/HTTP port 4318.
+ * - `resource_attributes` (OTEL_RESOURCE_ATTRIBUTES, empty): with sink=otlp, resource
+ *   attributes as `k1=v1,k2=v2` (values percent-decoded), added to OTEL_RESOURCE_ATTRIBUTES's
+ *   and winning over them key by key; besides them the resource has telemetry.sdk.name
+ *   (rarch-logging), telemetry.sdk.language, telemetry.sdk.version, host.name and
+ *   process.pid (which an attribute of the same key replaces), and service.name, always the
+ *   logger's service.
  *
  * Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
  * (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.
@@ -540,6 +551,31 @@ enum rarch_status rarch_log(struct rarch_logger *logger,
 enum rarch_status rarch_log_n(struct rarch_logger *logger,
                               int level,
                               const struct rarch_entry *entry);
+
+/**
+ * `rarch_log_n` with a trace context: `traceparent` is a W3C Trace Context value,
+ * `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>` (lowercase; a later version's extra
+ * fields after the flags are ignored), or NULL for none (then the same as `rarch_log_n`).
+ * With sink=otlp the record gets `traceId`, `spanId` and `flags`; with the rarch sink the
+ * body gets top-level `trace_id`, `span_id` (lowercase hex) and `trace_flags` (an integer,
+ * 1 when sampled), only when a trace is given. The disk buffer and the journal keep them, so
+ * an entry replayed later, under either sink, carries them.
+ *
+ * A malformed `traceparent` (wrong length or separators, not lowercase hex, version ff, an
+ * all-zero trace or span id) returns RARCH_ERR_INVALID_ARGUMENT, its message starting with
+ * "traceparent:", and nothing is queued. Otherwise returns the statuses of `rarch_log`.
+ * An entry below the logger's level returns RARCH_OK before any check, as with `rarch_log`.
+ * Thread-safe.
+ *
+ * # Safety
+ * `logger` is NULL or a live logger; `entry` is NULL or points to a `rarch_entry` whose
+ * strings each have `ptr == NULL` or `len` readable bytes at `ptr`; `traceparent` is NULL or
+ * NUL-terminated.
+ */
+enum rarch_status rarch_log_traced(struct rarch_logger *logger,
+                                   int level,
+                                   const struct rarch_entry *entry,
+                                   const char *traceparent);
 
 /**
  * Waits up to `timeout_ms` until every entry logged before the call is delivered and the

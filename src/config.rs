@@ -33,8 +33,8 @@ pub enum Mode {
 pub enum Sink {
     /// The rarch logging API: one entry per POST, signed with a JWT (../shared/protocol.md).
     Rarch,
-    /// OTLP/HTTP logs (OTLP/JSON): many entries per POST, to an OpenTelemetry Collector or any
-    /// OTLP backend; the JWT only when `api_key` is set.
+    /// OTLP/HTTP logs (protobuf or JSON, see [`OtlpProtocol`]): many entries per POST, to an
+    /// OpenTelemetry Collector or any OTLP backend; the JWT only when `api_key` is set.
     Otlp,
 }
 
@@ -47,6 +47,15 @@ pub enum Events {
     Problems,
     /// Every kind.
     All,
+}
+
+/// The encoding of OTLP/HTTP requests (sink=otlp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OtlpProtocol {
+    /// `http/protobuf`: `Content-Type: application/x-protobuf` (the default).
+    Protobuf,
+    /// `http/json`: OTLP/JSON, `Content-Type: application/json`.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -259,6 +268,18 @@ pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
         "0",
         "entries a logger may take at once above rate_limit (0: a second's worth)",
     ),
+    (
+        "otlp_protocol",
+        Some("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL"),
+        "http/protobuf",
+        "with sink=otlp: http/protobuf or http/json (then OTEL_EXPORTER_OTLP_PROTOCOL); grpc is refused (use http/protobuf on port 4318)",
+    ),
+    (
+        "resource_attributes",
+        Some("OTEL_RESOURCE_ATTRIBUTES"),
+        "",
+        "with sink=otlp: resource attributes, k1=v1,k2=v2 (values percent-decoded), added to OTEL_RESOURCE_ATTRIBUTES's and winning key by key; service.name is always the logger's service",
+    ),
 ];
 
 /// Keys whose values are secrets: never shown in an error, a debug print or a log line.
@@ -355,6 +376,10 @@ pub struct Config {
     /// Entries a second below ERROR (0: off), and the burst above it (0: a second's worth).
     pub rate_limit: u64,
     pub rate_limit_burst: u64,
+    pub otlp_protocol: OtlpProtocol,
+    /// Resource attributes (sink=otlp) beside `service.name`: OTEL_RESOURCE_ATTRIBUTES's, then
+    /// the `resource_attributes` option's (winning key by key); never `service.name`.
+    pub resource_attributes: Vec<(String, String)>,
 }
 
 impl fmt::Debug for Config {
@@ -421,6 +446,8 @@ impl Default for Config {
             redact_keys: Vec::new(),
             rate_limit: 0,
             rate_limit_burst: 0,
+            otlp_protocol: OtlpProtocol::Protobuf,
+            resource_attributes: Vec::new(),
         };
         for (k, _, default, _) in KEYS {
             // The defaults in KEYS are valid by construction (a unit test checks it).
@@ -440,14 +467,23 @@ impl Config {
             // With sink=otlp the endpoint and the headers fall back to OpenTelemetry's
             // environment variables (the exporter specification's), not to the rarch ones.
             let env = match (*k, c.sink) {
-                ("url", Sink::Otlp) | ("headers", _) => None,
+                ("url", Sink::Otlp) | ("headers" | "otlp_protocol" | "resource_attributes", _) => {
+                    None
+                }
                 _ => *env,
             };
+            if *k == "resource_attributes" {
+                continue;
+            }
             if let Some(v) = opts.and_then(|o| o.get(k)) {
                 apply(&mut c, k, v)?;
             } else if let Some(v) = otlp_env(k, c.sink) {
-                apply(&mut c, k, &v)
-                    .map_err(|e| Error::new(e.kind, format!("environment: {}", e.message)))?;
+                apply(&mut c, k, &v).map_err(|e| {
+                    Error::new(
+                        e.kind,
+                        format!("environment ({}): {}", otlp_env_names(k), e.message),
+                    )
+                })?;
             } else if let Some(v) = env.and_then(|e| std::env::var(e).ok()) {
                 apply(&mut c, k, &v).map_err(|e| {
                     Error::new(
@@ -457,6 +493,8 @@ impl Config {
                 })?;
             }
         }
+        c.resource_attributes =
+            resource_attributes(opts.and_then(|o| o.get("resource_attributes")), c.sink)?;
         if c.backoff_initial > c.backoff_max {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -480,8 +518,83 @@ fn otlp_env(key: &str, sink: Sink) -> Option<String> {
         ("headers", Sink::Otlp) => {
             var("OTEL_EXPORTER_OTLP_LOGS_HEADERS").or_else(|| var("OTEL_EXPORTER_OTLP_HEADERS"))
         }
+        ("otlp_protocol", Sink::Otlp) => {
+            var("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        }
         _ => None,
     }
+}
+
+/// The variables `otlp_env` reads for `key`, for an error message.
+fn otlp_env_names(key: &str) -> &'static str {
+    match key {
+        "url" => "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT",
+        "headers" => "OTEL_EXPORTER_OTLP_LOGS_HEADERS or OTEL_EXPORTER_OTLP_HEADERS",
+        "otlp_protocol" => "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL",
+        _ => "OpenTelemetry's variables",
+    }
+}
+
+/// The resource attributes of sink=otlp: OTEL_RESOURCE_ATTRIBUTES's, then the option's over
+/// them key by key, in the order first seen; `service.name` left out (the logger's service is
+/// the resource's). None with the rarch sink.
+fn resource_attributes(option: Option<&str>, sink: Sink) -> Result<Vec<(String, String)>> {
+    if sink != Sink::Otlp {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<(String, String)> = Vec::new();
+    let env = std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok();
+    for (text, from_env) in [(env.as_deref(), true), (option, false)] {
+        let Some(text) = text else { continue };
+        let pairs = parse_attributes(text).ok_or_else(|| {
+            let e = bad("resource_attributes", text, ATTRIBUTES_EXPECTED);
+            if from_env {
+                Error::new(
+                    e.kind,
+                    format!(
+                        "environment variable OTEL_RESOURCE_ATTRIBUTES: {}",
+                        e.message
+                    ),
+                )
+            } else {
+                e
+            }
+        })?;
+        for (k, v) in pairs {
+            if k == "service.name" {
+                continue;
+            }
+            match out.iter_mut().find(|(have, _)| *have == k) {
+                Some(slot) => slot.1 = v,
+                None => out.push((k, v)),
+            }
+        }
+    }
+    Ok(out)
+}
+
+const ATTRIBUTES_EXPECTED: &str =
+    "k1=v1,k2=v2 (non-empty keys, values percent-encoded where they hold ',', '=' or '%')";
+
+/// `k1=v1,k2=v2` (the OpenTelemetry resource SDK's format: keys and values trimmed, values
+/// percent-decoded, a later key replacing an earlier one). None when a pair is malformed.
+fn parse_attributes(value: &str) -> Option<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in value.split(',') {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let (k, v) = pair.split_once('=')?;
+        let (k, v) = (k.trim(), percent_decode(v.trim())?);
+        if k.is_empty() || k.contains('%') {
+            return None;
+        }
+        match out.iter_mut().find(|(have, _)| have == k) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k.to_owned(), v)),
+        }
+    }
+    Some(out)
 }
 
 /// The OTLP/HTTP logs endpoint of a Collector on this host.
@@ -685,6 +798,23 @@ fn apply(c: &mut Config, key: &str, value: &str) -> Result<()> {
         }
         "rate_limit" => c.rate_limit = num(key, value, 0, 100_000_000)?,
         "rate_limit_burst" => c.rate_limit_burst = num(key, value, 0, 100_000_000)?,
+        "otlp_protocol" => {
+            c.otlp_protocol = match value.trim().to_ascii_lowercase().as_str() {
+                "http/protobuf" => OtlpProtocol::Protobuf,
+                "http/json" => OtlpProtocol::Json,
+                "grpc" => {
+                    return Err(bad(
+                        key,
+                        value,
+                        "http/protobuf or http/json: grpc is not supported (it needs HTTP/2); use http/protobuf, which every Collector takes on its OTLP/HTTP port, 4318 (url http://<collector>:4318/v1/logs)",
+                    ))
+                }
+                _ => return Err(bad(key, value, "http/protobuf or http/json")),
+            }
+        }
+        "resource_attributes" => {
+            parse_attributes(value).ok_or_else(|| bad(key, value, ATTRIBUTES_EXPECTED))?;
+        }
         _ => {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -732,11 +862,14 @@ mod tests {
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 
-    const OTEL_VARS: [&str; 4] = [
+    const OTEL_VARS: [&str; 7] = [
         "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
         "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_RESOURCE_ATTRIBUTES",
     ];
 
     #[test]
@@ -788,9 +921,93 @@ mod tests {
         let c = resolve(&[]);
         assert_eq!((c.sink, c.headers.len()), (Sink::Rarch, 0));
         assert_eq!(c.url, "http://localhost:8080/log");
+
+        // The protocol: protobuf by default, then OTEL_EXPORTER_OTLP_PROTOCOL, then the
+        // logs' own variable, then the option.
+        assert_eq!(
+            resolve(&[("sink", "otlp")]).otlp_protocol,
+            OtlpProtocol::Protobuf
+        );
+        std::env::set_var("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json");
+        assert_eq!(
+            resolve(&[("sink", "otlp")]).otlp_protocol,
+            OtlpProtocol::Json
+        );
+        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf");
+        assert_eq!(
+            resolve(&[("sink", "otlp")]).otlp_protocol,
+            OtlpProtocol::Protobuf
+        );
+        let c = resolve(&[("sink", "otlp"), ("otlp_protocol", "HTTP/JSON")]);
+        assert_eq!(c.otlp_protocol, OtlpProtocol::Json);
+        // grpc from the environment: refused, naming the variables.
+        std::env::set_var("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "grpc");
+        let mut o = Options::new();
+        o.set("sink", "otlp").unwrap();
+        let e = Config::resolve(Some(&o)).unwrap_err();
+        assert!(
+            e.message.contains("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL") && e.message.contains("4318"),
+            "{e}"
+        );
+        // ... but not with the rarch sink, which has no use for it.
+        assert!(Config::resolve(None).is_ok());
+        std::env::remove_var("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL");
+
+        // Resource attributes: the variable's, then the option's over them key by key;
+        // service.name never (the logger's service is the resource's).
+        std::env::set_var(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            " service.name=env-svc, team = a%2Cb%3Dc ,region=eu,k8s.pod.name=p%C3%BC",
+        );
+        let c = resolve(&[
+            ("sink", "otlp"),
+            ("otlp_protocol", "http/protobuf"),
+            (
+                "resource_attributes",
+                "region=us,deployment.environment=prod",
+            ),
+        ]);
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            c.resource_attributes,
+            pairs(&[
+                ("team", "a,b=c"),
+                ("region", "us"),
+                ("k8s.pod.name", "pü"),
+                ("deployment.environment", "prod"),
+            ])
+        );
+        assert!(resolve(&[("resource_attributes", "a=1")])
+            .resource_attributes
+            .is_empty());
+        std::env::set_var("OTEL_RESOURCE_ATTRIBUTES", "novalue");
+        let e = Config::resolve(Some(&o)).unwrap_err();
+        assert!(e.message.contains("OTEL_RESOURCE_ATTRIBUTES"), "{e}");
         for v in OTEL_VARS {
             std::env::remove_var(v);
         }
+    }
+
+    #[test]
+    fn grpc_is_refused_with_the_way_out() {
+        let mut o = Options::new();
+        let e = o.set("otlp_protocol", "grpc").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Config);
+        assert!(
+            e.message.contains("'otlp_protocol'")
+                && e.message.contains("http/protobuf")
+                && e.message.contains("4318"),
+            "{e}"
+        );
+        assert!(o.set("otlp_protocol", "http/xml").is_err());
+        assert!(o.set("resource_attributes", "a=%zz").is_err());
+        assert!(o.set("resource_attributes", "=v").is_err());
+        o.set("resource_attributes", "a=1,,b=").unwrap();
+        o.set("otlp_protocol", "http/json").unwrap();
     }
 
     #[test]

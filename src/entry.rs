@@ -3,6 +3,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::level::Level;
+use crate::trace::Trace;
 use std::io::Write;
 use std::time::SystemTime;
 use time::format_description::well_known::Rfc3339;
@@ -18,6 +19,9 @@ pub struct Fields<'a> {
     pub request_id: Option<&'a str>,
     pub context_json: Option<&'a str>,
     pub client_log_datetime: Option<&'a str>,
+    /// The trace context (`rarch_log_traced`): the body gets `trace_id`, `span_id` and
+    /// `trace_flags` only when there is one.
+    pub trace: Option<Trace>,
 }
 
 /// Checks `bytes` as UTF-8, naming the field in the error.
@@ -114,7 +118,11 @@ pub fn max_len(prefix_len: usize, f: &Fields<'_>) -> usize {
         + 6 * escaped
         + f.context_json.map_or(0, str::len)
         + f.client_log_datetime.map_or(0, |t| t.len().max(27))
+        + f.trace.map_or(0, |_| TRACE_JSON)
 }
+
+/// The bytes of a trace in a body: `,"trace_id":"<32>","span_id":"<16>","trace_flags":255`.
+const TRACE_JSON: usize = 96;
 
 /// Refuses a body larger than `max_bytes` (and clears it).
 pub fn check_size(out: &mut Vec<u8>, max_bytes: usize) -> Result<()> {
@@ -203,6 +211,21 @@ pub fn assemble(out: &mut Vec<u8>, prefix: &[u8], f: &Fields<'_>, multi_line: bo
             out.extend_from_slice(&piece);
         }
     }
+    if let Some(t) = &f.trace {
+        trace_fields(out, t);
+    }
+}
+
+/// Appends the trace's fields to a body (before its closing brace).
+#[cold]
+fn trace_fields(out: &mut Vec<u8>, t: &Trace) {
+    out.pop();
+    out.extend_from_slice(b",\"trace_id\":\"");
+    crate::trace::hex(out, &t.trace_id);
+    out.extend_from_slice(b"\",\"span_id\":\"");
+    crate::trace::hex(out, &t.span_id);
+    // A byte written into a Vec cannot fail.
+    let _ = write!(out, "\",\"trace_flags\":{}}}", t.flags);
 }
 
 /// Runs `f` with a per-thread random generator seeded by the OS, and seeded again after a
@@ -466,6 +489,41 @@ mod tests {
     }
 
     #[test]
+    fn a_trace_adds_three_fields_and_only_then() {
+        let plain = Fields {
+            message: "m",
+            request_id: Some("r"),
+            client_log_datetime: Some("2026-01-02T03:04:05Z"),
+            ..Default::default()
+        };
+        let t = Trace::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03").unwrap();
+        let traced = Fields {
+            trace: Some(t),
+            ..plain
+        };
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        build(&mut a, Level::Info, "s", "l", &plain, 1 << 20).unwrap();
+        build(&mut b, Level::Info, "s", "l", &traced, 1 << 20).unwrap();
+        let (a, b) = (String::from_utf8(a).unwrap(), String::from_utf8(b).unwrap());
+        assert!(!a.contains("trace"), "{a}");
+        assert_eq!(
+            b,
+            format!(
+                "{},\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\",\"trace_flags\":3}}",
+                &a[..a.len() - 1]
+            )
+        );
+        // The bound on the body's size holds with a trace of the largest flags.
+        let most = Fields {
+            trace: Some(Trace { flags: 255, ..t }),
+            ..plain
+        };
+        let mut c = Vec::new();
+        build(&mut c, Level::Info, "s", "l", &most, 1 << 20).unwrap();
+        assert!(c.len() <= max_len(prefix(Level::Info, "s", "l").len(), &most));
+    }
+
+    #[test]
     fn given_fields() {
         let v = body(&Fields {
             message: "m",
@@ -474,6 +532,7 @@ mod tests {
             request_id: Some("r-1"),
             context_json: Some("{\n \"a\": [1, {\"b\": null}]\n}"),
             client_log_datetime: Some("2026-01-02T03:04:05+02:00"),
+            trace: None,
         })
         .unwrap();
         assert_eq!(v["user_id"], "ü");
@@ -590,6 +649,7 @@ mod tests {
             request_id: Some("r-1"),
             context_json: Some("{\"a\":1}"),
             client_log_datetime: Some("2026-01-02T03:04:05Z"),
+            trace: None,
         };
         for level in Level::ALL {
             let (mut a, mut b) = (Vec::new(), Vec::new());
@@ -632,6 +692,7 @@ mod tests {
                 request_id: Some(&worst),
                 context_json: Some("{ \"a\" : [1, 2] }"),
                 client_log_datetime: Some("2026-01-02T03:04:05+02:00"),
+                trace: None,
             },
             Fields {
                 message: "m",
@@ -640,6 +701,7 @@ mod tests {
                 request_id: None,
                 context_json: None,
                 client_log_datetime: Some("2026-01-02T03:04:05.123456789Z"),
+                trace: None,
             },
         ];
         for f in cases {

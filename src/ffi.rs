@@ -41,7 +41,7 @@ pub enum rarch_status {
     /// A required pointer argument was NULL.
     RARCH_ERR_NULL_ARGUMENT = 1,
     /// An argument is out of its allowed range (e.g. an empty or path-escaping service name,
-    /// an entry above `max_entry_bytes`, a stats struct too small).
+    /// an entry above `max_entry_bytes`, a stats struct too small, a malformed traceparent).
     RARCH_ERR_INVALID_ARGUMENT = 2,
     /// A level outside `RARCH_LEVEL_DEBUG`..`RARCH_LEVEL_FATAL`.
     RARCH_ERR_INVALID_LEVEL = 3,
@@ -324,6 +324,30 @@ unsafe fn opt_str<'a>(s: &rarch_str, field: &str) -> Result<Option<&'a str>> {
     text(field, bytes).map(Some)
 }
 
+/// The fields of a `rarch_entry`, checked as UTF-8 (`message` required).
+///
+/// # Safety
+/// Each string of `e` has `ptr == NULL` or `len` readable bytes at `ptr`.
+#[inline(always)]
+#[link_section = ".text.hot.rarch_log"]
+unsafe fn entry_fields<'a>(
+    e: &rarch_entry,
+    trace: Option<crate::trace::Trace>,
+) -> Result<Fields<'a>> {
+    // SAFETY: forwarded contract.
+    unsafe {
+        Ok(Fields {
+            message: opt_str(&e.message, "message")?.ok_or_else(|| null("message"))?,
+            user_id: opt_str(&e.user_id, "user_id")?,
+            tenant_id: opt_str(&e.tenant_id, "tenant_id")?,
+            request_id: opt_str(&e.request_id, "request_id")?,
+            context_json: opt_str(&e.context_json, "context_json")?,
+            client_log_datetime: opt_str(&e.client_log_datetime, "client_log_datetime")?,
+            trace,
+        })
+    }
+}
+
 /// Makes an empty options object. Free it with `rarch_options_free`.
 ///
 /// Returns NULL only if memory ran out (see `rarch_last_error`).
@@ -342,8 +366,9 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 /// to the default; one key per item: the library's tests check this list against its own
 /// table of options, and each binding's tests check theirs against it):
 /// - `sink` (rarch): the wire protocol: `rarch` (the logging API, one JWT-signed entry per
-///   POST) or `otlp` (OTLP/HTTP logs as OTLP/JSON, many entries per POST, to an OpenTelemetry
-///   Collector or any OTLP backend; the JWT only when api_key is set).
+///   POST) or `otlp` (OTLP/HTTP logs in protobuf or OTLP/JSON, see otlp_protocol, many entries
+///   per POST, to an OpenTelemetry Collector or any OTLP backend; the JWT only when api_key is
+///   set).
 /// - `url` (RARCH_LOGGING_URL, http://localhost:8080/log): the endpoint, http or https. With
 ///   sink=otlp: the logs endpoint, falling back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, then
 ///   OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, then http://localhost:4318/v1/logs.
@@ -412,6 +437,16 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 ///   `suppressed N entries (rate_limit R/s)`, context `{"suppressed":N,"by_level":{...}}`.
 ///   ERROR and FATAL are never limited.
 /// - `rate_limit_burst` (0: a second's worth): entries the logger may take at once.
+/// - `otlp_protocol` (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, http/protobuf): with sink=otlp,
+///   `http/protobuf` (Content-Type application/x-protobuf) or `http/json` (OTLP/JSON); unset,
+///   OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL. `grpc` is refused
+///   (it needs HTTP/2): use http/protobuf, on the Collector's OTLP/HTTP port 4318.
+/// - `resource_attributes` (OTEL_RESOURCE_ATTRIBUTES, empty): with sink=otlp, resource
+///   attributes as `k1=v1,k2=v2` (values percent-decoded), added to OTEL_RESOURCE_ATTRIBUTES's
+///   and winning over them key by key; besides them the resource has telemetry.sdk.name
+///   (rarch-logging), telemetry.sdk.language, telemetry.sdk.version, host.name and
+///   process.pid (which an attribute of the same key replaces), and service.name, always the
+///   logger's service.
 ///
 /// Returns RARCH_OK, RARCH_ERR_NULL_ARGUMENT, RARCH_ERR_INVALID_UTF8, RARCH_ERR_CONFIG
 /// (unknown key or bad value; the message names the key) or RARCH_ERR_PANIC.
@@ -610,6 +645,7 @@ pub unsafe extern "C" fn rarch_log(
                 request_id: opt_cstr(request_id, "request_id")?,
                 context_json: opt_cstr(context_json, "context_json")?,
                 client_log_datetime: opt_cstr(client_log_datetime, "client_log_datetime")?,
+                trace: None,
             }
         };
         logger.inner.log(level, &f)
@@ -630,23 +666,66 @@ pub unsafe extern "C" fn rarch_log_n(
     level: c_int,
     entry: *const rarch_entry,
 ) -> rarch_status {
+    // SAFETY: forwarded contract; no traceparent.
+    unsafe { log_entry(logger, level, entry, std::ptr::null()) }
+}
+
+/// `rarch_log_n` with a trace context: `traceparent` is a W3C Trace Context value,
+/// `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>` (lowercase; a later version's extra
+/// fields after the flags are ignored), or NULL for none (then the same as `rarch_log_n`).
+/// With sink=otlp the record gets `traceId`, `spanId` and `flags`; with the rarch sink the
+/// body gets top-level `trace_id`, `span_id` (lowercase hex) and `trace_flags` (an integer,
+/// 1 when sampled), only when a trace is given. The disk buffer and the journal keep them, so
+/// an entry replayed later, under either sink, carries them.
+///
+/// A malformed `traceparent` (wrong length or separators, not lowercase hex, version ff, an
+/// all-zero trace or span id) returns RARCH_ERR_INVALID_ARGUMENT, its message starting with
+/// "traceparent:", and nothing is queued. Otherwise returns the statuses of `rarch_log`.
+/// An entry below the logger's level returns RARCH_OK before any check, as with `rarch_log`.
+/// Thread-safe.
+///
+/// # Safety
+/// `logger` is NULL or a live logger; `entry` is NULL or points to a `rarch_entry` whose
+/// strings each have `ptr == NULL` or `len` readable bytes at `ptr`; `traceparent` is NULL or
+/// NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn rarch_log_traced(
+    logger: *mut rarch_logger,
+    level: c_int,
+    entry: *const rarch_entry,
+    traceparent: *const c_char,
+) -> rarch_status {
+    // SAFETY: forwarded contract.
+    unsafe { log_entry(logger, level, entry, traceparent) }
+}
+
+/// `rarch_log_n` and `rarch_log_traced`.
+///
+/// # Safety
+/// As for `rarch_log_traced`.
+#[inline(always)]
+#[link_section = ".text.hot.rarch_log"]
+unsafe fn log_entry(
+    logger: *mut rarch_logger,
+    level: c_int,
+    entry: *const rarch_entry,
+    traceparent: *const c_char,
+) -> rarch_status {
     status(|| {
         let logger = non_null!(logger, "logger");
         let e = non_null!(entry, "entry");
         let Some(level) = level_to_log(logger, level)? else {
             return Ok(());
         };
-        // SAFETY: readable pointer+length strings by contract.
-        let f = unsafe {
-            Fields {
-                message: opt_str(&e.message, "message")?.ok_or_else(|| null("message"))?,
-                user_id: opt_str(&e.user_id, "user_id")?,
-                tenant_id: opt_str(&e.tenant_id, "tenant_id")?,
-                request_id: opt_str(&e.request_id, "request_id")?,
-                context_json: opt_str(&e.context_json, "context_json")?,
-                client_log_datetime: opt_str(&e.client_log_datetime, "client_log_datetime")?,
-            }
+        let trace = if traceparent.is_null() {
+            None
+        } else {
+            // SAFETY: NUL-terminated by contract.
+            let t = unsafe { req_cstr(traceparent, "traceparent") }?;
+            Some(crate::trace::Trace::parse(t)?)
         };
+        // SAFETY: readable pointer+length strings by contract.
+        let f = unsafe { entry_fields(e, trace) }?;
         logger.inner.log(level, &f)
     })
 }

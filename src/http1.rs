@@ -32,7 +32,16 @@ const RESOLVE_TTL: Duration = Duration::from_secs(10);
 pub struct Answer {
     pub status: u16,
     pub retry_after: Option<Duration>,
-    pub text: String,
+    /// The answer's body, as far as it was kept (an answer in protobuf is not text).
+    pub raw: Vec<u8>,
+}
+
+impl Answer {
+    /// The body as text.
+    #[cfg(test)]
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.raw).into_owned()
+    }
 }
 
 pub struct Client {
@@ -85,10 +94,12 @@ fn failed(reason: impl Into<String>, nothing_read: bool) -> Failed {
 impl Client {
     /// A client for `uri` if it is `http://`; `None` for any other scheme. `extra_head` is
     /// more header lines (each ending in CRLF) sent with every request.
+    /// `content_type` is the bodies'.
     pub fn new(
         uri: &ureq::http::Uri,
         timeout: Duration,
         slots: usize,
+        content_type: &str,
         extra_head: &[u8],
     ) -> Option<Client> {
         if uri.scheme_str() != Some("http") {
@@ -115,10 +126,12 @@ impl Client {
             concat!(
                 "\r\nUser-Agent: rarch-logging/",
                 env!("CARGO_PKG_VERSION"),
-                "\r\nAccept: */*\r\nContent-Type: application/json\r\n"
+                "\r\nAccept: */*\r\nContent-Type: "
             )
             .as_bytes(),
         );
+        head.extend_from_slice(content_type.as_bytes());
+        head.extend_from_slice(b"\r\n");
         head.extend_from_slice(extra_head);
         Some(Client {
             host: host.to_owned(),
@@ -529,7 +542,7 @@ impl Client {
         let answer = Answer {
             status,
             retry_after,
-            text: String::from_utf8_lossy(&text).into_owned(),
+            raw: text,
         };
         Ok((answer, reusable))
     }
@@ -799,7 +812,12 @@ mod tests {
     }
 
     fn client(url: &str) -> Client {
-        Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap()
+        client_t(url, Duration::from_secs(5))
+    }
+
+    /// A JSON client of one slot with this timeout.
+    fn client_t(url: &str, timeout: Duration) -> Client {
+        Client::new(&url.parse().unwrap(), timeout, 1, "application/json", b"").unwrap()
     }
 
     #[test]
@@ -813,7 +831,7 @@ mod tests {
             .post(0, br#"{"a":1}"#, "Bearer t0k", None, (100, 0))
             .unwrap();
         assert_eq!(a.status, 200);
-        assert_eq!(a.text, "", "a 2xx body is not kept");
+        assert_eq!(a.text(), "", "a 2xx body is not kept");
         drop(c);
         let seen = h.join().unwrap();
         let req = String::from_utf8(seen[0].clone()).unwrap();
@@ -844,14 +862,14 @@ mod tests {
         );
         let c = client(&url);
         let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
-        assert_eq!((a.status, a.text.as_str()), (500, "no database"));
+        assert_eq!((a.status, a.text().as_str()), (500, "no database"));
         let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
-        assert_eq!((a.status, a.text.as_str()), (429, "wait"));
+        assert_eq!((a.status, a.text().as_str()), (429, "wait"));
         assert_eq!(a.retry_after, Some(Duration::from_secs(7)));
         // The server closes after the HTTP/1.0 answer (the handler thread ends).
         let done = thread::spawn(move || h.join().unwrap());
         let a = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap();
-        assert_eq!((a.status, a.text.as_str()), (503, "until close"));
+        assert_eq!((a.status, a.text().as_str()), (503, "until close"));
         assert_eq!(done.join().unwrap().len(), 3, "all three on one connection");
     }
 
@@ -864,7 +882,7 @@ mod tests {
         let a = client(&url)
             .post(0, b"{}", "Bearer x", None, (4, 0))
             .unwrap();
-        assert_eq!((a.status, a.text.as_str()), (400, "0123"));
+        assert_eq!((a.status, a.text().as_str()), (400, "0123"));
     }
 
     #[test]
@@ -895,7 +913,7 @@ mod tests {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/log", l.local_addr().unwrap());
         // Accepts (by the backlog) and never answers.
-        let c = Client::new(&url.parse().unwrap(), Duration::from_millis(200), 1, b"").unwrap();
+        let c = client_t(&url, Duration::from_millis(200));
         let e = c.post(0, b"{}", "Bearer x", None, (100, 0)).unwrap_err();
         assert!(e.contains("timed out"), "{e}");
         // A deadline shorter than the timeout wins.
@@ -930,8 +948,22 @@ mod tests {
     #[test]
     fn only_http_urls_are_taken() {
         let t = Duration::from_secs(1);
-        assert!(Client::new(&"https://x/log".parse().unwrap(), t, 1, b"").is_none());
-        let c = Client::new(&"http://example.com/a?b=c".parse().unwrap(), t, 1, b"").unwrap();
+        assert!(Client::new(
+            &"https://x/log".parse().unwrap(),
+            t,
+            1,
+            "application/json",
+            b""
+        )
+        .is_none());
+        let c = Client::new(
+            &"http://example.com/a?b=c".parse().unwrap(),
+            t,
+            1,
+            "application/json",
+            b"",
+        )
+        .unwrap();
         let head = String::from_utf8(c.head.clone()).unwrap();
         assert!(
             head.starts_with("POST /a?b=c HTTP/1.1\r\nHost: example.com\r\n"),
@@ -939,7 +971,14 @@ mod tests {
         );
         assert_eq!(c.port, 80);
         // No user information in Host; an IPv6 literal keeps its brackets there only.
-        let c = Client::new(&"http://u:p@[::1]:8080/log".parse().unwrap(), t, 1, b"").unwrap();
+        let c = Client::new(
+            &"http://u:p@[::1]:8080/log".parse().unwrap(),
+            t,
+            1,
+            "application/json",
+            b"",
+        )
+        .unwrap();
         let head = String::from_utf8(c.head.clone()).unwrap();
         assert!(
             head.starts_with("POST /log HTTP/1.1\r\nHost: [::1]:8080\r\n"),
@@ -1012,11 +1051,11 @@ mod tests {
     #[test]
     fn pipelined_requests_leave_together_and_are_answered_in_order() {
         let (url, h) = pipeline_server(vec![usize::MAX], false);
-        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..10).map(|i| format!("body {i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "Bearer x")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));
-        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text).collect();
+        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text()).collect();
         assert_eq!(texts, bodies);
         drop(c);
         let conns = h.join().unwrap();
@@ -1029,11 +1068,11 @@ mod tests {
     #[test]
     fn what_a_closing_server_left_unanswered_goes_again_on_a_new_connection() {
         let (url, h) = pipeline_server(vec![3, 2, usize::MAX], false);
-        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..8).map(|i| format!("b{i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));
-        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text).collect();
+        let texts: Vec<String> = got.into_iter().map(|a| a.unwrap().text()).collect();
         assert_eq!(texts, bodies);
         drop(c);
         let answered: Vec<usize> = h.join().unwrap().iter().map(|c| c.0).collect();
@@ -1044,13 +1083,13 @@ mod tests {
     fn a_reset_fails_only_the_requests_it_left_unanswered() {
         // The third request meets a closed connection with no answer.
         let (url, h) = pipeline_server(vec![3], true);
-        let c = Client::new(&url.parse().unwrap(), Duration::from_secs(5), 1, b"").unwrap();
+        let c = client(&url);
         let bodies: Vec<String> = (0..5).map(|i| format!("b{i}")).collect();
         let reqs: Vec<(&[u8], &str)> = bodies.iter().map(|b| (b.as_bytes(), "")).collect();
         let got = c.post_many(0, &reqs, None, (100, 100));
         assert_eq!(got.len(), 5);
-        assert_eq!(got[0].as_ref().unwrap().text, "b0");
-        assert_eq!(got[1].as_ref().unwrap().text, "b1");
+        assert_eq!(got[0].as_ref().unwrap().text(), "b0");
+        assert_eq!(got[1].as_ref().unwrap().text(), "b1");
         for r in &got[2..] {
             let e = r.as_ref().unwrap_err();
             assert!(e.contains("closed") || e.contains("reset"), "{e}");

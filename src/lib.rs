@@ -27,6 +27,7 @@ pub mod ratelimit;
 pub mod redact;
 pub mod stats;
 pub mod threads;
+pub mod trace;
 pub mod transport;
 
 pub use config::{Config, Options};

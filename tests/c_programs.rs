@@ -660,6 +660,7 @@ fn cpp_wrapper(how: How) {
         "cpp-ec-ok",
         "cpp-from-a",
         "cpp-from-b",
+        "cpp-traced",
     ]
     .into_iter()
     .collect();
@@ -708,6 +709,11 @@ fn cpp_wrapper(how: How) {
     assert_eq!(m["cpp-fatal"]["level"], "FATAL");
     assert_eq!(m["cpp-from-a"]["logger_name"], "a");
     assert_eq!(m["cpp-from-b"]["logger_name"], "b");
+    let t = &m["cpp-traced"];
+    assert_eq!(t["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(t["span_id"], "00f067aa0ba902b7");
+    assert_eq!(t["trace_flags"], 1);
+    assert!(m["cpp-context"].get("trace_id").is_none());
 }
 
 three_ways!(cpp_wrapper: cpp_wrapper_native, cpp_wrapper_valgrind, cpp_wrapper_sanitized);

@@ -35,6 +35,7 @@ fn every_field_round_trips() {
             request_id: Some("req-1"),
             context_json: Some(ctx),
             client_log_datetime: Some("2024-05-22T22:30:00Z"),
+            trace: None,
         },
     )
     .unwrap();

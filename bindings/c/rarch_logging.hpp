@@ -353,6 +353,11 @@ public:
     Fields &context(const Context &c) noexcept { context_ = c.view(); return *this; }
     // RFC 3339, e.g. "2026-11-23T22:30:00.123456Z".
     Fields &time(std::string_view v) noexcept { time_ = v; return *this; }
+    // A W3C trace context, "00-<32 hex trace id>-<16 hex span id>-<2 hex flags>" (e.g. the
+    // traceparent header of the request, or the current span's): the entry carries the trace
+    // and span ids (rarch_log_traced). A malformed one is refused (Errc::invalid_argument).
+    Fields &traceparent(std::string_view v) noexcept { traceparent_ = v; return *this; }
+    const std::optional<std::string_view> &traceparent() const noexcept { return traceparent_; }
 
     rarch_entry entry(std::string_view message) const noexcept {
         rarch_entry e;
@@ -366,7 +371,8 @@ public:
     }
 
 private:
-    std::optional<std::string_view> user_id_, tenant_id_, request_id_, context_, time_;
+    std::optional<std::string_view> user_id_, tenant_id_, request_id_, context_, time_,
+        traceparent_;
 };
 
 // Options for a Logger (see rarch_options_set in rarch_logging.h for the keys). Chainable:
@@ -455,7 +461,21 @@ public:
     void log(Level level, std::string_view message, const Fields &f,
              std::error_code &ec) const noexcept {
         rarch_entry e = f.entry(message);
-        ec = detail::to_ec(rarch_log_n(p_, static_cast<int>(level), &e));
+        if (!f.traceparent()) {
+            ec = detail::to_ec(rarch_log_n(p_, static_cast<int>(level), &e));
+            return;
+        }
+        // rarch_log_traced takes a NUL-terminated string: a copy on the stack (a traceparent
+        // is 55 characters; a later version's may be longer, up to this buffer).
+        char tp[256];
+        std::string_view v = *f.traceparent();
+        if (v.size() >= sizeof tp) {
+            ec = detail::to_ec(RARCH_ERR_INVALID_ARGUMENT);
+            return;
+        }
+        v.copy(tp, v.size());
+        tp[v.size()] = '\0';
+        ec = detail::to_ec(rarch_log_traced(p_, static_cast<int>(level), &e, tp));
     }
     void log(Level level, std::string_view message, std::error_code &ec) const noexcept {
         log(level, message, Fields(), ec);

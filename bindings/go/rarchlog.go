@@ -63,7 +63,8 @@ static rg_result rg_log(rarch_logger *lg, int level,
 		const char *tid, size_t tid_len,
 		const char *rid, size_t rid_len,
 		const char *ctx, size_t ctx_len,
-		const char *ts, size_t ts_len) {
+		const char *ts, size_t ts_len,
+		const char *traceparent) {
 	rarch_entry e;
 	e.message.ptr = msg != NULL ? msg : "";
 	e.message.len = msg_len;
@@ -72,6 +73,7 @@ static rg_result rg_log(rarch_logger *lg, int level,
 	e.request_id.ptr = rid; e.request_id.len = rid_len;
 	e.context_json.ptr = ctx; e.context_json.len = ctx_len;
 	e.client_log_datetime.ptr = ts; e.client_log_datetime.len = ts_len;
+	if (traceparent != NULL) return rg_done(rarch_log_traced(lg, level, &e, traceparent));
 	return rg_done(rarch_log_n(lg, level, &e));
 }
 
@@ -95,6 +97,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Version is the library's version (rarch_version), e.g. "0.1.0".
@@ -266,6 +270,14 @@ func (l *Logger) Fatal(msg string, f ...Fields) error { return l.log("Fatal", Le
 // Log logs at the given level.
 func (l *Logger) Log(level Level, msg string, f ...Fields) error { return l.log("Log", level, msg, f) }
 
+// LogContext logs at the given level with the trace context of ctx: when ctx carries a valid
+// OpenTelemetry span context (trace.SpanContextFromContext), the entry carries its trace id,
+// span id and flags (rarch_log_traced): an OTLP record's traceId, spanId and flags, or the
+// rarch body's trace_id, span_id and trace_flags. Without one it is Log.
+func (l *Logger) LogContext(ctx context.Context, level Level, msg string, f ...Fields) error {
+	return l.logSpan("LogContext", level, msg, f, trace.SpanContextFromContext(ctx))
+}
+
 func mergeFields(f []Fields) Fields {
 	m := f[0]
 	for _, g := range f[1:] {
@@ -293,6 +305,8 @@ func mergeFields(f []Fields) Fields {
 type scratch struct {
 	ctx []byte
 	ts  [40]byte
+	// A traceparent, NUL-terminated.
+	tp [56]byte
 }
 
 var scratchPool = sync.Pool{New: func() any { return &scratch{ctx: make([]byte, 0, 256)} }}
@@ -313,6 +327,11 @@ func bytesArg(b []byte) (*C.char, C.size_t) {
 }
 
 func (l *Logger) log(op string, level Level, msg string, fs []Fields) error {
+	return l.logSpan(op, level, msg, fs, trace.SpanContext{})
+}
+
+// logSpan is log with a span context (none when it is not valid).
+func (l *Logger) logSpan(op string, level Level, msg string, fs []Fields, span trace.SpanContext) error {
 	var f Fields
 	switch len(fs) {
 	case 0:
@@ -321,21 +340,46 @@ func (l *Logger) log(op string, level Level, msg string, fs []Fields) error {
 	default:
 		f = mergeFields(fs)
 	}
-	return l.send(op, level, msg, f.UserID, f.TenantID, f.RequestID, f.Context, f.Time, nil)
+	return l.send(op, level, msg, f.UserID, f.TenantID, f.RequestID, f.Context, f.Time, nil, span)
 }
 
-// send makes the one cgo call of an entry. rawCtx, if not nil, is already JSON (slog's path).
-func (l *Logger) send(op string, level Level, msg, uid, tid, rid string, ctx any, t time.Time, rawCtx []byte) error {
+// appendTraceparent writes the W3C traceparent of a valid span context, NUL-terminated.
+func appendTraceparent(dst *[56]byte, span trace.SpanContext) *C.char {
+	const hexDigits = "0123456789abcdef"
+	b := dst[:0]
+	b = append(b, "00-"...)
+	tid, sid := span.TraceID(), span.SpanID()
+	for _, x := range tid {
+		b = append(b, hexDigits[x>>4], hexDigits[x&15])
+	}
+	b = append(b, '-')
+	for _, x := range sid {
+		b = append(b, hexDigits[x>>4], hexDigits[x&15])
+	}
+	fl := byte(span.TraceFlags())
+	b = append(b, '-', hexDigits[fl>>4], hexDigits[fl&15], 0)
+	return (*C.char)(unsafe.Pointer(&dst[0]))
+}
+
+// send makes the one cgo call of an entry. rawCtx, if not nil, is already JSON (slog's path);
+// span, if valid, is the entry's trace context.
+func (l *Logger) send(op string, level Level, msg, uid, tid, rid string, ctx any, t time.Time, rawCtx []byte, span trace.SpanContext) error {
 	if level >= LevelDebug && level < Level(l.level.Load()) {
 		// Below the level: skip the encoding, but still make the call so that the library
 		// counts the entry as filtered (Stats().Filtered).
 		ctx, t, rawCtx, uid, tid, rid = nil, time.Time{}, nil, "", "", ""
+		span = trace.SpanContext{}
 	}
 	var sc *scratch
 	var ctxJSON, ts []byte
-	if ctx != nil || !t.IsZero() {
+	var tpArg *C.char
+	traced := span.IsValid()
+	if ctx != nil || !t.IsZero() || traced {
 		sc = scratchPool.Get().(*scratch)
 		defer scratchPool.Put(sc)
+		if traced {
+			tpArg = appendTraceparent(&sc.tp, span)
+		}
 		if ctx != nil {
 			var err error
 			sc.ctx, err = appendContext(sc.ctx[:0], ctx)
@@ -363,7 +407,7 @@ func (l *Logger) send(op string, level Level, msg, uid, tid, rid string, ctx any
 		l.mu.RUnlock()
 		return closedError(op)
 	}
-	r := C.rg_log(l.ptr, C.int(level.c()), mp, ml, up, ul, tp, tl, rp, rl, cp, cl, sp, sl)
+	r := C.rg_log(l.ptr, C.int(level.c()), mp, ml, up, ul, tp, tl, rp, rl, cp, cl, sp, sl, tpArg)
 	l.mu.RUnlock()
 	if r.status != C.RARCH_OK {
 		return newError(op, r.status, takeErr(r.err))

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // SlogLevelFatal is the slog level that maps to FATAL: slog has no such level, so log at it
@@ -118,7 +120,10 @@ type encoder struct {
 }
 
 // Handle sends the record: one cgo call.
-func (h *Handler) Handle(_ context.Context, r slog.Record) error {
+//
+// When ctx carries a valid OpenTelemetry span context (trace.SpanContextFromContext; e.g.
+// logger.InfoContext(ctx, ...)), the entry carries its trace id, span id and flags.
+func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 	e := encPool.Get().(*encoder)
 	e.buf = append(e.buf[:0], '{')
 	e.uid, e.tid, e.rid = "", "", ""
@@ -155,15 +160,19 @@ func (h *Handler) Handle(_ context.Context, r slog.Record) error {
 	}
 	e.buf = append(e.buf, '}')
 
-	var ctx []byte
+	var raw []byte
 	if len(e.buf) > 2 {
-		ctx = e.buf
+		raw = e.buf
 	}
 	var t time.Time
 	if !r.Time.IsZero() {
 		t = r.Time
 	}
-	err := h.l.send("slog", SlogLevel(r.Level), r.Message, e.uid, e.tid, e.rid, nil, t, ctx)
+	var span trace.SpanContext
+	if ctx != nil {
+		span = trace.SpanContextFromContext(ctx)
+	}
+	err := h.l.send("slog", SlogLevel(r.Level), r.Message, e.uid, e.tid, e.rid, nil, t, raw, span)
 	if cap(e.buf) <= 64<<10 {
 		e.uid, e.tid, e.rid = "", "", ""
 		encPool.Put(e)

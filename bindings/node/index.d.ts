@@ -137,6 +137,10 @@ export interface LoggerOptions {
   rateLimit?: number;
   /** `rate_limit_burst` (default 0: a second's worth): entries taken at once above `rateLimit`. */
   rateLimitBurst?: number;
+  /** `otlp_protocol` (env OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, default `http/protobuf`): with sink `otlp`, `http/protobuf` or `http/json` (then OTEL_EXPORTER_OTLP_PROTOCOL); `grpc` is refused. */
+  otlpProtocol?: 'http/protobuf' | 'http/json';
+  /** `resource_attributes` (env OTEL_RESOURCE_ATTRIBUTES, default empty): with sink `otlp`, resource attributes `k1=v1,k2=v2` (values percent-decoded), merged over OTEL_RESOURCE_ATTRIBUTES's key by key. */
+  resourceAttributes?: string;
 }
 
 /** What {@link createLogger} takes: the service, an optional logger name, and the options. */
@@ -161,6 +165,11 @@ export interface LogFields {
   /** `client_log_datetime` (default: the time of the call): a Date, or an RFC 3339 string
    * (other offsets are converted to UTC). An invalid Date throws `RARCH_ERR_INVALID_TIMESTAMP`. */
   time?: Date | string | null;
+  /** A W3C traceparent (`00-<trace id>-<span id>-<flags>`): the entry carries the trace id,
+   * span id and flags. Default: the active span of `@opentelemetry/api` when that optional peer
+   * dependency is installed (and a context manager makes a span active). A malformed one throws
+   * `RARCH_ERR_INVALID_ARGUMENT`. */
+  traceparent?: string | null;
 }
 
 /** The counters of a logger's pipeline (shared by every logger made with the same options). */

@@ -197,6 +197,29 @@ function timeString(t) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Trace correlation: the active span of @opentelemetry/api (an optional peer dependency), when
+// it is installed and a span is active.
+
+let otelApi; // the module, null when it is not installed (looked up on the first log call)
+
+function activeTraceparent() {
+  if (otelApi === undefined) {
+    try {
+      otelApi = require('@opentelemetry/api');
+    } catch {
+      otelApi = null;
+    }
+  }
+  if (otelApi === null) return null;
+  const span = otelApi.trace.getActiveSpan();
+  if (span === undefined) return null;
+  const sc = span.spanContext();
+  if (!otelApi.isSpanContextValid(sc)) return null;
+  const flags = (sc.traceFlags & 0xff).toString(16).padStart(2, '0');
+  return `00-${sc.traceId}-${sc.spanId}-${flags}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Loggers
 
 // Every logger whose native handle is not freed yet, closed or not: process exit frees them.
@@ -309,15 +332,22 @@ class Logger extends EventEmitter {
       }
       msg = String(msg);
     }
-    let user = null, tenant = null, req = null, ctx = null, time = null;
+    let user = null, tenant = null, req = null, ctx = null, time = null, tp = null;
     if (fields !== undefined && fields !== null) {
       user = optString(fields.userId, 'userId');
       tenant = optString(fields.tenantId, 'tenantId');
       req = optString(fields.requestId, 'requestId');
       ctx = contextJson(fields.context);
       time = timeString(fields.time);
+      tp = optString(fields.traceparent, 'traceparent');
     }
+    if (tp === null) tp = activeTraceparent();
     fill(msg, user, tenant, req, ctx, time);
+    if (tp !== null) {
+      const st = N.log_traced_raw(s.handle, level, entryAddr, tp);
+      if (st !== 0) throw statusError(N, st, 'rarch_log_traced');
+      return;
+    }
     const st = N.log_n_raw(s.handle, level, entryAddr);
     if (st !== 0) throw statusError(N, st, 'rarch_log_n');
   }

@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-if [ ! -d node_modules ]; then
+if [ ! -d node_modules ] || [ ! -d node_modules/@opentelemetry/context-async-hooks ]; then
   npm ci --no-audit --no-fund
 fi
 

@@ -31,6 +31,7 @@ use crate::buffer::DiskBuffer;
 use crate::entry::{self, Fields};
 use crate::journal::Ticket;
 use crate::level::Level;
+use crate::trace::{Trace, TRACE_BYTES};
 use crossbeam_utils::CachePadded;
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;
@@ -452,14 +453,16 @@ impl Drop for Lane {
 
 const HEADER: usize = 8;
 
-/// A record: the fixed part, the journal ticket's bytes if there is one, then the fields'
-/// bytes in the order of `lens`.
+/// A record: the fixed part, the journal ticket's bytes if there is one, the trace's
+/// ([`TRACE_BYTES`]) if there is one, then the fields' bytes in the order of `lens`.
 /// `source` (8) `at_ns` (8) `level` (1) `flags` (1) pad (2) `lens` (6 x 4).
 const FIXED: usize = 44;
 const CONTEXT_MULTI_LINE: u8 = 1;
 /// The record carries its entry's journal [`Ticket`] (durable=true), moved in by bytes.
 const HAS_TICKET: u8 = 2;
 const TICKET: usize = std::mem::size_of::<Ticket>();
+/// The record carries a trace context (`rarch_log_traced`).
+const HAS_TRACE: u8 = 4;
 const NONE: u32 = u32::MAX;
 
 /// One record, read back.
@@ -481,6 +484,7 @@ fn field_len(s: Option<&str>) -> u32 {
 fn record_len(f: &Fields<'_>, ticket: bool) -> usize {
     FIXED
         + if ticket { TICKET } else { 0 }
+        + f.trace.map_or(0, |_| TRACE_BYTES)
         + f.message.len()
         + [
             f.user_id,
@@ -518,6 +522,11 @@ fn write_record(
         unsafe { std::ptr::write_unaligned(out[at..at + TICKET].as_mut_ptr().cast::<Ticket>(), t) };
         at += TICKET;
     }
+    if let Some(t) = &f.trace {
+        out[17] |= HAS_TRACE;
+        out[at..at + TRACE_BYTES].copy_from_slice(&t.to_bytes());
+        at += TRACE_BYTES;
+    }
     let fields = [
         Some(f.message),
         f.user_id,
@@ -546,6 +555,12 @@ fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
     if ticket_at.is_some() {
         at += TICKET;
     }
+    let mut trace = None;
+    if flags & HAS_TRACE != 0 {
+        let bytes = rec.get(at..at + TRACE_BYTES)?.try_into().ok()?;
+        trace = Some(Trace::from_bytes(bytes));
+        at += TRACE_BYTES;
+    }
     let mut fields: [Option<&str>; 6] = [None; 6];
     for (i, slot) in fields.iter_mut().enumerate() {
         let n = u32::from_le_bytes(rec.get(20 + 4 * i..24 + 4 * i)?.try_into().ok()?);
@@ -567,6 +582,7 @@ fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
             request_id: fields[3],
             context_json: fields[4],
             client_log_datetime: fields[5],
+            trace,
         },
         context_multi_line: flags & CONTEXT_MULTI_LINE != 0,
         ticket_at,
@@ -1258,6 +1274,7 @@ mod tests {
             request_id: (i % 2 == 0).then_some(text),
             context_json: Some("{\"a\":1}"),
             client_log_datetime: None,
+            trace: None,
         }
     }
 
@@ -1499,6 +1516,7 @@ mod journal_tests {
             request_id: Some("r-1"),
             context_json: Some("{\n \"a\": 1\n}"),
             client_log_datetime: None,
+            trace: None,
         };
         let at = 1_795_473_000_123_456_000;
         let mut rec = vec![0u8; journal_len("lg", &f)];
@@ -1516,6 +1534,21 @@ mod journal_tests {
             String::from_utf8(body).unwrap(),
             String::from_utf8(want).unwrap()
         );
+        // A trace goes through the journal's record (and a lane's: the same layout).
+        let t = Trace::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let traced = Fields {
+            trace: Some(t),
+            ..f
+        };
+        let mut rec2 = vec![0u8; journal_len("lg", &traced)];
+        write_journal(&mut rec2, "lg", at, Level::Warn, &traced, true);
+        let body = String::from_utf8(journal_body(&rec2, "svc").unwrap()).unwrap();
+        assert!(
+            body.ends_with(r#""trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","trace_flags":1}"#),
+            "{body}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["user_id"], "ü");
         let json = br#"{"level":"INFO","message":"m"}"#;
         assert_eq!(journal_body(json, "svc").unwrap(), json);
         assert!(journal_body(b"{\"a\":\n1}", "svc").is_none());

@@ -559,7 +559,7 @@ impl Shared {
     fn replay_batch(&self, b: &DiskBuffer, lines: &[&[u8]], probe: bool) -> Vec<Line> {
         let settled = |delivered, failed| Line::Settled { delivered, failed };
         let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
-        let mut enc = otlp::Encoder::new();
+        let mut enc = otlp::Encoder::for_config(&self.cfg);
         // (index, service, strikes) of the lines in the request.
         let mut sent: Vec<(usize, String, u32)> = Vec::new();
         for (j, line) in lines.iter().enumerate() {

@@ -111,6 +111,15 @@ pub(super) struct Scratch {
     zipped: Vec<u8>,
 }
 
+impl Scratch {
+    pub(super) fn new(cfg: &crate::config::Config) -> Scratch {
+        Scratch {
+            enc: otlp::Encoder::for_config(cfg),
+            ..Scratch::default()
+        }
+    }
+}
+
 impl Shared {
     /// Whether requests carry a batch of entries (OTLP) rather than one (the rarch API).
     pub(super) fn batching(&self) -> bool {
@@ -128,7 +137,7 @@ impl Shared {
         let mut batch: Vec<Item> = Vec::new();
         // An entry that did not fit in the last batch: the first of the next.
         let mut carry: Option<Item> = None;
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::new(&self.cfg);
         let slot = &self.inflight[slot % self.inflight.len()];
         loop {
             // Held while entries move from the shared places into this thread's batch, until
@@ -681,7 +690,7 @@ impl Shared {
                 .map_err(|e| Error::new(ErrorKind::Config, e.message))?
         };
         let mut batch = vec![item];
-        let mut sc = Scratch::default();
+        let mut sc = Scratch::new(&self.cfg);
         self.encode(&mut batch, &mut sc);
         if batch.is_empty() {
             return Err(Error::new(

@@ -112,6 +112,14 @@ int main() {
     log.debug("cpp-debug");
     log.error("cpp-error", rarch::Fields().context_json(R"({"code":500})").user(""));
     log.fatal("cpp-fatal");
+    log.info("cpp-traced", rarch::Fields().traceparent(
+        std::string_view("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01 and more", 55)));
+    {
+        std::error_code ec;
+        log.log(rarch::Level::Info, "cpp-bad-trace",
+                rarch::Fields().traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01"), ec);
+        CHECK(ec == rarch::Errc::invalid_argument);
+    }
 
     // --- levels as enum class, filtering
     CHECK(log.level() == rarch::Level::Debug);

@@ -182,6 +182,8 @@ function declare(lib, file) {
     // The hot path: the entry is a Buffer laid out as rarch_entry (filled by index.js) and
     // passed by address, so koffi converts nothing but the handle and the level.
     log_n_raw: lib.func('int rarch_log_n(rarch_logger *logger, int level, const void *entry)'),
+    // The same with a W3C traceparent (a JS string, passed NUL-terminated by koffi).
+    log_traced_raw: lib.func('int rarch_log_traced(rarch_logger *logger, int level, const void *entry, const char *traceparent)'),
     flush: lib.func('int rarch_flush(rarch_logger *logger, uint32_t timeout_ms)'),
     // The same, with the message copied into msg (a Buffer) with the status: for async calls.
     flush_msg: lib.func('int rarch_flush_msg(rarch_logger *logger, uint32_t timeout_ms, void *msg, size_t len)'),

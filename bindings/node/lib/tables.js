@@ -59,6 +59,8 @@ const OPTION_KEYS = [
   'redact_keys',
   'rate_limit',
   'rate_limit_burst',
+  'otlp_protocol',
+  'resource_attributes',
 ];
 
 /** The counters of struct rarch_statistics after `size`, in order; stats() gives them in camelCase. */

@@ -18,6 +18,12 @@ import time
 import weakref
 from json.encoder import c_make_encoder, encode_basestring
 
+try:
+    # Optional: with the OpenTelemetry API installed, entries carry the current span's trace.
+    from opentelemetry import trace as _otel_trace
+except ImportError:
+    _otel_trace = None
+
 __all__ = [
     "RarchError",
     "NativeLogger",
@@ -180,6 +186,8 @@ _lib.rarch_logger_free.restype = None
 _lib.rarch_logger_free.argtypes = [_vp]
 _lib.rarch_log_n.restype = ctypes.c_int
 _lib.rarch_log_n.argtypes = [_vp, ctypes.c_int, ctypes.POINTER(_Entry)]
+_lib.rarch_log_traced.restype = ctypes.c_int
+_lib.rarch_log_traced.argtypes = [_vp, ctypes.c_int, ctypes.POINTER(_Entry), _cp]
 _lib.rarch_flush.restype = ctypes.c_int
 _lib.rarch_flush.argtypes = [_vp, ctypes.c_uint32]
 _lib.rarch_set_level.restype = ctypes.c_int
@@ -208,6 +216,17 @@ _log.restype = ctypes.c_int
 version = _lib.rarch_version().decode()
 if not version.startswith("0."):
     raise ImportError(f"redarch_logging_client: {library_path} is version {version}; need 0.x")
+
+
+def current_traceparent():
+    """The W3C traceparent (bytes) of the current OpenTelemetry span, or None when there is no
+    valid span or the OpenTelemetry API (opentelemetry-api) is not installed."""
+    if _otel_trace is None:
+        return None
+    sc = _otel_trace.get_current_span().get_span_context()
+    if not sc.is_valid:
+        return None
+    return b"00-%032x-%016x-%02x" % (sc.trace_id, sc.span_id, sc.trace_flags)
 
 
 def last_error():
@@ -390,10 +409,14 @@ class NativeLogger:
         return self._h is None
 
     def log(self, level, message, user_id=None, tenant_id=None, request_id=None, context=None,
-            client_log_datetime=None):
-        """Logs one entry (Python values); returns the rarch_status (0 = OK)."""
+            client_log_datetime=None, traceparent=None):
+        """Logs one entry (Python values); returns the rarch_status (0 = OK). `traceparent`
+        (a W3C traceparent, str or bytes) defaults to the current OpenTelemetry span's, when
+        the OpenTelemetry API is installed and a span is current."""
         if level < self.level:
             return OK
+        if traceparent is None and _otel_trace is not None:
+            traceparent = current_traceparent()
         try:
             m = message.encode() if type(message) is str else to_bytes(message)
             u = None if user_id is None else (
@@ -416,9 +439,11 @@ class NativeLogger:
         else:
             c = context_json(context)
         d = None if client_log_datetime is None else timestamp(client_log_datetime)
-        if b"\0" in m or (u and b"\0" in u) or (t and b"\0" in t) or (r and b"\0" in r) or (
-                d and b"\0" in d):
-            return self._log_n(level, m, u, t, r, c, d)
+        if traceparent is not None or b"\0" in m or (u and b"\0" in u) or (t and b"\0" in t) or (
+                r and b"\0" in r) or (d and b"\0" in d):
+            if isinstance(traceparent, str):
+                traceparent = traceparent.encode()
+            return self._log_n(level, m, u, t, r, c, d, traceparent)
         inf = self._inflight
         inf.append(None)
         try:
@@ -429,13 +454,17 @@ class NativeLogger:
             self._report(st)
         return st
 
-    def _log_n(self, level, m, u, t, r, c, d):
-        # Strings with NUL bytes: the pointer+length call keeps them whole.
+    def _log_n(self, level, m, u, t, r, c, d, traceparent=None):
+        # Strings with NUL bytes: the pointer+length call keeps them whole. A trace context:
+        # rarch_log_traced.
         e = _Entry(_str_arg(m), _str_arg(u), _str_arg(t), _str_arg(r), _str_arg(c), _str_arg(d))
         inf = self._inflight
         inf.append(None)
         try:
-            st = _lib.rarch_log_n(self._h, level, ctypes.byref(e))
+            if traceparent is not None:
+                st = _lib.rarch_log_traced(self._h, level, ctypes.byref(e), traceparent)
+            else:
+                st = _lib.rarch_log_n(self._h, level, ctypes.byref(e))
         finally:
             inf.pop()
         if st:

@@ -8,7 +8,9 @@ from ._native import (
     NativeLogger,
     RarchError,
     _fast_encode,
+    _otel_trace,
     context_json,
+    current_traceparent,
     last_error,
     timestamp,
     to_bytes,
@@ -46,6 +48,11 @@ def _emitter(owner, level, message_default=_REQUIRED):
              client_log_datetime=None):
         nl = owner._native
         if level < nl.level:
+            return
+        if _otel_trace is not None and current_traceparent() is not None:
+            # The current span's trace: the native logger's path takes it.
+            owner._log(level, message, user_id, tenant_id, request_id, context,
+                       client_log_datetime)
             return
         try:
             m = message.encode() if type(message) is str else _slow_message(message, name)

@@ -84,6 +84,7 @@ impl Entry {
             request_id: self.request_id.as_deref(),
             context_json: self.context.as_deref(),
             client_log_datetime: self.time.as_deref(),
+            trace: None,
         }
     }
 }

@@ -88,8 +88,8 @@ type Options struct {
 	Events              string      // events (off): what Events reports: "off", "problems" (every kind but delivered) or "all"
 	EventsCapacity      *int        // events_capacity (10000): the most events waiting; past it one EventsLost counts the rest
 	RedactKeys          string      // redact_keys (empty): context keys, comma-separated, any case and depth, whose values become "[REDACTED]"
-	RateLimit           *int        // rate_limit (0: none): entries a second below ERROR; the rest are dropped, counted and summarised
-	RateLimitBurst      *int        // rate_limit_burst (0: a second's worth): entries taken at once above RateLimit
+	RateLimit           *int        // rate_limit (0): entries a second below ERROR (0: no limit); the rest are dropped, counted and summarised
+	RateLimitBurst      *int        // rate_limit_burst (0): entries taken at once above RateLimit (0: a second's worth)
 
 	// Raw sets keys by their C name, for keys this version of the binding has no field for.
 	// An unknown key is an error (ErrConfig), never ignored. A key set both here and by a

@@ -30,7 +30,7 @@ receiver:
 	cd examples/receiver && go build -o receiver .
 
 # Every test in the repo, whatever the language.
-test: build header-check test-rust test-c test-go test-node test-python test-dist
+test: build header-check test-rust test-c test-go test-node test-python test-dist test-cross
 	@echo "make test: all suites passed"
 
 test-rust: build collector

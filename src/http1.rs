@@ -5,7 +5,7 @@
 //!
 //! Why not ureq here too: on a 2-core machine the client's CPU is taken from the server it
 //! sends to, and ureq spends about 37,700 instructions per POST; with it the library
-//! delivered 80–90% of `wrk`'s rate with the same connection count (issue 8). This path spends
+//! delivered 80–90% of `wrk`'s rate with the same connection count. This path spends
 //! a few thousand.
 //!
 //! Timeouts are per phase, as with ureq and the Python client: connecting, sending the

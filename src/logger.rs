@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// `repr(C)` and aligned to a cache line so that what [`Logger::log`] reads on every call (the
 /// fields up to `extras`, 64 bytes) is one line: a call after a pause finds it cold, and each
-/// line it touches then costs a miss (BENCHMARKS.md, issue 18). The rest is read on colder
+/// line it touches then costs a miss (BENCHMARKS.md). The rest is read on colder
 /// paths.
 #[repr(C, align(64))]
 pub struct Logger {

@@ -149,12 +149,7 @@ pub fn quiet_panics() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         std::panic::set_hook(Box::new(|info| {
-            let what = info
-                .payload()
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| info.payload().downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown".into());
+            let what = payload_text(info.payload());
             let at = info
                 .location()
                 .map(|l| format!(" at {}:{}", l.file(), l.line()))

@@ -231,6 +231,9 @@ fn run(src: &str, how: How, args: &[&str], url: &str, key: &str, dir: &Path) -> 
         .env("RARCH_LOGGING_URL", url)
         .env("RARCH_LOGGING_API_KEY", key)
         .env_remove("RARCH_LOGGING_DEFAULT_LEVEL")
+        // cargo test puts target/release on LD_LIBRARY_PATH, which would win over the
+        // program's rpath (another platform's tarball, in make test-cross).
+        .env_remove("LD_LIBRARY_PATH")
         .env(
             "ASAN_OPTIONS",
             "detect_leaks=1:abort_on_error=0:exitcode=98",

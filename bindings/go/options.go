@@ -96,8 +96,8 @@ type Options struct {
 	Events              string       // events (off): what Events reports: "off", "problems" (every kind but delivered) or "all"
 	EventsCapacity      *int         // events_capacity (10000): the most events waiting; past it one EventsLost counts the rest
 	RedactKeys          string       // redact_keys (empty): context keys, comma-separated, any case and depth, whose values become "[REDACTED]"
-	RateLimit           *int         // rate_limit (0: none): entries a second below ERROR; the rest are dropped, counted and summarised
-	RateLimitBurst      *int         // rate_limit_burst (0: a second's worth): entries taken at once above RateLimit
+	RateLimit           *int         // rate_limit (0): entries a second below ERROR (0: no limit); the rest are dropped, counted and summarised
+	RateLimitBurst      *int         // rate_limit_burst (0): entries taken at once above RateLimit (0: a second's worth)
 	Sink                Sink         // sink (rarch): SinkRarch or SinkOTLP
 	URL                 string       // url (RARCH_LOGGING_URL, http://localhost:8080/log): with SinkOTLP, unset falls back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, http://localhost:4318/v1/logs
 	APIKey              string       // api_key (RARCH_LOGGING_API_KEY, empty): the HS256 secret

@@ -133,9 +133,9 @@ export interface LoggerOptions {
   eventsCapacity?: number;
   /** `redact_keys` (default empty): context keys, comma-separated, any case and depth, whose values become `"[REDACTED]"`. */
   redactKeys?: string;
-  /** `rate_limit` (default 0: none): entries a second below ERROR; the rest are dropped, counted and summarised. */
+  /** `rate_limit` (default 0): entries a second below ERROR (0: no limit); the rest are dropped, counted and summarised. */
   rateLimit?: number;
-  /** `rate_limit_burst` (default 0: a second's worth): entries taken at once above `rateLimit`. */
+  /** `rate_limit_burst` (default 0): entries taken at once above `rateLimit` (0: a second's worth). */
   rateLimitBurst?: number;
   /** `otlp_protocol` (env OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, default `http/protobuf`): with sink `otlp`, `http/protobuf` or `http/json` (then OTEL_EXPORTER_OTLP_PROTOCOL); `grpc` is refused. */
   otlpProtocol?: 'http/protobuf' | 'http/json';

@@ -27,7 +27,8 @@ while [ ! -s "$tmp/addr" ]; do
 done
 base="http://$(cat "$tmp/addr")"
 
-RARCH_LOGGING_URL="$base/log" RARCH_LOGGING_API_KEY="$key" node example.js
+# Its buffer directory (os.tmpdir()) is this run's own: no other run's leftovers are replayed.
+TMPDIR="$tmp" RARCH_LOGGING_URL="$base/log" RARCH_LOGGING_API_KEY="$key" node example.js
 
 # The example has exited: every entry must already be at the receiver (JWT verified).
 node -e '

@@ -404,12 +404,12 @@ struct rarch_options *rarch_options_new(void);
  * - `redact_keys` (empty): context keys, comma-separated, matched in any case at any depth
  *   (inside arrays too), whose values become the string "[REDACTED]" before the entry is
  *   copied anywhere: no redacted value reaches the network or a file under buffer_dir.
- * - `rate_limit` (0: none): entries a second the logger takes below ERROR; the rest are
+ * - `rate_limit` (0): entries a second the logger takes below ERROR (0: no limit); the rest are
  *   dropped (RARCH_OK is returned), counted in `dropped_rate_limit`, and reported by summary
  *   entries at WARN, at most one a second and a last one at flush or free: message
  *   `suppressed N entries (rate_limit R/s)`, context `{"suppressed":N,"by_level":{...}}`.
  *   ERROR and FATAL are never limited.
- * - `rate_limit_burst` (0: a second's worth): entries the logger may take at once.
+ * - `rate_limit_burst` (0): entries the logger may take at once (0: a second's worth).
  * - `otlp_protocol` (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, http/protobuf): with sink=otlp,
  *   `http/protobuf` (Content-Type application/x-protobuf) or `http/json` (OTLP/JSON); unset,
  *   OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, then OTEL_EXPORTER_OTLP_PROTOCOL. `grpc` is refused

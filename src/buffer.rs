@@ -493,7 +493,7 @@ impl DiskBuffer {
                 for rec in journal::records(&o.data) {
                     // A body, or a durable entry's raw fields to build one from; anything else
                     // is not ours and is left out.
-                    if let Some(body) = crate::pipeline::journal_body(rec, &self.service) {
+                    if let Some(body) = crate::record::journal_body(rec, &self.service) {
                         data.extend_from_slice(&body);
                         data.push(b'\n');
                         lines += 1;

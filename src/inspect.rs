@@ -103,7 +103,7 @@ pub fn inspect(buffer_dir: &Path, service: &str) -> crate::error::Result<Service
             }
         } else if name.starts_with(journal::PREFIX) && name.ends_with(".bin") {
             for rec in journal::records(&read(&path)) {
-                if let Some(body) = crate::pipeline::journal_body(rec, service) {
+                if let Some(body) = crate::record::journal_body(rec, service) {
                     note(&mut st, &body);
                 }
             }

@@ -24,6 +24,7 @@ mod net;
 pub mod otlp;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod record;
 pub mod redact;
 pub mod stats;
 pub mod threads;

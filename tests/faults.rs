@@ -526,7 +526,7 @@ fn ids_on_disk(svc_dir: &Path) -> HashSet<String> {
             let service = svc_dir.file_name().unwrap().to_string_lossy().into_owned();
             for rec in rarch_logging::journal::records(&data) {
                 // A body, or a durable entry's raw fields (the body is built from them).
-                let body = rarch_logging::pipeline::journal_body(rec, &service).unwrap();
+                let body = rarch_logging::record::journal_body(rec, &service).unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
                 ids.insert(v["request_id"].as_str().unwrap().to_owned());
             }

@@ -25,8 +25,6 @@ mod signal;
 mod spill;
 
 use concurrency::Limiter;
-pub use lane::journal_body;
-pub(crate) use lane::reset_sources_in_child;
 pub use lane::{source, Source};
 use policy::Policy;
 use signal::Signal;
@@ -271,10 +269,11 @@ fn leaked<T: Default>(slot: &'static AtomicPtr<T>) -> &'static T {
     }
 }
 
-/// Called in a forked child: the parent's registry (and its lock, which another thread of the
-/// parent may have held) is abandoned, not touched.
-pub(crate) fn reset_registry_in_child() {
+/// Called in a forked child: the parent's registries (and their locks, which another thread of
+/// the parent may have held) are abandoned, not touched.
+fn reset_in_child() {
     REGISTRY.store(std::ptr::null_mut(), Ordering::Release);
+    lane::reset_sources_in_child();
 }
 
 fn pipeline_key(cfg: &Config) -> Config {
@@ -290,7 +289,7 @@ fn pipeline_key(cfg: &Config) -> Config {
 
 /// Finds or makes the pipeline for `cfg` and registers `service` with it.
 pub fn acquire(cfg: &Config, service: &Arc<str>) -> Result<Arc<Pipeline>> {
-    crate::fork::install();
+    crate::fork::install(reset_in_child);
     register_at_exit();
     let key = pipeline_key(cfg);
     let mut reg = lock(registry());
@@ -998,7 +997,7 @@ impl Shared {
     }
 
     /// Copies a durable entry's checked fields into its service's journal, raw (see
-    /// `lane::journal_body`); None when it cannot (too large, no segment): the caller then
+    /// `record::journal_body`); None when it cannot (too large, no segment): the caller then
     /// takes the older path, which says why.
     #[link_section = ".text.hot.rarch_log"]
     fn journal_raw(
@@ -1009,7 +1008,7 @@ impl Shared {
         f: &crate::entry::Checked<'_>,
         at_ns: u64,
     ) -> Option<Ticket> {
-        let n = lane::journal_len(logger_name, &f.fields);
+        let n = crate::record::journal_len(logger_name, &f.fields);
         if !Journal::fits(n) {
             return None;
         }
@@ -1017,7 +1016,7 @@ impl Shared {
         let j = b.journal()?;
         let (t, want_spare) = j
             .write_with(n, |out| {
-                lane::write_journal(
+                crate::record::write_journal(
                     out,
                     logger_name,
                     at_ns,

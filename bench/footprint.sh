@@ -51,7 +51,7 @@
 # Output: per library, one line
 #   RESULT bench=footprint lib=<path> mode=... instructions=... code_lines=... code_pages=...
 #          code_pages_lib=... data_lines=... data_pages=... (and more fields)
-# on stdout, and a human summary on stderr. The earlier figure (BENCHMARKS.md, issue 18):
+# on stdout, and a human summary on stderr. The earlier figure (docs/performance-history.md):
 # 212 distinct code lines in 27 pages (23 in the library), about 4,100 instructions.
 set -eu
 cd "$(dirname "$0")/.."
@@ -247,4 +247,4 @@ for lib in "$@"; do
       "$(get data_pages) pages; instructions of the $RUNS runs: $ins"
   done
 done
-say "earlier figure (BENCHMARKS.md): 212 code lines in 27 pages (23 in the library), ~4,100 instructions"
+say "earlier figure (docs/performance-history.md): 212 code lines in 27 pages (23 in the library), ~4,100 instructions"

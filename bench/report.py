@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Turns the RESULT/MACHINE lines written by bench/run.sh into one table (stdout) and a
-Markdown report: report.py RESULTS_TXT OUT_MD. Targets are marks, never assertions."""
+Markdown report: report.py RESULTS_TXT OUT_MD. Targets are marks, never assertions. The last
+table gives every target that was marked as a row of BENCHMARKS.md's targets table, in its
+column order, ready to be copied there."""
+import os
 import sys
+import time
 
 MIB = 1024 * 1024
 SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu", "otlp")
@@ -15,6 +19,20 @@ DEGRADED_ROWS = (
     ("reset-20", "20% of connections reset", 0.2, False),
     ("healthy-after", "healthy (last)", None, False),
 )
+# Section 1's baseline library when bench/run.sh is given no --base.
+DEFAULT_BASE = "ffcb536"
+# The rows of BENCHMARKS.md's targets table, collected by the sections as they mark their
+# targets: (target, figure, baseline, ratio, needed, mark). targets_table adds the date, the
+# tree and the command.
+TARGET_ROWS = []
+
+
+def target_row(name, figure, baseline="–", ratio_="–", needed="–", mark_="–"):
+    TARGET_ROWS.append((name, figure, baseline, ratio_, needed, mark_))
+
+
+def thousands(v):
+    return "{:,.0f}".format(v)
 
 
 def parse(path):
@@ -103,6 +121,8 @@ def main():
         cpu_section(p, by, one, machine.get("cpu_opts"))
     if by(bench="sink"):
         otlp_section(p, by, one)
+    if TARGET_ROWS:
+        targets_table(p, machine, sys.argv[1])
     text = "\n".join(md)
     print(text)
     if out_md:
@@ -151,6 +171,7 @@ def caller_section(p, by, one, machine):
                     ns(r["floor_p99"]), ns(r["clock_p50"]), r["errors"], dropped,
                     mark(ok), same, dur))
     p("")
+    paced_targets(one)
     b2b = by(bench="caller", scenario="healthy-b2b")
     if b2b:
         p("The same calls back to back, without pauses (healthy server), after as many untimed "
@@ -233,6 +254,50 @@ def caller_section(p, by, one, machine):
                   k["mark"]))
         p("")
     issue18_table(p, by, one, machine)
+
+
+def paced_targets(one):
+    """Issue 8's caller targets (the paced rows) as rows of BENCHMARKS.md's targets table."""
+    scens = ("healthy", "down", "slow")
+    for th in (1, 4):
+        k = 1 if th == 1 else 2
+        rs = [one(bench="caller", durable=0, scenario=s, threads=th) for s in scens]
+        if not all(rs):
+            continue
+        for q, bound in (("p50", 400 * k), ("p99", 2000 * k)):
+            vals = [r["log_" + q] for r in rs]
+            over = sum(v > bound for v in vals)
+            target_row(
+                "caller, paced, %d thread%s: %s" % (th, "s" if th > 1 else "", q),
+                "healthy %s, down %s, slow %s" % tuple(ns(v) for v in vals),
+                "empty call %s%s" % ("" if q == "p50" else "p99 ",
+                                     " / ".join(ns(r["floor_" + q]) for r in rs)),
+                "–", "≤ %s" % ns(bound),
+                "PASS" if not over else "MISS (%d of 3 rows over)" % over)
+    parts, same_ok = [], True
+    for th in (1, 4):
+        h = one(bench="caller", durable=0, scenario="healthy", threads=th)
+        for scen in ("down", "slow"):
+            r = one(bench="caller", durable=0, scenario=scen, threads=th)
+            if h and r:
+                a, b = r["log_p50"] / h["log_p50"], r["log_p99"] / h["log_p99"]
+                same_ok = same_ok and a <= 1.5 and b <= 1.5
+                parts.append("%d thread%s %s %.2fx / %.2fx" % (th, "s" if th > 1 else "", scen, a, b))
+    if parts:
+        target_row("caller, paced: the same healthy, down or slow", "p50 / p99: " + "; ".join(parts),
+                   "the healthy rows", "(the figure)", "within 1.5x", mark(same_ok))
+    p50s, p99s = [], []
+    for scen in scens:
+        for th in (1, 4):
+            d, n = (one(bench="caller", durable=x, scenario=scen, threads=th) for x in (1, 0))
+            if d and n:
+                p50s.append(d["log_p50"] / n["log_p50"])
+                p99s.append(d["log_p99"] / n["log_p99"])
+    if p50s:
+        target_row("caller, paced: durable / default",
+                   "p50 %.2f–%.2fx, p99 %.2f–%.2fx" % (min(p50s), max(p50s), min(p99s), max(p99s)),
+                   "the default rows", "(the figure)", "≤ 2x",
+                   mark(max(p50s) <= 2) + ("" if max(p99s) <= 2 else " (p99 over 2x)"))
 
 
 def b2b_ok(r):
@@ -374,6 +439,11 @@ def issue18_table(p, by, one, machine):
         rt = "%.2fx" % (t / bs) if t is not None and bs else "-"
         if check:
             mk = " / ".join("-" if v is None else mark(check(v)) for v in (t, bs))
+            if t is not None:
+                target_row("%s: %s" % (row, figure), show(per["tree"], how, fmt),
+                           "%s %s" % (base_name, show(per["base"], how, fmt)) if bs is not None
+                           else "–", rt if bs else "–", target.replace("<=", "≤"),
+                           mark(check(t)))
         else:
             mk = "-"
         p("| %s | %s | %s | %s | %s | %s | %s |" % (
@@ -392,15 +462,20 @@ def throughput_section(p, by, one):
     p("")
     p("| connections | on_full | entries | entries/s | receiver accepted / distinct | spilled to disk | wrk req/s (mean of before/after) | lib / wrk | lib / Python-style | targets |")
     p("|---|---|---|---|---|---|---|---|---|---|")
+    rows = []  # (label, rate, ratio to wrk, ratio to the Python-style sender)
+    wrks = []  # (connections, wrk's mean)
     for c in (2, 4):
         w = [r["rate"] for r in by(bench="wrk", connections=c)]
         wm = sum(w) / len(w) if w else None
+        if wm:
+            wrks.append((c, wm))
         for of in ("spill", "block"):
             r = one(bench="throughput", connections=c, on_full=of)
             if not r:
                 continue
             rw = r["rate"] / wm if wm else None
             rp = r["rate"] / py["rate"] if py and py.get("rate") else None
+            rows.append(("%d %s" % (c, of), r["rate"], rw, rp))
             p("| %d | %s%s | %d | %.0f | %s | %d | %s | %s | %s | %s |" % (
                 c, of, " (default)" if of == "spill" else "", r["count"], r["rate"],
                 "%s / %s" % (r.get("receiver_accepted", "?"), r.get("receiver_distinct", "?")), r["buffered"],
@@ -408,6 +483,19 @@ def throughput_section(p, by, one):
                 "%.0f%%" % (rw * 100) if rw else "-", "%.1fx" % rp if rp else "-",
                 "wrk %s, python %s" % (mark(rw is not None and rw >= 0.85),
                                        mark(rp is not None and rp >= 25))))
+    if rows:
+        rates = "%s entries/s (%s)" % (" / ".join(thousands(x[1]) for x in rows),
+                                       ", ".join(x[0] for x in rows))
+        rw = [x[2] for x in rows]
+        target_row("delivery vs wrk, same connections", rates,
+                   "wrk " + ", ".join("%s req/s (%d connections)" % (thousands(m), c) for c, m in wrks),
+                   " / ".join("%.0f%%" % (x * 100) if x else "-" for x in rw), "≥ 85%",
+                   mark(all(x is not None and x >= 0.85 for x in rw)))
+        if py and py.get("rate"):
+            rp = [x[3] for x in rows]
+            target_row("delivery vs the Python-style sender", "the same rows",
+                       "Python-style sender %s/s" % thousands(py["rate"]),
+                       " / ".join("%.1fx" % x for x in rp), "≥ 25x", mark(all(x >= 25 for x in rp)))
     if py:
         p("")
         p("Python-style sender (%s; a fresh connection and JWT per entry): %d entries, %.0f/s, "
@@ -431,6 +519,8 @@ def memory_section(p, by, one):
             m["count"], m["log_ms"], m["hwm_after_log_kib"] / 1024, m["hwm_end_kib"] / 1024,
             mark(ok), (bf["bytes"] / MIB) if bf else -1, bf["lines"] if bf else "?",
             m["buffered"], m["dropped_buffer_cap"], m["dropped_queue_full"], m["dropped_io"]))
+        target_row("peak RSS, {:,} entries logged while the server is down".format(m["count"]),
+                   "%.1f MiB" % (peak / 1024), "–", "–", "< 64 MiB", mark(ok))
         p("")
         p("(stats are read before rarch_logger_free; free then writes what was still in memory "
           "to disk, in %.0f ms.)" % m["free_ms"])
@@ -477,6 +567,9 @@ def degraded_checks(r, p_fail, ref):
     dup = r.get("receiver_duplicates", 0) / r["count"] if r.get("count") else None
     return {
         "rate": rate,
+        "count": r.get("count", 0),
+        "distinct": r.get("receiver_distinct", 0),
+        "duplicates": r.get("receiver_duplicates", 0),
         "ratio": ratio,
         "need": need,
         "throughput": ratio is not None and need is not None and ratio >= need,
@@ -554,6 +647,13 @@ def degraded_section(p, by, one):
         p("Targets check (issue 15):")
         p("")
         for name, targeted, k, marks in summary:
+            target_row(name, "%s/s; %s of %s; %s duplicates" % (
+                thousands(k["rate"]), thousands(k["distinct"]), thousands(k["count"]),
+                thousands(k["duplicates"])),
+                "healthy first / last %s/s" % " / ".join(thousands(x) for x in refs),
+                ratio(k["ratio"]),
+                "≥ %.2f, all delivered, < 1%% duplicates" % k["need"] if targeted
+                else "no target (%.2f by the formula)" % k["need"], marks)
             p("- %s%s: throughput %s x healthy (needed %.2f), %s, duplicates %s: **%s**" % (
                 name, "" if targeted else " (no target in the issue; p = 0.2 by the same formula)",
                 ratio(k["ratio"]), k["need"],
@@ -688,6 +788,11 @@ def latency_section(p, by, one):
         r = one(bench="latency", latency_ms=d, config="default")
         f = one(bench="latency", latency_ms=d, config="fixed2")
         if r:
+            rate, frate = lat_rate(r), lat_rate(f) if f else None
+            target_row("%d ms away, default options" % d, "%s entries/s" % thousands(rate),
+                       "fixed-2 %s/s" % thousands(frate) if f else "–",
+                       "%.1fx" % (rate / frate) if frate else "–", "≥ %d/s" % need,
+                       mark(rate >= need))
             p("- %d ms, default: %.0f entries/s (needed %d; fixed-2 in this run: %s), settled on "
               "a concurrency limit of %s, rtt p50 %s: **%s**" % (
                   d, lat_rate(r), need, "%.0f/s" % lat_rate(f) if f else "-",
@@ -700,6 +805,11 @@ def latency_section(p, by, one):
         dm, fm = median([lat_rate(r) for r in z]), median([lat_rate(r) for r in zf])
         lim = [r.get("concurrency_limit") for r in z]
         ok = dm >= fm and all(x is not None and x <= 8 for x in lim)
+        target_row("0 ms: at least fixed-2's rate, ≤ 8 in flight",
+                   "%s/s; limits %s" % (" / ".join(thousands(lat_rate(r)) for r in z),
+                                        " / ".join(str(x) for x in lim)),
+                   "fixed-2 %s/s" % " / ".join(thousands(lat_rate(r)) for r in zf),
+                   "%.2fx" % (dm / fm) if fm else "–", "≥ 1x, limit ≤ 8", mark(ok))
         p("- 0 ms: default %.0f entries/s against fixed-2 %.0f/s (medians of %d and %d rounds: "
           "%.2fx%s), concurrency limit at the end %s (needed <= 8): **%s**" % (
               dm, fm, len(z), len(zf), dm / fm if fm else 0,
@@ -708,6 +818,14 @@ def latency_section(p, by, one):
     r = one(bench="latency", latency_ms=50, config="default")
     if r:
         cpu = usage_us(r)
+        f = one(bench="latency", latency_ms=50, config="fixed2")
+        target_row("50 ms: threads, RSS, CPU at %s in flight" % r.get("concurrency_limit", "?"),
+                   "%s threads, %s, %s per entry" % (
+                       r.get("threads_max", "?"), kib(r.get("rss_kib")),
+                       ns(1000 * cpu / r["delivered"]) if cpu is not None and r.get("delivered")
+                       else "-"),
+                   "fixed-2: %s threads, %s" % (f.get("threads_max", "?"), kib(f.get("rss_kib")))
+                   if f else "–", "–", "reported", "reported")
         p("- At 50 ms with the default options (a concurrency limit of %s at the end): %s threads "
           "at most (%s when flush returned), RSS %s (peak %s), CPU %.2f s (user %.2f + system "
           "%.2f, less %.3f s of rbench's thread sampler) for %d entries in %.1f s: %s per entry, "
@@ -806,6 +924,14 @@ def cpu_section(p, by, one, opts=None):
     p("Targets check (issue 21):")
     p("")
     mid = meds.get(5000)
+    with_opts = " (%s)" % opts if opts else ""
+    if full and mid:
+        target_row("CPU per entry at 5,000/s" + with_opts, us(mid), "full speed " + us(full),
+                   "%.2fx" % (mid / full), "≤ 1.2x", mark(mid <= 1.2 * full))
+    if full and wrk_med:
+        target_row("CPU per entry at full speed" + with_opts, us(full),
+                   "wrk %s per request" % us(wrk_med), "%.2fx" % (full / wrk_med), "≤ 0.7x",
+                   mark(full <= 0.7 * wrk_med))
     if full and mid:
         p("- 5,000/s: %s per entry, %.2fx the full-speed %s (needed <= 1.2x): **%s**" % (
             us(mid), mid / full, us(full), mark(mid <= 1.2 * full)))
@@ -892,6 +1018,14 @@ def otlp_section(p, by, one):
             "ok" if all(r.get("check") == "ok" for r in rs) else "**FAIL**"))
     p("")
     base = meds.get("rarch")
+    for label, proto in (("otlp-json", "http/json"), ("otlp", "http/protobuf")):
+        if base and label in meds:
+            f = meds[label][0] / base[0]
+            target_row("`sink=otlp` %s vs the rarch sink" % proto,
+                       "%s entries/s (end to end %s)" % (thousands(meds[label][0]),
+                                                         thousands(meds[label][1])),
+                       "rarch sink %s/s" % thousands(base[0]), "%.2fx" % f,
+                       "≥ 5x (withdrawn by issue 33)", mark(f >= 5))
     if base and "otlp" in meds:
         f, e = meds["otlp"][0] / base[0], meds["otlp"][1] / base[1]
         p("Target check (issue 17): `sink=otlp` %.0f entries/s until flush returns, %.2fx the rarch "
@@ -900,16 +1034,65 @@ def otlp_section(p, by, one):
         p("")
     if "otlp" in meds and "otlp-json" in meds:
         f = meds["otlp"][1] / meds["otlp-json"][1]
+        target_row("protobuf chain vs the JSON chain", "%s/s end to end" % thousands(meds["otlp"][1]),
+                   "JSON chain %s/s" % thousands(meds["otlp-json"][1]), "%.2fx" % f, "≥ 1.25x",
+                   mark(f >= 1.25))
         p("Target check (issue 33): the protobuf chain end to end %.0f entries/s, %.2fx the JSON "
           "chain's %.0f (needed >= 1.25x): **%s**." % (
               meds["otlp"][1], f, meds["otlp-json"][1], mark(f >= 1.25)))
         p("")
     if "otlp" in cpu and "rarch" in cpu:
         f = cpu["otlp"] / cpu["rarch"]
+        json_cpu = (" (JSON %.1f µs, %.2fx)" % (cpu["otlp-json"], cpu["otlp-json"] / cpu["rarch"])
+                    if "otlp-json" in cpu else "")
+        target_row("library CPU per entry, protobuf vs the rarch sink",
+                   "%.1f µs%s" % (cpu["otlp"], json_cpu), "rarch sink %.1f µs" % cpu["rarch"],
+                   "%.2fx" % f, "≤ 0.25x", mark(f <= 0.25))
         p("Target check (issue 33): the library's CPU per delivered entry with `sink=otlp` "
           "(protobuf) %.1f µs, %.2fx the rarch sink's %.1f µs (needed <= 0.25x): **%s**." % (
               cpu["otlp"], f, cpu["rarch"], mark(f <= 0.25)))
         p("")
+
+
+def run_command(machine):
+    """The command that made these results, from the MACHINE lines bench/run.sh wrote."""
+    sections = machine.get("sections", ",".join(SECTIONS))
+    args = []
+    if machine.get("mode") == "quick":
+        args.append("--quick")
+    if sections != ",".join(SECTIONS):
+        args += ["--only", sections]
+    if machine.get("library"):
+        args += ["--rev", machine["library"]]
+    if "caller" in sections.split(","):
+        base = machine.get("base")
+        if not base:
+            args += ["--base", "none"]
+        elif not DEFAULT_BASE.startswith(base) and not base.startswith(DEFAULT_BASE):
+            args += ["--base", base]
+    env = "BENCH_CPU_OPTS=%s " % machine["cpu_opts"] if machine.get("cpu_opts") else ""
+    if not args:
+        return "`%smake bench`" % env
+    return "`%sbench/run.sh %s`" % (env, " ".join(args))
+
+
+def targets_table(p, machine, results_path):
+    """Every target marked above as a row of BENCHMARKS.md's targets table, in its column
+    order. The date is the results file's (the end of the run); the tree is the library's
+    commit (`--rev`) or the working tree's `git describe`."""
+    date = time.strftime("%Y-%m-%d", time.gmtime(os.path.getmtime(results_path)))
+    tree = machine.get("library") or machine.get("version", "?")
+    p("## Targets, as rows of BENCHMARKS.md")
+    p("")
+    p("Copy a row over the one of the same target in BENCHMARKS.md's table; add to the date "
+      "cell whether the tree is older than the current code.")
+    p("")
+    p("| target | figure (latest measured) | baseline | ratio | needed | mark | date, tree | command |")
+    p("|---|---|---|---|---|---|---|---|")
+    for row in TARGET_ROWS:
+        p("| %s | %s, %s | %s |" % (" | ".join(str(c) for c in row), date, tree,
+                                   run_command(machine)))
+    p("")
 
 
 if __name__ == "__main__":

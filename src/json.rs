@@ -135,7 +135,8 @@ fn specials(v: u64) -> u64 {
 /// The position of the first special byte (see [`first_special`]) at or after `i`, or
 /// `s.len()` if there is none. Eight bytes at a time; the last (partial) word is read as the
 /// last eight bytes of `s`, with the bytes already seen masked off. (SSE2, 16 bytes at a
-/// time, took fewer instructions but made `rarch_log` 20-30% slower: see BENCHMARKS.md.)
+/// time, took fewer instructions but made `rarch_log` 20-30% slower: see
+/// docs/performance-history.md, "What changed, and by how much".)
 #[inline(always)]
 fn next_special(s: &[u8], mut i: usize) -> usize {
     let n = s.len();

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 /// `repr(C)` and aligned to a cache line so that what [`Logger::log`] reads on every call (the
 /// fields up to `extras`, 64 bytes) is one line: a call after a pause finds it cold, and each
-/// line it touches then costs a miss (BENCHMARKS.md). The rest is read on colder
-/// paths.
+/// line it touches then costs a miss (docs/performance-history.md, "Lines and pages of a
+/// cold call"). The rest is read on colder paths.
 #[repr(C, align(64))]
 pub struct Logger {
     /// An `Arc<Pipeline>` turned into a raw pointer. Replaced (and the old one leaked) only in

@@ -23,7 +23,8 @@
 //! Written here rather than taken from a crate: crossbeam's channels and `ArrayQueue` are
 //! multi-producer (a compare-and-swap per push on a line every caller shares) and hold values,
 //! not variable-length records; that path (a pooled buffer, the body built, a channel send)
-//! is the fallback above, and costs about 2x this one per call (BENCHMARKS.md).
+//! is the fallback above, and costs about 2x this one per call (docs/performance-history.md,
+//! "The caller's path").
 //! SPSC crates (rtrb, ringbuf) are rings of fixed-size elements that do not grow.
 
 use super::{lock, Shared};
@@ -519,7 +520,8 @@ const SLOTS: usize = 64;
 /// direct-mapped table from a thread's pointer to its lane. A call that finds its thread's
 /// slot reads one line here instead of the thread-local, which in a shared library goes
 /// through `__tls_get_addr` (the dynamic linker's code, its thread vector and the TLS block:
-/// 3 to 4 pages and 6 lines for a call after a pause; BENCHMARKS.md).
+/// 3 to 4 pages and 6 lines for a call after a pause; docs/performance-history.md, "Lines and
+/// pages of a cold call").
 ///
 /// A slot is claimed (0 to the thread's pointer) and given back by its thread only, or
 /// cleared by the pipeline's close; its lane is written and read by that thread only, while

@@ -225,7 +225,7 @@ pub(crate) fn write_raw_spill(out: &mut [u8], name: &str, rec: &[u8]) {
 }
 
 #[cfg(test)]
-mod journal_tests {
+mod tests {
     use super::*;
 
     /// A durable entry's raw journal record becomes the body the sender would have built; a

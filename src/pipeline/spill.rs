@@ -2,9 +2,11 @@
 //! disk and keeps the buffer pool and the journal segments ready), `spill` (entries to their
 //! services' `buffer.jsonl`, with their strikes as `retry_count`), and the dead-letter file.
 
+use super::lane::{Lane, Source};
 use super::{lock, Item, Shared, POOL_FRESH_CAPACITY, POOL_LOW, SPILL_RUN, SPILL_STEP};
 use crate::buffer::{self, DiskBuffer};
 use crate::config::Mode;
+use crate::record::{journal_body, raw_spill_len, write_raw_spill};
 use crate::stats::Stats;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -247,7 +249,7 @@ impl Shared {
             }
             let raw_waiting = lock(&self.buffers).values().any(|b| b.raw_pending());
             let wait = if raw_waiting {
-                super::lane::RAW_SETTLE_AFTER
+                RAW_SETTLE_AFTER
             } else {
                 Duration::from_millis(200)
             };
@@ -301,6 +303,163 @@ pub(super) fn with_retry_count(body: &[u8], n: u32) -> Vec<u8> {
         }
         // Not an object: left as it is (replay sets it aside as corrupt).
         Err(_) => body.to_vec(),
+    }
+}
+
+/// Records one raw spill step takes from a lane at most (about 150 KiB).
+const SPILL_LANE_STEP: u64 = 512;
+/// Raw records are moved into `buffer.jsonl` once none has been spilled for this long.
+const RAW_SETTLE_AFTER: Duration = Duration::from_millis(100);
+
+/// The spill thread's share of the lanes in a burst.
+impl Shared {
+    /// The spill thread's share of the lanes in a burst (the queue half full, a lane three
+    /// quarters full, or a caller waiting for room): the records of a lane past half its
+    /// capacity, down to a quarter, are copied as they are (a raw record, no JSON) into their
+    /// service's overflow segment ([`DiskBuffer::overflow`]), which is moved into
+    /// `buffer.jsonl` once the burst is over ([`Shared::settle_raw`]). A caller
+    /// then finds room in its lane at the pace of a copy, instead of building bodies itself
+    /// and waiting for their write. Not with `durable` (the records carry journal tickets;
+    /// the entries are on disk already). Returns how many records it took.
+    pub(super) fn spill_lanes(&self) -> usize {
+        if !self.cfg.spills_lanes_raw() {
+            return 0;
+        }
+        // While the queue has room the senders take the lanes' records, unless a lane is
+        // three quarters full or a caller waits for room in one.
+        let queue_full = self.rx.len() >= self.cfg.queue_capacity / 2;
+        let waiting = self.lane_full.swap(false, Ordering::AcqRel);
+        let lanes: Vec<Arc<Lane>> = lock(&self.lanes).clone();
+        let mut total = 0;
+        let mut last: Option<(*const Source, Arc<DiskBuffer>)> = None;
+        for l in lanes {
+            let (pending, max) = (l.pending(), l.max_records);
+            let want = if pending >= max * 3 / 4 || ((queue_full || waiting) && pending >= max / 2)
+            {
+                pending - max / 4
+            } else if waiting && pending > 0 {
+                // A lane full by its bytes (large records) before its count: half of it.
+                pending.div_ceil(2)
+            } else {
+                continue;
+            };
+            let want = want.min(SPILL_LANE_STEP) as usize;
+            // The records go, grouped by service, into each service's appender; one write
+            // per service at the end of the step.
+            let mut touched: Vec<(Arc<DiskBuffer>, Arc<str>)> = Vec::new();
+            let mut held = Vec::new();
+            let n = l.collect(want, &self.chunks, |rec| {
+                let src = match rec.first_chunk::<8>() {
+                    Some(w) => u64::from_le_bytes(*w) as usize as *const Source,
+                    None => std::ptr::null(),
+                };
+                let buffer = match &last {
+                    Some((p, b)) if *p == src => Some(b.clone()),
+                    _ if src.is_null() => None,
+                    _ => {
+                        // SAFETY: an interned Source written by `push_lane` (see `entry_of`).
+                        let service = unsafe { &(*src).service };
+                        let b = self.buffer_for(service).ok();
+                        if let Some(b) = &b {
+                            last = Some((src, b.clone()));
+                        }
+                        b
+                    }
+                };
+                match buffer {
+                    Some(b) => {
+                        // SAFETY: as above (`buffer` is Some only for a non-null source).
+                        let name = unsafe { &(*src).name };
+                        b.overflow().push(raw_spill_len(name, rec), |out| {
+                            write_raw_spill(out, name, rec)
+                        });
+                        if !touched.iter().any(|t| Arc::ptr_eq(&t.0, &b)) {
+                            // SAFETY: as above.
+                            touched.push((b, unsafe { (*src).service.clone() }));
+                        }
+                    }
+                    // Cannot happen (a record whose source is null, or a service whose
+                    // directory cannot be opened): the overflow's way, which counts it.
+                    None => held.extend(self.entry_of(rec)),
+                }
+            });
+            total += n;
+            let mut written = 0u64;
+            for (b, service) in touched {
+                b.mark_raw();
+                let mut ov = b.overflow();
+                let k = ov.count() as u64;
+                match ov.write_out() {
+                    Ok(()) => written += k,
+                    Err(e) => {
+                        // Not on disk: built into bodies and put in the overflow, whose write
+                        // counts what fails (`dropped_io`).
+                        self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
+                        for rec in ov.pending() {
+                            if let Some(body) = journal_body(rec, &service) {
+                                held.push(super::Item::new(service.clone(), body));
+                            }
+                        }
+                        ov.clear();
+                    }
+                }
+            }
+            if written > 0 {
+                self.raw_spilled.fetch_add(written, Ordering::Relaxed);
+                crate::stats::Stats::add(&self.stats.buffered, written);
+                self.settle(written);
+            }
+            for item in held {
+                self.hold(item);
+            }
+        }
+        if total > 0 {
+            self.last_raw_ms.store(self.now_ms(), Ordering::Relaxed);
+        }
+        total
+    }
+
+    /// Moves the overflow journals' raw records into `buffer.jsonl` (see
+    /// [`Shared::spill_lanes`]) once no record has been spilled raw for a while, or when
+    /// `now` (a flush or the close). Returns whether it did.
+    pub(super) fn settle_raw(&self, now: bool) -> bool {
+        let quiet = self.now_ms()
+            >= self.last_raw_ms.load(Ordering::Relaxed) + RAW_SETTLE_AFTER.as_millis() as u64;
+        if !now && !quiet {
+            return false;
+        }
+        let buffers: Vec<Arc<DiskBuffer>> = lock(&self.buffers).values().cloned().collect();
+        let mut did = false;
+        // A segment at a time, and not while a caller needs the spill thread for room (but
+        // all of them at the close).
+        let closing = self.closing.load(Ordering::Acquire);
+        let go = || {
+            closing
+                || (!self.lane_full.load(Ordering::Acquire)
+                    && lock(&self.lanes)
+                        .iter()
+                        .all(|l| l.pending() < l.max_records / 2))
+        };
+        for b in buffers.iter().filter(|b| b.raw_pending()) {
+            did = true;
+            match b.settle_raw(go) {
+                Ok(a) => {
+                    self.dropped(
+                        &self.stats.dropped_buffer_cap,
+                        a.dropped_for_cap,
+                        "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
+                    );
+                    if let Some(e) = a.error {
+                        self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
+                    }
+                }
+                Err(e) => self.note_error(&format!("overflow: {}: {e}", b.dir().display())),
+            }
+        }
+        if did {
+            self.replay_wake.notify();
+        }
+        did
     }
 }
 

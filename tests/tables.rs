@@ -1,7 +1,8 @@
 //! One table per fact: the options (`config::KEYS`), the statuses (`rarch_status`) and the
 //! counters (`StatsSnapshot`) are written once in the code; the header's list of options, the
-//! README's tables, the header's `rarch_statistics` and the C++ wrapper's `rarch::errc` must say
-//! the same. (Each binding's own tests check its tables against the header.)
+//! tables of `docs/options.md` and `README.md`, the header's `rarch_statistics` and the C++
+//! wrapper's `rarch::errc` must say the same. (Each binding's own tests check its tables against
+//! the header.)
 
 use rarch_logging::config::KEYS;
 use rarch_logging::StatsSnapshot;
@@ -69,9 +70,9 @@ fn the_headers_list_of_options_is_keys() {
 }
 
 #[test]
-fn the_readmes_table_of_options_is_keys() {
-    let readme = read("README.md");
-    let table = between(&readme, "| key | environment | default | meaning |", "\n\n");
+fn the_table_of_options_in_docs_is_keys() {
+    let doc = read("docs/options.md");
+    let table = between(&doc, "| key | environment | default | meaning |", "\n\n");
     let rows: Vec<Vec<&str>> = table
         .lines()
         .skip(2)
@@ -81,21 +82,24 @@ fn the_readmes_table_of_options_is_keys() {
     let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(
         names, keys,
-        "README's table of options, against config::KEYS"
+        "docs/options.md's table of options, against config::KEYS"
     );
     for (row, (key, env, default, _)) in rows.iter().zip(KEYS) {
         let env = env.map(|e| format!("`{e}`")).unwrap_or_default();
-        assert_eq!(row[1], env, "README, `{key}`: its environment variable");
+        assert_eq!(
+            row[1], env,
+            "docs/options.md, `{key}`: its environment variable"
+        );
         if default.is_empty() {
             assert!(
                 !row[2].starts_with('`'),
-                "README, `{key}`: no default value"
+                "docs/options.md, `{key}`: no default value"
             );
         } else {
             assert_eq!(
                 row[2],
                 format!("`{default}`"),
-                "README, `{key}`: its default"
+                "docs/options.md, `{key}`: its default"
             );
         }
     }

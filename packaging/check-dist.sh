@@ -161,7 +161,8 @@ check_tarball_layout() {
 		include/rarch_logging.hpp include/rarch_logging_macros.h lib/pkgconfig/rarch-logging.pc \
 		lib/cmake/rarch_logging/rarch_loggingConfig.cmake \
 		lib/cmake/rarch_logging/rarch_loggingConfigVersion.cmake \
-		share/gocode/src/rarch-logging/rarchlog/go.mod share/doc/rarch-logging/copyright; do
+		share/gocode/src/rarch-logging/rarchlog/go.mod share/doc/rarch-logging/copyright \
+		share/doc/rarch-logging/docs/options.md; do
 		[ -e "$P/$f" ] || { echo "the tarball has no $f"; return 1; }
 	done
 	[ "$(readlink "$L/librarch_logging.so")" = "librarch_logging.so.$MAJOR" ]

@@ -144,9 +144,10 @@ import "C"
 EOF
 }
 
-docs() { # docs DIR
-	install -d "$1"
+docs() { # docs DIR: the READMEs and the pages of docs/
+	install -d "$1" "$1/docs"
 	install -m 0644 README.md "$1/README.md"
+	install -m 0644 docs/*.md "$1/docs/"
 	install -m 0644 bindings/c/README.md "$1/README.c.md"
 	install -m 0644 bindings/go/README.md "$1/README.go.md"
 }
@@ -274,7 +275,7 @@ checks that this host reaches the logging API with its key (check)."
 	deb_doc "$run" librarch-logging0
 	deb_doc "$dev" librarch-logging-dev
 	docs "$dev/usr/share/doc/librarch-logging-dev"
-	gzip -9n "$dev/usr/share/doc/librarch-logging-dev/"README*.md
+	gzip -9n "$dev/usr/share/doc/librarch-logging-dev/"README*.md "$dev/usr/share/doc/librarch-logging-dev/docs/"*.md
 	install -d "$dbg/usr/share/doc"
 	ln -s librarch-logging0 "$dbg/usr/share/doc/librarch-logging0-dbgsym"
 

@@ -66,7 +66,8 @@ pub enum Mirror {
 }
 
 /// Every key `rarch_options_set` accepts, with its environment variable and its default.
-/// `(key, environment variable, default, description)`; the README's table is this one.
+/// `(key, environment variable, default, description)`; the table of `docs/options.md` is this
+/// one (`tests/tables.rs`).
 pub const KEYS: &[(&str, Option<&str>, &str, &str)] = &[
     (
         "sink",

@@ -1,7 +1,8 @@
 //! One table per fact: the options (`config::KEYS`), the statuses (`rarch_status`) and the
 //! counters (`StatsSnapshot`) are written once in the code; the header's list of options, the
-//! README's tables, the header's `rarch_statistics` and the C++ wrapper's `rarch::errc` must say
-//! the same. (Each binding's own tests check its tables against the header.)
+//! tables of `docs/options.md` and `docs/error-codes.md`, the header's `rarch_statistics` and
+//! the C++ wrapper's `rarch::errc` must say the same. (Each binding's own tests check its tables
+//! against the header.)
 
 use rarch_logging::config::KEYS;
 use rarch_logging::StatsSnapshot;
@@ -69,9 +70,9 @@ fn the_headers_list_of_options_is_keys() {
 }
 
 #[test]
-fn the_readmes_table_of_options_is_keys() {
-    let readme = read("README.md");
-    let table = between(&readme, "| key | environment | default | meaning |", "\n\n");
+fn the_table_of_options_in_docs_is_keys() {
+    let doc = read("docs/options.md");
+    let table = between(&doc, "| key | environment | default | meaning |", "\n\n");
     let rows: Vec<Vec<&str>> = table
         .lines()
         .skip(2)
@@ -81,28 +82,31 @@ fn the_readmes_table_of_options_is_keys() {
     let names: Vec<&str> = rows.iter().map(|r| r[0]).collect();
     assert_eq!(
         names, keys,
-        "README's table of options, against config::KEYS"
+        "docs/options.md's table of options, against config::KEYS"
     );
     for (row, (key, env, default, _)) in rows.iter().zip(KEYS) {
         let env = env.map(|e| format!("`{e}`")).unwrap_or_default();
-        assert_eq!(row[1], env, "README, `{key}`: its environment variable");
+        assert_eq!(
+            row[1], env,
+            "docs/options.md, `{key}`: its environment variable"
+        );
         if default.is_empty() {
             assert!(
                 !row[2].starts_with('`'),
-                "README, `{key}`: no default value"
+                "docs/options.md, `{key}`: no default value"
             );
         } else {
             assert_eq!(
                 row[2],
                 format!("`{default}`"),
-                "README, `{key}`: its default"
+                "docs/options.md, `{key}`: its default"
             );
         }
     }
 }
 
 #[test]
-fn the_readmes_statuses_are_the_headers() {
+fn the_statuses_in_docs_are_the_headers() {
     let header = read("include/rarch_logging.h");
     let in_header: Vec<&str> = between(&header, "typedef enum rarch_status {", "} rarch_status;")
         .lines()
@@ -110,16 +114,16 @@ fn the_readmes_statuses_are_the_headers() {
         .filter(|n| n.starts_with("RARCH_"))
         .collect();
     assert!(in_header.len() >= 16, "{in_header:?}");
-    let readme = read("README.md");
-    let table = between(&readme, "| status | when |", "\n\n");
-    let mut in_readme: Vec<&str> = table
+    let doc = read("docs/error-codes.md");
+    let table = between(&doc, "| status | when |", "\n\n");
+    let mut in_doc: Vec<&str> = table
         .split('`')
         .filter(|w| w.starts_with("RARCH_") && !w.contains(' '))
         .collect();
-    in_readme.dedup();
+    in_doc.dedup();
     assert_eq!(
-        in_readme, in_header,
-        "README's error codes, against the header"
+        in_doc, in_header,
+        "docs/error-codes.md's statuses, against the header"
     );
 }
 

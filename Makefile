@@ -15,7 +15,7 @@ export RARCH_LOGGING_LIB := $(CURDIR)/$(LIB)
 export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver collector test test-rust test-c test-go test-node test-python \
-        header-check lint demo install uninstall bench clean deps bench-ab dist test-dist \
+        header-check lint demo install uninstall bench clean deps bench-ab bench-quiet dist test-dist \
         test-bindings-outside test-dist-artifacts test-cross
 
 all: build
@@ -130,6 +130,11 @@ bench: build
 BASE ?= HEAD
 bench-ab: build
 	bench/ab.sh $(BASE)
+
+# The library in a host that logs now and then: idle threads and wake-ups, one call after a
+# pause (bench/quiet.sh), this tree beside BASE's build.
+bench-quiet: build
+	bench/quiet.sh $(BASE)
 
 clean:
 	$(CARGO) clean

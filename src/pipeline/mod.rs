@@ -94,6 +94,16 @@ const POOL_FRESH_CAPACITY: usize = 1024;
 /// `repr(C)`: the fields a call reads on the lane path (`id`, `lane_table`, `work`'s waiters,
 /// `chunks.low`) come first, on one cache line (the struct is aligned to 128 bytes by its
 /// `CachePadded` counters).
+/// The sender threads and their slots (a slot is a sender's index, its in-flight copy's place).
+#[derive(Default)]
+struct SenderThreads {
+    handles: Vec<JoinHandle<()>>,
+    /// Slots given back by senders that retired, taken again first.
+    free: Vec<usize>,
+    /// The next slot never used.
+    next: usize,
+}
+
 #[repr(C)]
 struct Shared {
     /// This pipeline among all of the process's, ever (the key of a thread's lanes).
@@ -139,8 +149,9 @@ struct Shared {
     limiter: Limiter,
     /// How many rarch requests a sender pipelines in one exchange (see `sender::pipelined`).
     pipeline_depth: AtomicUsize,
-    /// The sender threads, started as the limit grows (joined at close).
-    senders: Mutex<Vec<JoinHandle<()>>>,
+    /// The sender threads, started as the limit grows (joined at close); one past the first
+    /// exits after an idle spell ([`sender::IDLE_EXIT`]) and gives its slot back.
+    senders: Mutex<SenderThreads>,
     sender_count: AtomicUsize,
     closing: AtomicBool,
     close_deadline: Mutex<Option<Instant>>,
@@ -604,7 +615,7 @@ impl Pipeline {
             Ok(()) => {
                 Stats::add(&s.stats.logged, 1);
                 if s.work.has_waiters() {
-                    s.work.notify();
+                    s.work.notify_one();
                 }
                 return Ok(());
             }
@@ -769,7 +780,7 @@ impl Pipeline {
         }
         // Senders may have started more senders until they saw `closing` (under this lock).
         loop {
-            let senders = std::mem::take(&mut *lock(&s.senders));
+            let senders = std::mem::take(&mut lock(&s.senders).handles);
             if senders.is_empty() {
                 break;
             }
@@ -1242,11 +1253,26 @@ impl Shared {
                 "no more sending threads for now: the last one could not be started",
             ));
         }
-        let i = self.sender_count.fetch_add(1, Ordering::AcqRel);
+        // Threads that retired are joined (at once: they have returned) and forgotten.
+        let (done, alive): (Vec<_>, Vec<_>) =
+            senders.handles.drain(..).partition(|t| t.is_finished());
+        senders.handles = alive;
+        for t in done {
+            let _ = t.join();
+        }
+        let i = match senders.free.pop() {
+            Some(i) => i,
+            None => {
+                senders.next += 1;
+                senders.next - 1
+            }
+        };
+        self.sender_count.fetch_add(1, Ordering::AcqRel);
         let s = self.clone();
         let t = crate::threads::spawn(&format!("rarch-send-{i}"), move || s.worker(i)).map_err(
             |e| {
                 self.sender_count.fetch_sub(1, Ordering::AcqRel);
+                senders.free.push(i);
                 self.spawn_retry_ms.store(
                     self.now_ms() + SPAWN_RETRY.as_millis() as u64,
                     Ordering::Relaxed,
@@ -1254,8 +1280,21 @@ impl Shared {
                 Error::new(ErrorKind::Io, e.to_string())
             },
         )?;
-        senders.push(t);
+        senders.handles.push(t);
         Ok(())
+    }
+
+    /// A sender in `slot` (not the first) that has been idle for [`sender::IDLE_EXIT`]: gives
+    /// its slot back; true when it may exit (not while the pipeline closes: the close waits
+    /// for the senders' own end).
+    pub(super) fn retire(&self, slot: usize) -> bool {
+        let mut senders = lock(&self.senders);
+        if slot == 0 || self.closing.load(Ordering::Acquire) {
+            return false;
+        }
+        self.sender_count.fetch_sub(1, Ordering::AcqRel);
+        senders.free.push(slot);
+        true
     }
 
     /// Full jitter: a random duration from 0 to `d`.

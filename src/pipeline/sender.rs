@@ -27,6 +27,11 @@ const POLL: Duration = Duration::from_millis(1);
 /// a backlog (two entries or more), so that the wake-ups follow the rate: about one look per
 /// entry or two at a low rate, one per millisecond at a high one.
 const POLL_MAX: Duration = Duration::from_millis(16);
+/// The longest an idle sender sleeps without a deadline to wake for.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// A sender other than the first exits after this long without work (and no parked entry):
+/// a burst's senders do not outlive it.
+pub(super) const IDLE_EXIT: Duration = Duration::from_secs(1);
 /// The most rarch requests pipelined in one exchange, and their most bytes.
 pub(super) const PIPELINE_DEPTH: usize = 16;
 const PIPELINE_BYTES: usize = 64 * 1024;
@@ -127,10 +132,12 @@ impl Shared {
     }
 
     /// A sender thread. While entries keep coming it polls the queue (every 1 to 16 ms, see
-    /// [`POLL_MAX`]) and takes what has accumulated, so a caller never pays for waking it; after a quiet spell
-    /// it blocks on the queue (the next caller's send wakes it once), or until the next
-    /// parked entry is due. With sink=otlp it then fills a batch (see [`Shared::fill`]).
-    pub(super) fn worker(self: &Arc<Self>, slot: usize) {
+    /// [`POLL_MAX`]) and takes what has accumulated, so a caller never pays for waking it;
+    /// after a quiet spell it blocks on the queue (the next caller's entry wakes one sender,
+    /// which wakes one more when it finds a backlog), or until the next parked entry is due.
+    /// A sender past the first exits after [`IDLE_EXIT`] without work. With sink=otlp it then
+    /// fills a batch (see [`Shared::fill`]).
+    pub(super) fn worker(self: &Arc<Self>, slot_index: usize) {
         const QUIET: Duration = Duration::from_millis(200);
         let mut idle_since: Option<Instant> = None;
         let mut poll = POLL;
@@ -138,7 +145,7 @@ impl Shared {
         // An entry that did not fit in the last batch: the first of the next.
         let mut carry: Option<Item> = None;
         let mut scratch = Scratch::new(&self.cfg);
-        let slot = &self.inflight[slot % self.inflight.len()];
+        let slot = &self.inflight[slot_index % self.inflight.len()];
         loop {
             // Held while entries move from the shared places into this thread's batch, until
             // the batch's copy is in `slot` (see `Shared::moving`).
@@ -164,6 +171,10 @@ impl Shared {
                     Ok(i) => {
                         if !self.rx.is_empty() {
                             poll = (poll / 2).max(POLL);
+                            // More than this sender takes: the wake goes on to one more.
+                            if self.work.has_waiters() {
+                                self.work.notify_one();
+                            }
                         }
                         i
                     }
@@ -180,18 +191,25 @@ impl Shared {
                             continue;
                         }
                         poll = POLL;
+                        // Asleep until work comes (a caller wakes one sender), a parked entry
+                        // is due, or the pipeline closes; at most IDLE_WAIT, a look that costs
+                        // one wake-up a second.
                         let wait = self
                             .next_due()
-                            .map_or(Duration::from_millis(100), |d| {
-                                d.saturating_duration_since(Instant::now())
-                            })
-                            .clamp(POLL, Duration::from_millis(100));
-                        // A caller that puts an entry in its lane or the queue wakes this wait.
-                        self.work.wait_for(wait, wait, || {
+                            .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()))
+                            .clamp(POLL, IDLE_WAIT);
+                        let woke = self.work.wait_for(wait, wait, || {
                             !self.rx.is_empty()
                                 || self.lanes_pending() > 0
                                 || self.closing.load(Ordering::Acquire)
                         });
+                        if !woke
+                            && !parked
+                            && since.elapsed() >= IDLE_EXIT
+                            && self.retire(slot_index)
+                        {
+                            return;
+                        }
                         continue;
                     }
                 },

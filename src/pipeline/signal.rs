@@ -28,6 +28,16 @@ impl Signal {
             self.cond.notify_all();
         }
     }
+    /// Like [`Signal::notify`], but wakes one waiter at most: a caller's wake costs one
+    /// thread's wake-up, not every waiter's. For waiters that pass the wake on when there is
+    /// more work than they take (the senders, [`Shared::worker`](super::Shared)).
+    pub(super) fn notify_one(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            drop(lock(&self.lock));
+            self.cond.notify_one();
+        }
+    }
     /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
     pub(super) fn wait(&self, seen: u64, timeout: Duration) -> u64 {
         self.wait_for(timeout, timeout, || self.seq.load(Ordering::SeqCst) != seen);

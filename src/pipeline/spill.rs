@@ -248,10 +248,11 @@ impl Shared {
                 return;
             }
             let raw_waiting = lock(&self.buffers).values().any(|b| b.raw_pending());
+            // Idle: one look a second (the callers and senders wake it for their work).
             let wait = if raw_waiting {
                 RAW_SETTLE_AFTER
             } else {
-                Duration::from_millis(200)
+                Duration::from_secs(1)
             };
             self.spill_wake.wait(seen, wait);
         }

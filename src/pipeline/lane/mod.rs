@@ -147,13 +147,14 @@ impl Shared {
         pushed
     }
 
-    /// After a record went into a lane: wakes a sleeping sender, and the spill thread once
+    /// After a record went into a lane: wakes one sleeping sender (it wakes another if there is
+    /// more than it takes), and the spill thread once
     /// per time the pool runs low (the flag is set again by the next `take` that finds it low
     /// after the refill).
     #[inline(always)]
     fn pushed_to_lane(&self) {
         if self.work.has_waiters() {
-            self.work.notify();
+            self.work.notify_one();
         }
         if self.chunks.low.load(Ordering::Relaxed) && self.chunks.low.swap(false, Ordering::Relaxed)
         {

@@ -39,8 +39,13 @@ int main(int argc, char **argv) {
         snprintf(msg, sizeof msg, "sig-%ld", i);
         EXPECT_OK(rarch_log(lg, RARCH_LEVEL_INFO, msg, NULL, NULL, NULL, NULL, NULL));
         if (i % 1000 == 999) { /* time for the library's threads to run while signals come */
-            struct timespec pause = {0, 2000000};
-            while (nanosleep(&pause, &pause) != 0) {}
+            /* To an absolute deadline: a relative sleep restarted after each signal makes no
+             * progress once a signal comes before each restart has slept at all. */
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += 2000000;
+            if (until.tv_nsec >= 1000000000) { until.tv_sec++; until.tv_nsec -= 1000000000; }
+            while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) != 0) {}
         }
     }
     EXPECT_OK(rarch_flush(lg, 60000));

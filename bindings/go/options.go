@@ -98,36 +98,6 @@ type Options struct {
 	RedactKeys          string       // redact_keys (empty): context keys, comma-separated, any case and depth, whose values become "[REDACTED]"
 	RateLimit           *int         // rate_limit (0): entries a second below ERROR (0: no limit); the rest are dropped, counted and summarised
 	RateLimitBurst      *int         // rate_limit_burst (0): entries taken at once above RateLimit (0: a second's worth)
-	Sink                Sink         // sink (rarch): SinkRarch or SinkOTLP
-	URL                 string       // url (RARCH_LOGGING_URL, http://localhost:8080/log): with SinkOTLP, unset falls back to OTEL_EXPORTER_OTLP_LOGS_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT + /v1/logs, http://localhost:4318/v1/logs
-	APIKey              string       // api_key (RARCH_LOGGING_API_KEY, empty): the HS256 secret
-	Level               Level        // level (RARCH_LOGGING_DEFAULT_LEVEL, DEBUG)
-	Mode                Mode         // mode (threaded)
-	BufferDir           string       // buffer_dir (./var/log): the buffer is <BufferDir>/<service>/buffer.jsonl
-	TimeoutMs           *int         // timeout_ms (2000): timeout of each phase of a request
-	QueueCapacity       *int         // queue_capacity (8192): entries held in memory
-	BurstMemoryBytes    *int         // burst_memory_bytes (8388608): lanes' memory past it in a burst
-	Connections         *int         // connections (64): the most requests in flight
-	Concurrency         string       // concurrency (adaptive): "adaptive" or "fixed" (always Connections)
-	CloseTimeoutMs      *int         // close_timeout_ms (5000): how long Close delivers before writing the rest to disk
-	Mirror              Mirror       // mirror (off): also print each entry as one line
-	MaxRetries          *int         // max_retries (5): in-memory retries before an entry goes to disk
-	MaxAttempts         *int         // max_attempts (10): failed attempts, while others are delivered, before an entry is dead-lettered
-	BackoffInitialMs    *int         // backoff_initial_ms (100)
-	BackoffMaxMs        *int         // backoff_max_ms (30000)
-	OnFull              OnFull       // on_full (spill)
-	BlockTimeoutMs      *int         // block_timeout_ms (100): the wait of OnFullBlock
-	MaxEntryBytes       *int         // max_entry_bytes (1048576): largest JSON entry accepted
-	BufferMaxFileBytes  *int64       // buffer_max_file_bytes (5242880): rotation size of buffer.jsonl
-	BufferMaxTotalBytes *int64       // buffer_max_total_bytes (268435456): cap of a service's buffer files
-	Durable             *bool        // durable (false): each entry is in the crash journal before Log returns
-	CAFile              string       // ca_file (empty: the system roots): PEM CA certificates to trust for https
-	TokenLifetimeS      *int         // token_lifetime_s (3600): JWT lifetime
-	Headers             string       // headers (OTEL_EXPORTER_OTLP_LOGS_HEADERS, empty): with SinkOTLP, request headers "k1=v1,k2=v2"; a secret, never printed or written
-	Compression         Compression  // compression (none): with SinkOTLP, CompressionNone or CompressionGzip
-	BatchMaxEntries     *int         // batch_max_entries (512): with SinkOTLP, the most entries in one request
-	BatchMaxBytes       *int         // batch_max_bytes (1048576): with SinkOTLP, the most bytes of entries in one request
-	BatchLingerMs       *int         // batch_linger_ms (20): with SinkOTLP, how long a batch that is not full waits for more
 	OTLPProtocol        OTLPProtocol // otlp_protocol (OTEL_EXPORTER_OTLP_LOGS_PROTOCOL, http/protobuf): with SinkOTLP, OTLPProtobuf or OTLPJSON (grpc is refused)
 	ResourceAttributes  string       // resource_attributes (OTEL_RESOURCE_ATTRIBUTES, empty): with SinkOTLP, "k1=v1,k2=v2" merged over OTEL_RESOURCE_ATTRIBUTES's
 

@@ -34,6 +34,7 @@ for v in base tree; do
   if [ $v = base ]; then D=$ROOT/target/bench/base/target/release; else D=$ROOT/target/release; fi
   mkdir -p "target/bench/quiet/$v"
   cp "$D/librarch_logging.so" "target/bench/quiet/$v/"
+  ln -sf librarch_logging.so "target/bench/quiet/$v/librarch_logging.so.0"
   $CC -O2 -std=gnu11 -Wall -Wextra -Iinclude -Ibench bench/quiet.c \
     -L"target/bench/quiet/$v" -lrarch_logging -Wl,-rpath,"$ROOT/target/bench/quiet/$v" \
     -o "target/bench/quiet/$v/quiet"
@@ -64,9 +65,11 @@ while [ "$run" -le "$RUNS" ]; do
   if [ $((run % 2)) = 1 ]; then ORDER="base tree"; else ORDER="tree base"; fi
   for v in $ORDER; do
     Q=target/bench/quiet/$v/quiet
-    echo "$v $($Q idle "$URL" "$KEY" "$WORK/buf-$v-$run" 50000 2000 5000)"
+    out=$($Q idle "$URL" "$KEY" "$WORK/buf-$v-$run" 50000 2000 5000)
+    echo "$v $out"
     for p in 1000 5000 20000; do
-      echo "$v $($Q single "$URL" "$KEY" "$WORK/buf-$v-$run" $p 300)"
+      out=$($Q single "$URL" "$KEY" "$WORK/buf-$v-$run" $p 300)
+      echo "$v $out"
     done
   done
   run=$((run + 1))

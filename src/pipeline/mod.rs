@@ -579,37 +579,15 @@ impl Pipeline {
                 // No journal for this entry (too large, or no segment could be made): it is
                 // written to the buffer file before the call returns.
                 s.accepted.fetch_add(1, Ordering::AcqRel);
-                Stats::add(&s.stats.logged, 1);
-                let n = s.spill_with(vec![item], false);
+                let r = self.to_disk_now(item, || format!("durable: {why}"));
                 s.replay_wake.notify();
-                return if n == 1 {
-                    Ok(())
-                } else {
-                    Err(Error::new(
-                        ErrorKind::Io,
-                        format!(
-                            "durable: {why}, and the buffer file cannot be written: {}",
-                            self.last_error()
-                        ),
-                    ))
-                };
+                return r;
             }
         }
         s.accepted.fetch_add(1, Ordering::AcqRel);
         if s.closed.load(Ordering::SeqCst) {
             // After the close (the process is exiting): no thread takes the queue any more.
-            Stats::add(&s.stats.logged, 1);
-            return if s.spill_with(vec![item], false) == 1 {
-                Ok(())
-            } else {
-                Err(Error::new(
-                    ErrorKind::Io,
-                    format!(
-                        "the pipeline has closed and the buffer file cannot be written: {}",
-                        self.last_error()
-                    ),
-                ))
-            };
+            return self.to_disk_now(item, || "the pipeline has closed".to_string());
         }
         let item = match s.tx.try_send(item) {
             Ok(()) => {
@@ -622,79 +600,14 @@ impl Pipeline {
             Err(TrySendError::Full(item)) | Err(TrySendError::Disconnected(item)) => item,
         };
         match s.cfg.on_full {
-            OnFull::Spill => {
-                // Into the overflow, which the spill thread takes [`SPILL_STEP`] entries at a
-                // time and writes to disk. When it is full the caller waits for the spill thread
-                // to take the next step (woken when it does, or after 1 ms): never a disk write
-                // on the caller's thread.
-                let mut slot = Some(item);
-                let deadline = Instant::now() + SPILL_WAIT_MAX;
-                loop {
-                    let seen = s.spilled.current();
-                    if s.push_overflow(&mut slot) {
-                        Stats::add(&s.stats.logged, 1);
-                        return Ok(());
-                    }
-                    let failing = s.disk_failing();
-                    if failing || s.closing.load(Ordering::Acquire) || Instant::now() >= deadline {
-                        let Some(item) = slot.take() else {
-                            return Ok(());
-                        };
-                        discard(item);
-                        Stats::add(&s.stats.logged, 1);
-                        if failing {
-                            s.dropped(&s.stats.dropped_io, 1, "the buffer file cannot be written");
-                            s.settle(1);
-                            return Err(Error::new(
-                                ErrorKind::Io,
-                                format!(
-                                    "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
-                                    self.last_error()
-                                ),
-                            ));
-                        }
-                        s.dropped(&s.stats.dropped_queue_full, 1, "queue and overflow full");
-                        s.settle(1);
-                        return Err(Error::new(
-                            ErrorKind::QueueFull,
-                            format!(
-                                "queue and overflow full ({} entries each) and the spill thread did not make room within {} ms: entry dropped (counted as dropped_queue_full)",
-                                s.cfg.queue_capacity,
-                                SPILL_WAIT_MAX.as_millis()
-                            ),
-                        ));
-                    }
-                    s.spill_wake.notify();
-                    s.spilled.wait(seen, Duration::from_millis(1));
+            OnFull::Spill => return self.overflow_or_drop(item),
+            OnFull::Block => match self.wait_for_room(item) {
+                None => {
+                    Stats::add(&s.stats.logged, 1);
+                    return Ok(());
                 }
-            }
-            OnFull::Block => {
-                let mut slot = Some(item);
-                // Ends with the entry sent (`slot` empty), or at the timeout or the close. The
-                // senders wake blocked callers once the queue is half empty; a caller also
-                // looks every millisecond, so that a slow server, which frees a slot now and
-                // then, does not keep it waiting for half a queue.
-                s.room
-                    .wait_for(s.cfg.block_timeout, Duration::from_millis(1), || {
-                        let Some(item) = slot.take() else {
-                            return true;
-                        };
-                        match s.tx.try_send(item) {
-                            Ok(()) => true,
-                            Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
-                                slot = Some(i);
-                                s.closing.load(Ordering::Acquire)
-                            }
-                        }
-                    });
-                match slot {
-                    None => {
-                        Stats::add(&s.stats.logged, 1);
-                        return Ok(());
-                    }
-                    Some(item) => discard(item),
-                }
-            }
+                Some(item) => discard(item),
+            },
             OnFull::Drop => discard(item),
         }
         s.dropped(&s.stats.dropped_queue_full, 1, "queue full");
@@ -706,6 +619,97 @@ impl Pipeline {
                 s.cfg.queue_capacity, s.cfg.on_full
             ),
         ))
+    }
+
+    /// An entry written to the buffer file on the caller's thread (counted as logged); the
+    /// error, when it cannot be, starts with `why()`.
+    fn to_disk_now(&self, item: Item, why: impl FnOnce() -> String) -> Result<()> {
+        let s = &*self.shared;
+        Stats::add(&s.stats.logged, 1);
+        if s.spill_with(vec![item], false) == 1 {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Io,
+            format!(
+                "{}, and the buffer file cannot be written: {}",
+                why(),
+                self.last_error()
+            ),
+        ))
+    }
+
+    /// `on_full=spill` with the queue full: into the overflow, which the spill thread takes
+    /// [`SPILL_STEP`] entries at a time and writes to disk. When it is full the caller waits
+    /// for the spill thread to take the next step (woken when it does, or after 1 ms): never a
+    /// disk write on the caller's thread. Dropped (counted, with the reason) when the disk
+    /// fails, the pipeline closes, or no room came within [`SPILL_WAIT_MAX`].
+    fn overflow_or_drop(&self, item: Item) -> Result<()> {
+        let s = &*self.shared;
+        let mut slot = Some(item);
+        let deadline = Instant::now() + SPILL_WAIT_MAX;
+        loop {
+            let seen = s.spilled.current();
+            if s.push_overflow(&mut slot) {
+                Stats::add(&s.stats.logged, 1);
+                return Ok(());
+            }
+            let failing = s.disk_failing();
+            if failing || s.closing.load(Ordering::Acquire) || Instant::now() >= deadline {
+                let Some(item) = slot.take() else {
+                    return Ok(());
+                };
+                discard(item);
+                Stats::add(&s.stats.logged, 1);
+                if failing {
+                    s.dropped(&s.stats.dropped_io, 1, "the buffer file cannot be written");
+                    s.settle(1);
+                    return Err(Error::new(
+                        ErrorKind::Io,
+                        format!(
+                            "queue full and the buffer file cannot be written ({}): entry dropped (counted as dropped_io)",
+                            self.last_error()
+                        ),
+                    ));
+                }
+                s.dropped(&s.stats.dropped_queue_full, 1, "queue and overflow full");
+                s.settle(1);
+                return Err(Error::new(
+                    ErrorKind::QueueFull,
+                    format!(
+                        "queue and overflow full ({} entries each) and the spill thread did not make room within {} ms: entry dropped (counted as dropped_queue_full)",
+                        s.cfg.queue_capacity,
+                        SPILL_WAIT_MAX.as_millis()
+                    ),
+                ));
+            }
+            s.spill_wake.notify();
+            s.spilled.wait(seen, Duration::from_millis(1));
+        }
+    }
+
+    /// `on_full=block` with the queue full: waits for room until `block_timeout` or the
+    /// close; None once the entry is in the queue, else the entry back. The senders wake
+    /// blocked callers once the queue is half empty; a caller also looks every millisecond,
+    /// so that a slow server, which frees a slot now and then, does not keep it waiting for
+    /// half a queue.
+    fn wait_for_room(&self, item: Item) -> Option<Item> {
+        let s = &*self.shared;
+        let mut slot = Some(item);
+        s.room
+            .wait_for(s.cfg.block_timeout, Duration::from_millis(1), || {
+                let Some(item) = slot.take() else {
+                    return true;
+                };
+                match s.tx.try_send(item) {
+                    Ok(()) => true,
+                    Err(TrySendError::Full(i)) | Err(TrySendError::Disconnected(i)) => {
+                        slot = Some(i);
+                        s.closing.load(Ordering::Acquire)
+                    }
+                }
+            });
+        slot
     }
 
     /// Waits until every entry taken before the call is delivered (or has otherwise ended)
@@ -798,7 +802,7 @@ impl Pipeline {
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
         s.collect(Some(&mut rest));
         rest.extend(lock(&s.overflow).drain(..));
-        rest.extend(s.take_parked(true));
+        rest.extend(s.take_parked());
         s.spill(rest);
     }
 
@@ -1308,15 +1312,16 @@ impl Shared {
     /// The `Authorization` value for `service`'s requests: its JWT, or none ("") for an OTLP
     /// sink without `api_key`. None (with the reason noted) when it cannot be signed.
     fn bearer(&self, service: &str) -> Option<Arc<str>> {
+        self.try_bearer(service)
+            .map_err(|e| self.note_error(&e.message))
+            .ok()
+    }
+
+    /// The `Authorization` value for `service`'s requests, or why it cannot be signed.
+    fn try_bearer(&self, service: &str) -> Result<Arc<str>> {
         if self.batching() && self.cfg.api_key.is_empty() {
-            return Some(Arc::from(""));
+            return Ok(Arc::from(""));
         }
-        match self.tokens.bearer(service) {
-            Ok(b) => Some(b),
-            Err(e) => {
-                self.note_error(&e.message);
-                None
-            }
-        }
+        self.tokens.bearer(service)
     }
 }

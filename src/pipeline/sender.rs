@@ -155,7 +155,7 @@ impl Shared {
             if self.policy.outage() || self.past_deadline() {
                 // Straight to disk, in batches: the replay thread sends them once the server
                 // is back.
-                let mut batch = self.take_parked(true);
+                let mut batch = self.take_parked();
                 batch.extend(carry.take());
                 batch.extend(self.rx.try_iter().take(1024));
                 if !batch.is_empty() {
@@ -684,9 +684,9 @@ impl Shared {
         *heap = std::collections::BinaryHeap::from(v);
     }
 
-    /// Takes the parked entries out (`all`), e.g. to write them to disk.
-    pub(super) fn take_parked(&self, all: bool) -> Vec<Item> {
-        if !all || self.retry_len.load(Ordering::Acquire) == 0 {
+    /// Takes every parked entry out, e.g. to write them to disk.
+    pub(super) fn take_parked(&self) -> Vec<Item> {
+        if self.retry_len.load(Ordering::Acquire) == 0 {
             return Vec::new();
         }
         let mut heap = lock(&self.retry);
@@ -700,13 +700,9 @@ impl Shared {
 
     /// Blocking mode: one POST on the caller's thread; what is not delivered goes to disk.
     pub(super) fn send_now(&self, item: Item) -> Result<()> {
-        let bearer = if self.batching() && self.cfg.api_key.is_empty() {
-            Arc::from("")
-        } else {
-            self.tokens
-                .bearer(&item.service)
-                .map_err(|e| Error::new(ErrorKind::Config, e.message))?
-        };
+        let bearer = self
+            .try_bearer(&item.service)
+            .map_err(|e| Error::new(ErrorKind::Config, e.message))?;
         let mut batch = vec![item];
         let mut sc = Scratch::new(&self.cfg);
         self.encode(&mut batch, &mut sc);

@@ -2,9 +2,10 @@
 //! the string `"[REDACTED]"` before the entry is copied anywhere: the lane, the journal, the
 //! body, the buffer files and the network only ever see the redacted context.
 //!
-//! The context is parsed with serde_json, walked and written back compact (key order kept):
-//! about a microsecond for a typical 200-byte context (see BENCHMARKS.md). A streaming rewrite
-//! would spare the tree; this runs only for loggers that set the option.
+//! The context is parsed with serde_json, walked and written back compact (key order kept), on
+//! the caller's thread: a parse and a write of the context per entry (not measured apart; see
+//! BENCHMARKS.md). A streaming rewrite would spare the tree; this runs only for loggers that
+//! set the option.
 
 use serde_json::Value;
 

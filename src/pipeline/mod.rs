@@ -1013,7 +1013,7 @@ impl Shared {
 
     /// Copies a durable entry's checked fields into its service's journal, raw (see
     /// `record::journal_body`); None when it cannot (too large, no segment): the caller then
-    /// takes the older path, which says why.
+    /// takes the queue's path (`Pipeline::submit`), which says why.
     #[link_section = ".text.hot.rarch_log"]
     fn journal_raw(
         &self,

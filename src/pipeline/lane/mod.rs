@@ -17,7 +17,7 @@
 //! meanwhile. A caller whose lane is full and finds the burst memory taken waits for the
 //! spill thread's next step ([`Shared::push_lane_when_room`]), not for its own JSON and a disk
 //! write. When a record is larger than a chunk, the thread is exiting, or that wait fails,
-//! the caller takes the older path: it builds the body itself and sends it on the queue
+//! the caller takes the queue's path: it builds the body itself and sends it on the queue
 //! (`Pipeline::submit`), where `on_full` applies.
 //!
 //! Written here rather than taken from a crate: crossbeam's channels and `ArrayQueue` are

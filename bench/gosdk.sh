@@ -16,6 +16,7 @@
 #              otlploghttp (protobuf), Logger.Emit
 #   sdk-queue  the same with the queue raised to GOSDK_COUNT
 # GOSDK_ROUNDS rounds (3; --quick 1), the receiver's counters cleared before each process.
+# GOSDK_OPTS="k=v,..." gives the binding's row more library options (e.g. connections=2).
 # Output: the RESULT lines (one per process; see bench/gosdk/main.go) on stdout and in
 # bench/gosdk-results.txt, then the table with the medians and issue 33's targets on stdout
 # and in bench/gosdk-results.md. Exit 1 if the binding did not deliver every record.
@@ -26,7 +27,7 @@ QUICK=${BENCH_QUICK:-0}
 for a in "$@"; do
   case $a in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a (use --quick)" >&2; exit 2 ;;
   esac
 done

@@ -136,10 +136,18 @@ type bindingSender struct {
 	lg *rarchlog.Logger
 }
 
+// newBinding opens the binding's logger with its defaults and sink=otlp; GOSDK_OPTS
+// ("k=v,k2=v2", the library's option names) sets more options, as RBENCH_OPTS does for rbench.
 func newBinding(url, bufDir string) *bindingSender {
 	zero := 0
+	raw := map[string]string{}
+	for _, kv := range strings.Split(os.Getenv("GOSDK_OPTS"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			raw[k] = v
+		}
+	}
 	lg, err := rarchlog.New("bench", "gosdk", rarchlog.Options{
-		Sink: rarchlog.SinkOTLP, URL: url, BufferDir: bufDir, CloseTimeoutMs: &zero,
+		Sink: rarchlog.SinkOTLP, URL: url, BufferDir: bufDir, CloseTimeoutMs: &zero, Raw: raw,
 	})
 	if err != nil {
 		die("rarchlog.New: %v", err)

@@ -27,7 +27,7 @@ QUICK=${BENCH_QUICK:-0}
 for a in "$@"; do
   case $a in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "unknown argument: $a (use --quick)" >&2; exit 2 ;;
   esac
 done

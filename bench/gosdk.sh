@@ -67,7 +67,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/otelcol.sh   # start_collector
 
 # The receiver: counts the OTLP records the Collector exports to it.
 KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
@@ -81,21 +81,8 @@ while [ ! -s "$WORK/receiver.addr" ]; do
 done
 OTR=$(cat "$WORK/receiver.addr")
 
-# The Collector, as in bench/run.sh's otlp section.
-COL_PORT=$(free_port)
-sed "s/@RECEIVER_PORT@/$COL_PORT/; s#@LOGS_ENDPOINT@#http://$OTR/v1/logs#" bench/otelcol.yaml >"$WORK/otelcol.yaml"
-"$ROOT/target/otelcol/otelcol-rarch" --config "$WORK/otelcol.yaml" >"$WORK/otelcol.log" 2>&1 &
-COL_PID=$!
-PIDS="$PIDS $COL_PID"
-i=0
-until curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"resourceLogs":[]}' \
-    "http://127.0.0.1:$COL_PORT/v1/logs"; do
-  i=$((i + 1))
-  if [ $i -gt 300 ] || ! kill -0 $COL_PID 2>/dev/null; then
-    tail -n 30 "$WORK/otelcol.log" >&2; echo "gosdk.sh: the Collector did not start" >&2; exit 1
-  fi
-  sleep 0.1
-done
+# The Collector (bench/otelcol.sh), as in bench/run.sh's otlp section.
+start_collector "$OTR"
 
 OUT=$WORK/results.txt
 : >"$OUT"

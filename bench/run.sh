@@ -96,6 +96,7 @@ OTLP_GZIP=${BENCH_OTLP_GZIP:-1}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
+. bench/otelcol.sh   # start_collector
 
 # --- tools ---------------------------------------------------------------------------------
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
@@ -524,20 +525,7 @@ OTLP_FAIL=0
 if want otlp; then
   say "8. OTLP through a Collector: $OTLP_N entries a row, $OTLP_ROUNDS round(s), rarch sink beside"
   start_receiver otlp -otlp-count-only; OTR=$ADDR; OTR_PID=$RPID
-  COL_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  sed "s/@RECEIVER_PORT@/$COL_PORT/; s#@LOGS_ENDPOINT@#http://$OTR/v1/logs#" bench/otelcol.yaml >"$WORK/otelcol.yaml"
-  "$ROOT/target/otelcol/otelcol-rarch" --config "$WORK/otelcol.yaml" >"$WORK/otelcol.log" 2>&1 &
-  COL_PID=$!
-  PIDS="$PIDS $COL_PID"
-  i=0
-  until curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"resourceLogs":[]}' \
-      "http://127.0.0.1:$COL_PORT/v1/logs"; do
-    i=$((i + 1))
-    if [ $i -gt 300 ] || ! kill -0 $COL_PID 2>/dev/null; then
-      tail -n 30 "$WORK/otelcol.log" >&2; echo "the Collector did not start" >&2; exit 1
-    fi
-    sleep 0.1
-  done
+  start_collector "$OTR"
   TCK=$(getconf CLK_TCK)
   cpu_ms() { awk -v t="$TCK" '{ printf "%d", ($14 + $15) * 1000 / t }' "/proc/$1/stat"; }
   otlp_stat() { curl -sf "http://$OTR/$1" | $PY -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }

@@ -16,7 +16,7 @@ export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver collector test test-rust test-c test-go test-node test-python \
         header-check lint demo install uninstall bench clean deps bench-ab bench-quiet dist test-dist \
-        test-bindings-outside test-dist-artifacts test-cross
+        test-bindings-outside test-dist-artifacts test-cross bench-gosdk
 
 all: build
 
@@ -125,6 +125,12 @@ uninstall:
 
 bench: build
 	@if [ -x bench/run.sh ]; then bench/run.sh; else echo "no benchmarks yet"; fi
+
+# The Go binding (Sink: SinkOTLP) beside the OpenTelemetry Go SDK (sdk/log + otlploghttp), the
+# same 200,000 records through the same Collector, 3 rounds (bench/gosdk.sh; its own Go module in
+# bench/gosdk). Also section 9 of `make bench`.
+bench-gosdk: build collector
+	bench/gosdk.sh
 
 # This tree's rarch_log against BASE's (a git ref), side by side in one process.
 BASE ?= HEAD

@@ -8,7 +8,7 @@ import sys
 import time
 
 MIB = 1024 * 1024
-SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu", "otlp")
+SECTIONS = ("caller", "throughput", "memory", "blocking", "degraded", "latency", "cpu", "otlp", "gosdk")
 # Issue 15: the share of failed requests of each faulted row of the degraded table, and whether
 # the issue sets the target for it (the resets row uses the same formula with p = 0.2, as a mark).
 DEGRADED_ROWS = (

@@ -8,7 +8,7 @@
 # Results: a table on stdout, bench/results.md (table + raw RESULT lines), bench/results.txt.
 #
 #   bench/run.sh [--quick] [--only SECTIONS] [--rev REF] [--base REF|none]
-#   --only caller,throughput,memory,blocking,degraded,latency,cpu,otlp
+#   --only caller,throughput,memory,blocking,degraded,latency,cpu,otlp,gosdk
 #               run only these sections (BENCH_ONLY=...)
 #   --rev REF   measure the library of commit REF (built from `git archive` in target/bench/rev-*)
 #               instead of the working tree's (BENCH_REV=...); rbench uses this tree's header
@@ -32,6 +32,8 @@
 # quick too), BENCH_OTLP_ROUNDS rounds (3, quick 1) of rarch sink, sink=otlp (http/protobuf, the
 # default), sink=otlp,otlp_protocol=http/json and (BENCH_OTLP_GZIP=0 leaves it out)
 # sink=otlp,compression=gzip; needs target/otelcol/otelcol-rarch (make collector).
+# Section 9 (the Go binding beside the OpenTelemetry Go SDK, issue 33): bench/gosdk.sh (200,000
+# records a row, 3 rounds; quick 20,000, 1 round), its table on stderr, its RESULT lines here.
 # A row that does not deliver every entry exactly once fails the run (exit 1, after the report).
 set -eu
 cd "$(dirname "$0")/.."
@@ -40,7 +42,7 @@ QUICK=${BENCH_QUICK:-0}   # BENCH_QUICK=1 make bench == bench/run.sh --quick
 ONLY=${BENCH_ONLY:-}
 REV=${BENCH_REV:-}
 BASE=${BENCH_BASE:-ffcb536}
-SECTIONS="caller throughput memory blocking degraded latency cpu otlp"
+SECTIONS="caller throughput memory blocking degraded latency cpu otlp gosdk"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) QUICK=1 ;;
@@ -50,7 +52,7 @@ while [ $# -gt 0 ]; do
     --rev=*) REV=${1#--rev=} ;;
     --base) [ $# -ge 2 ] || { echo "--base needs a git ref or none" >&2; exit 2; }; BASE=$2; shift ;;
     --base=*) BASE=${1#--base=} ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (use --quick, --only SECTIONS, --rev REF, --base REF)" >&2; exit 2 ;;
   esac
   shift
@@ -94,6 +96,7 @@ OTLP_GZIP=${BENCH_OTLP_GZIP:-1}
 TP_MODES=${BENCH_TP_MODES:-$TP_MODES}   # e.g. BENCH_TP_MODES="2:spill 2:block 4:spill 4:block"
 
 say() { printf '== %s\n' "$*" >&2; }
+. bench/otelcol.sh   # start_collector
 
 # --- tools ---------------------------------------------------------------------------------
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 1; }
@@ -522,20 +525,7 @@ OTLP_FAIL=0
 if want otlp; then
   say "8. OTLP through a Collector: $OTLP_N entries a row, $OTLP_ROUNDS round(s), rarch sink beside"
   start_receiver otlp -otlp-count-only; OTR=$ADDR; OTR_PID=$RPID
-  COL_PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  sed "s/@RECEIVER_PORT@/$COL_PORT/; s#@LOGS_ENDPOINT@#http://$OTR/v1/logs#" bench/otelcol.yaml >"$WORK/otelcol.yaml"
-  "$ROOT/target/otelcol/otelcol-rarch" --config "$WORK/otelcol.yaml" >"$WORK/otelcol.log" 2>&1 &
-  COL_PID=$!
-  PIDS="$PIDS $COL_PID"
-  i=0
-  until curl -sf -o /dev/null -X POST -H 'Content-Type: application/json' -d '{"resourceLogs":[]}' \
-      "http://127.0.0.1:$COL_PORT/v1/logs"; do
-    i=$((i + 1))
-    if [ $i -gt 300 ] || ! kill -0 $COL_PID 2>/dev/null; then
-      tail -n 30 "$WORK/otelcol.log" >&2; echo "the Collector did not start" >&2; exit 1
-    fi
-    sleep 0.1
-  done
+  start_collector "$OTR"
   TCK=$(getconf CLK_TCK)
   cpu_ms() { awk -v t="$TCK" '{ printf "%d", ($14 + $15) * 1000 / t }' "/proc/$1/stat"; }
   otlp_stat() { curl -sf "http://$OTR/$1" | $PY -c "import json,sys; print(json.load(sys.stdin)[\"$2\"])"; }
@@ -584,7 +574,21 @@ if want otlp; then
   fi
 fi
 
+# --- 9. the Go binding beside the OpenTelemetry Go SDK (issue 33) ---------------------------------
+# bench/gosdk.sh starts its own receiver and Collector; its report goes to stderr
+# (and bench/gosdk-results.md), its RESULT lines to this run's results.
+GOSDK_FAIL=0
+if want gosdk; then
+  say "9. the Go binding beside the OpenTelemetry Go SDK (bench/gosdk.sh)"
+  q=; [ $QUICK = 1 ] && q=--quick
+  rm -f bench/gosdk-results.txt
+  bench/gosdk.sh $q >"$WORK/gosdk.txt" || GOSDK_FAIL=1
+  sed 's/^/   /' "$WORK/gosdk.txt" >&2
+  grep '^RESULT ' bench/gosdk-results.txt >>"$OUT" 2>/dev/null || true
+fi
+
 echo "MACHINE elapsed_s=$(( $(date +%s) - T0 ))" >>"$OUT"
 cp "$OUT" bench/results.txt
 $PY bench/report.py "$OUT" bench/results.md
 if [ $OTLP_FAIL = 1 ]; then echo "bench: the otlp table lost or duplicated entries (check=FAIL above)" >&2; exit 1; fi
+if [ $GOSDK_FAIL = 1 ]; then echo "bench: bench/gosdk.sh failed (the binding lost records, or the run did not complete)" >&2; exit 1; fi

@@ -260,6 +260,8 @@ func main() {
 	fmt.Println("go: ok, library", rarchlog.Version())
 }
 EOF
+	# `go mod tidy`, as the README says: the package requires go.opentelemetry.io/otel/trace.
+	(cd "$d" && GOTOOLCHAIN=local go mod tidy)
 	(cd "$d" && PKG_CONFIG_PATH=$P2/lib/pkgconfig CGO_ENABLED=1 GOTOOLCHAIN=local \
 		CGO_LDFLAGS="-Wl,-rpath,$P2/lib" go build -o "$S/app_go" .)
 	uses_lib "$S/app_go" "$P2/lib"

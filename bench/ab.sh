@@ -15,46 +15,18 @@ ROOT=$(pwd)
 BASE=${1:-HEAD}
 RUNS=${2:-6}
 BURSTS=${3:-100}
-say() { printf '== %s\n' "$*" >&2; }
 
 [ -z "${MAKELEVEL:-}" ] && make -s lib receiver >&2
 mkdir -p target/bench/ab
 CC=${CC:-cc}
 $CC -O2 -std=gnu11 -Wall -Wextra -Iinclude bench/abbench.c -ldl -o target/bench/abbench
 
-# The base library: a worktree at BASE, built with its own target directory.
-REV=$(git rev-parse --verify "$BASE^{commit}")
-SRC=$ROOT/target/bench/base/src
-if [ ! -d "$SRC" ]; then
-  git worktree prune
-  git worktree add --detach "$SRC" "$REV" >&2
-else
-  git -C "$SRC" checkout -q --detach "$REV"
-fi
-say "building $BASE ($(git rev-parse --short "$REV")) in target/bench/base"
-(cd "$SRC" && CARGO_TARGET_DIR=$ROOT/target/bench/base/target cargo build --release -q >&2)
+. bench/lib.sh
+build_base "$BASE"
 # Two files, so that dlopen loads two copies.
-cp "$ROOT/target/bench/base/target/release/librarch_logging.so" target/bench/ab/base.so
+cp "$BASE_LIB/librarch_logging.so" target/bench/ab/base.so
 cp "$ROOT/target/release/librarch_logging.so" target/bench/ab/tree.so
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-ab.XXXXXX")
-RPID=""
-cleanup() {
-  [ -n "$RPID" ] && kill "$RPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-"$ROOT/examples/receiver/receiver" -key "$KEY" -addr-file "$WORK/addr" -quiet -keep=false \
-  2>"$WORK/receiver.log" &
-RPID=$!
-i=0
-while [ ! -s "$WORK/addr" ]; do
-  i=$((i + 1)); [ $i -gt 200 ] && { echo "the receiver did not start" >&2; exit 1; }
-  sleep 0.05
-done
-URL=http://$(cat "$WORK/addr")/log
+start_receiver
 
 RATIOS=""
 run=1

@@ -15,23 +15,14 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 BASE=${1:-HEAD}
 RUNS=${2:-3}
-say() { printf '== %s\n' "$*" >&2; }
 
 [ -z "${MAKELEVEL:-}" ] && make -s lib receiver >&2
-REV=$(git rev-parse --verify "$BASE^{commit}")
-SRC=$ROOT/target/bench/base/src
-if [ ! -d "$SRC" ]; then
-  git worktree prune
-  git worktree add --detach "$SRC" "$REV" >&2
-else
-  git -C "$SRC" checkout -q --detach "$REV"
-fi
-say "building $BASE ($(git rev-parse --short "$REV")) in target/bench/base"
-(cd "$SRC" && CARGO_TARGET_DIR=$ROOT/target/bench/base/target cargo build --release -q >&2)
+. bench/lib.sh
+build_base "$BASE"
 mkdir -p target/bench/quiet
 CC=${CC:-cc}
 for v in base tree; do
-  if [ $v = base ]; then D=$ROOT/target/bench/base/target/release; else D=$ROOT/target/release; fi
+  if [ $v = base ]; then D=$BASE_LIB; else D=$ROOT/target/release; fi
   mkdir -p "target/bench/quiet/$v"
   cp "$D/librarch_logging.so" "target/bench/quiet/$v/"
   ln -sf librarch_logging.so "target/bench/quiet/$v/librarch_logging.so.0"
@@ -40,24 +31,7 @@ for v in base tree; do
     -o "target/bench/quiet/$v/quiet"
 done
 
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/rarch-quiet.XXXXXX")
-RPID=""
-cleanup() {
-  [ -n "$RPID" ] && kill "$RPID" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-KEY=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-"$ROOT/examples/receiver/receiver" -key "$KEY" -addr-file "$WORK/addr" -quiet -keep=false \
-  2>"$WORK/receiver.log" &
-RPID=$!
-i=0
-while [ ! -s "$WORK/addr" ]; do
-  i=$((i + 1)); [ $i -gt 200 ] && { echo "the receiver did not start" >&2; exit 1; }
-  sleep 0.05
-done
-URL=http://$(cat "$WORK/addr")/log
+start_receiver
 
 echo "MACHINE base=$BASE ($(git rev-parse --short "$REV")) tree=$(git describe --always --dirty) cpus=$(nproc) load=$(cut -d' ' -f1 /proc/loadavg)"
 run=1

@@ -1189,18 +1189,30 @@ impl Shared {
 
     /// Moves what dead processes left in their journals into the buffer file.
     fn recover(&self, b: &DiskBuffer) {
-        match b.recover_journals() {
+        self.moved_into_buffer("journal recovery", b, b.recover_journals());
+    }
+
+    /// After records were moved into `b`'s buffer file (a journal's, an overflow's): what the
+    /// buffer's cap dropped is counted, and an error noted as `what: directory: error`.
+    fn moved_into_buffer(
+        &self,
+        what: &str,
+        b: &DiskBuffer,
+        r: std::io::Result<crate::buffer::Appended>,
+    ) {
+        let error = match r {
             Ok(a) => {
                 self.dropped(
                     &self.stats.dropped_buffer_cap,
                     a.dropped_for_cap,
                     "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
                 );
-                if let Some(e) = a.error {
-                    self.note_error(&format!("journal recovery: {}: {e}", b.dir().display()));
-                }
+                a.error
             }
-            Err(e) => self.note_error(&format!("journal recovery: {}: {e}", b.dir().display())),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = error {
+            self.note_error(&format!("{what}: {}: {e}", b.dir().display()));
         }
     }
 

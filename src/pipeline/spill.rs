@@ -443,19 +443,7 @@ impl Shared {
         };
         for b in buffers.iter().filter(|b| b.raw_pending()) {
             did = true;
-            match b.settle_raw(go) {
-                Ok(a) => {
-                    self.dropped(
-                        &self.stats.dropped_buffer_cap,
-                        a.dropped_for_cap,
-                        "the buffer reached buffer_max_total_bytes (oldest segment deleted)",
-                    );
-                    if let Some(e) = a.error {
-                        self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
-                    }
-                }
-                Err(e) => self.note_error(&format!("overflow: {}: {e}", b.dir().display())),
-            }
+            self.moved_into_buffer("overflow", b, b.settle_raw(go));
         }
         if did {
             self.replay_wake.notify();

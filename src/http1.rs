@@ -111,51 +111,19 @@ impl Client {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(80);
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let path = if path.is_empty() { "/" } else { path };
-        let mut head = Vec::with_capacity(256);
-        head.extend_from_slice(b"POST ");
-        head.extend_from_slice(path.as_bytes());
-        head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        // host[:port] (never the user information an authority may carry).
-        head.extend_from_slice(authority.host().as_bytes());
-        if let Some(p) = authority.port() {
-            head.extend_from_slice(format!(":{}", p.as_str()).as_bytes());
-        }
-        head.extend_from_slice(
-            concat!(
-                "\r\nUser-Agent: rarch-logging/",
-                env!("CARGO_PKG_VERSION"),
-                "\r\nAccept: */*\r\nContent-Type: "
-            )
-            .as_bytes(),
-        );
-        head.extend_from_slice(content_type.as_bytes());
-        head.extend_from_slice(b"\r\n");
-        head.extend_from_slice(extra_head);
         Some(Client {
             host: host.to_owned(),
             port,
-            head,
+            head: request_head(uri, content_type, extra_head)?,
             timeout,
             addrs: Mutex::new(None),
             idle: (0..slots.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
         })
     }
 
-    /// Appends one request to `out`: the fixed head, `Authorization` (none when `bearer` is
-    /// empty), the length and the body.
+    /// Appends one request to `out` (see [`write_request`]).
     fn request(&self, out: &mut Vec<u8>, body: &[u8], bearer: &str) {
-        out.extend_from_slice(&self.head);
-        if !bearer.is_empty() {
-            out.extend_from_slice(b"Authorization: ");
-            out.extend_from_slice(bearer.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        out.extend_from_slice(body);
+        write_request(out, &self.head, body, bearer);
     }
 
     /// Posts one JSON body with `Authorization: <bearer>` (none when `bearer` is empty). The
@@ -546,6 +514,174 @@ impl Client {
         };
         Ok((answer, reusable))
     }
+}
+
+/// The request line and the fixed headers of every POST to `uri` (each line ending in CRLF):
+/// `Host`, `User-Agent`, `Accept`, `Content-Type` and `extra_head` (more header lines, each
+/// ending in CRLF). None for a URI without an authority.
+pub(crate) fn request_head(
+    uri: &ureq::http::Uri,
+    content_type: &str,
+    extra_head: &[u8],
+) -> Option<Vec<u8>> {
+    let authority = uri.authority()?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = if path.is_empty() { "/" } else { path };
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(b"POST ");
+    head.extend_from_slice(path.as_bytes());
+    head.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    // host[:port] (never the user information an authority may carry).
+    head.extend_from_slice(authority.host().as_bytes());
+    if let Some(p) = authority.port() {
+        head.extend_from_slice(format!(":{}", p.as_str()).as_bytes());
+    }
+    head.extend_from_slice(
+        concat!(
+            "\r\nUser-Agent: rarch-logging/",
+            env!("CARGO_PKG_VERSION"),
+            "\r\nAccept: */*\r\nContent-Type: "
+        )
+        .as_bytes(),
+    );
+    head.extend_from_slice(content_type.as_bytes());
+    head.extend_from_slice(b"\r\n");
+    head.extend_from_slice(extra_head);
+    Some(head)
+}
+
+/// Appends one request to `out`: the fixed `head`, `Authorization` (none when `bearer` is
+/// empty), the length and the body.
+pub(crate) fn write_request(out: &mut Vec<u8>, head: &[u8], body: &[u8], bearer: &str) {
+    out.extend_from_slice(head);
+    if !bearer.is_empty() {
+        out.extend_from_slice(b"Authorization: ");
+        out.extend_from_slice(bearer.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"Content-Length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
+
+/// An answer found whole at the start of a buffer: the answer, the bytes it took, and
+/// whether the server keeps the connection open after it.
+pub(crate) struct Parsed {
+    pub answer: Answer,
+    pub used: usize,
+    pub keep: bool,
+}
+
+/// The first answer in `buf` (1xx answers skipped), for a reader that cannot wait on its
+/// socket (the event loop): `Ok(None)` while it is incomplete; `eof`: the server has closed
+/// its side, which ends a body delimited by the close and makes a partial answer an error.
+/// The body is kept up to `max_text` (`max_ok_text` for a 2xx answer).
+pub(crate) fn parse_answer(
+    buf: &[u8],
+    eof: bool,
+    (max_text, max_ok_text): (usize, usize),
+) -> Result<Option<Parsed>, String> {
+    let incomplete = |what: &str| {
+        if eof {
+            Err(format!("connection closed {what}"))
+        } else {
+            Ok(None)
+        }
+    };
+    let mut at = 0;
+    let (status, framing, keep, retry_after) = loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[at..]) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                at += n;
+                if (100..200).contains(&status) && status != 101 {
+                    continue;
+                }
+                let h = Head::of(&resp);
+                break (
+                    status,
+                    h.framing(status),
+                    h.keep(resp.version),
+                    h.retry_after,
+                );
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() - at > MAX_HEAD {
+                    return Err("answer head too large".into());
+                }
+                return incomplete("before the answer");
+            }
+            Err(e) => return Err(format!("bad answer: {e}")),
+        }
+    };
+    let keep_text = if (200..300).contains(&status) {
+        max_ok_text
+    } else {
+        max_text
+    };
+    let mut text = Vec::new();
+    let mut keep = keep;
+    match framing {
+        Framing::Length(n) => {
+            let n = usize::try_from(n).map_err(|_| "answer body too large".to_string())?;
+            if buf.len() - at < n {
+                return incomplete("in the answer's body");
+            }
+            keep_some(&mut text, &buf[at..at + n], keep_text);
+            at += n;
+        }
+        Framing::Chunked => loop {
+            let (skip, size) = match httparse::parse_chunk_size(&buf[at..]) {
+                Ok(httparse::Status::Complete(v)) => v,
+                Ok(httparse::Status::Partial) => return incomplete("in the answer's body"),
+                Err(_) => return Err("bad chunk size".into()),
+            };
+            at += skip;
+            if size == 0 {
+                // Trailers: header lines up to an empty line.
+                loop {
+                    let Some(i) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+                        return incomplete("in the answer's trailers");
+                    };
+                    at += i + 2;
+                    if i == 0 {
+                        break;
+                    }
+                }
+                break;
+            }
+            let size = usize::try_from(size).map_err(|_| "bad chunk size".to_string())?;
+            if buf.len() - at < size + 2 {
+                return incomplete("in the answer's body");
+            }
+            keep_some(&mut text, &buf[at..at + size], keep_text);
+            at += size;
+            if &buf[at..at + 2] != b"\r\n" {
+                return Err("bad chunk end".into());
+            }
+            at += 2;
+        },
+        Framing::UntilClose => {
+            if !eof {
+                return Ok(None);
+            }
+            keep_some(&mut text, &buf[at..], keep_text);
+            at = buf.len();
+            keep = false;
+        }
+    }
+    Ok(Some(Parsed {
+        answer: Answer {
+            status,
+            retry_after,
+            raw: text,
+        },
+        used: at,
+        keep,
+    }))
 }
 
 /// Appends to `text` what fits of `bytes` under `max`.

@@ -11,6 +11,7 @@ pub mod buffer;
 pub mod config;
 pub mod entry;
 pub mod error;
+mod evloop;
 pub mod ffi;
 pub mod fork;
 mod http1;
@@ -28,6 +29,7 @@ pub mod record;
 pub mod redact;
 pub mod stats;
 pub mod threads;
+pub mod tls;
 pub mod trace;
 pub mod transport;
 

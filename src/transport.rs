@@ -80,29 +80,14 @@ impl Transport {
         let config = agent_config(cfg)?;
         // The sender threads, as many replay threads, and a couple of callers in blocking mode.
         let slots = 2 * cfg.connections + 2;
-        // OTLP: the configured headers and the body's encoding go with every request, and a
-        // 2xx answer is read for its partial success.
-        let proto = cfg.sink == Sink::Otlp && cfg.otlp_protocol == OtlpProtocol::Protobuf;
-        let content_type = if proto {
-            "application/x-protobuf"
-        } else {
-            "application/json"
-        };
-        let (extra, ok_text) = match cfg.sink {
-            Sink::Rarch => (Vec::new(), 0),
-            Sink::Otlp => {
-                let mut extra = cfg.headers.clone();
-                if cfg.gzip {
-                    extra.push(("content-encoding".into(), "gzip".into()));
-                }
-                (extra, MAX_REASON as usize)
-            }
-        };
+        let RequestKind {
+            proto,
+            content_type,
+            extra,
+            ok_text,
+        } = RequestKind::of(cfg);
         if config.proxy().is_none() {
-            let mut head = Vec::new();
-            for (k, v) in &extra {
-                head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-            }
+            let head = extra_head(&extra);
             if let Some(plain) =
                 crate::http1::Client::new(&url, cfg.timeout, slots, content_type, &head)
             {
@@ -142,6 +127,123 @@ impl Post for Transport {
 
     fn pipelines(&self) -> bool {
         self.client.pipelines()
+    }
+}
+
+/// What the requests of a configuration carry beyond the body.
+struct RequestKind {
+    /// Requests and answers are OTLP protobuf.
+    proto: bool,
+    content_type: &'static str,
+    /// More headers (sink=otlp: the configured ones, and the body's encoding).
+    extra: Vec<(String, String)>,
+    /// How much of a 2xx answer is read (OTLP's partial success).
+    ok_text: usize,
+}
+
+impl RequestKind {
+    fn of(cfg: &Config) -> RequestKind {
+        let proto = cfg.sink == Sink::Otlp && cfg.otlp_protocol == OtlpProtocol::Protobuf;
+        let content_type = if proto {
+            "application/x-protobuf"
+        } else {
+            "application/json"
+        };
+        let (extra, ok_text) = match cfg.sink {
+            Sink::Rarch => (Vec::new(), 0),
+            Sink::Otlp => {
+                let mut extra = cfg.headers.clone();
+                if cfg.gzip {
+                    extra.push(("content-encoding".into(), "gzip".into()));
+                }
+                (extra, MAX_REASON as usize)
+            }
+        };
+        RequestKind {
+            proto,
+            content_type,
+            extra,
+            ok_text,
+        }
+    }
+}
+
+/// Header lines, each ending in CRLF.
+fn extra_head(extra: &[(String, String)]) -> Vec<u8> {
+    let mut head = Vec::new();
+    for (k, v) in extra {
+        head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    head
+}
+
+/// How the event loop posts for a configuration: where it connects, the requests' fixed head
+/// (see [`crate::http1::write_request`]), and whether answers are protobuf.
+pub(crate) struct LoopPlan {
+    pub target: crate::evloop::Target,
+    pub head: Vec<u8>,
+    pub proto: bool,
+}
+
+/// The event loop's plan for `cfg`: `http://` and `https://` without a proxy. None with a
+/// proxy (from the environment, as [`Transport::new`] finds it): the blocking clients, which
+/// know proxies, deliver then.
+pub(crate) fn loop_plan(cfg: &Config) -> Result<Option<LoopPlan>> {
+    let url = cfg
+        .url
+        .parse::<ureq::http::Uri>()
+        .map_err(|e| Error::new(ErrorKind::Config, format!("url: {e}")))?;
+    if agent_config(cfg)?.proxy().is_some() {
+        return Ok(None);
+    }
+    let https = match url.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Ok(None),
+    };
+    let Some(authority) = url.authority() else {
+        return Ok(None);
+    };
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+    let tls = if https {
+        let config = crate::tls::client_config(cfg.ca_file.as_deref())
+            .map_err(|e| Error::new(ErrorKind::Config, e))?;
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| Error::new(ErrorKind::Config, format!("url: {host}: {e}")))?;
+        Some((config, name))
+    } else {
+        None
+    };
+    let kind = RequestKind::of(cfg);
+    let Some(head) = crate::http1::request_head(&url, kind.content_type, &extra_head(&kind.extra))
+    else {
+        return Ok(None);
+    };
+    Ok(Some(LoopPlan {
+        target: crate::evloop::Target {
+            addrs: Arc::new(Resolved::new(host, port)),
+            tls,
+            timeout: cfg.timeout,
+            max_text: (MAX_REASON as usize, kind.ok_text),
+            max_idle: cfg.connections,
+        },
+        head,
+        proto: kind.proto,
+    }))
+}
+
+/// The outcome of an answer (or of the reason none came).
+pub(crate) fn outcome_of(
+    answer: std::result::Result<crate::http1::Answer, String>,
+    proto: bool,
+) -> Outcome {
+    match answer {
+        Ok(a) => answer_outcome(a.status, a.retry_after, &a.raw, proto),
+        Err(e) => transport_error(e),
     }
 }
 

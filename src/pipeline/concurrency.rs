@@ -202,17 +202,44 @@ impl Limiter {
 
     /// Waits for a permit; None once `give_up()` is true (checked every 10 ms).
     pub(crate) fn acquire(&self, give_up: impl Fn() -> bool) -> Option<Permit<'_>> {
+        self.take(give_up).map(|start| Permit {
+            limiter: self,
+            start,
+            done: false,
+        })
+    }
+
+    /// [`Limiter::acquire`] for a request answered on another thread: the permit is the
+    /// instant it was taken, given back by [`Limiter::finish`] (or [`Limiter::cancel`]).
+    pub(crate) fn take(&self, give_up: impl Fn() -> bool) -> Option<std::time::Instant> {
         let mut s = self.lock();
         loop {
             if s.try_take() {
-                return Some(Permit {
-                    limiter: self,
-                    start: std::time::Instant::now(),
-                    done: false,
-                });
+                return Some(std::time::Instant::now());
             }
             if give_up() {
                 return None;
+            }
+            s.waiting += 1;
+            s = self
+                .freed
+                .wait_timeout(s, Duration::from_millis(10))
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            s.waiting -= 1;
+        }
+    }
+
+    /// Waits until a permit is free, without taking it (the event loop's sender, before it
+    /// takes entries it could not send yet); false once `give_up()` is true.
+    pub(crate) fn wait_room(&self, give_up: impl Fn() -> bool) -> bool {
+        let mut s = self.lock();
+        loop {
+            if s.in_flight < s.limit {
+                return true;
+            }
+            if give_up() {
+                return false;
             }
             s.waiting += 1;
             s = self
@@ -256,23 +283,41 @@ impl Permit<'_> {
         self.answered_many(backpressure, 1);
     }
 
-    /// `n` requests pipelined under this permit were answered: the round trip counted is the
-    /// exchange's over `n` (a server answers pipelined requests one after the other), so that
-    /// it reads the same whatever the depth.
+    /// `n` requests pipelined under this permit were answered (see [`Limiter::finish`]).
     pub(crate) fn answered_many(mut self, backpressure: bool, n: usize) {
         self.done = true;
-        let now = self.limiter.born.elapsed().as_micros() as u64;
-        let rtt = self.start.elapsed() / n.max(1) as u32;
-        let mut s = self.limiter.lock();
+        self.limiter.finish(self.start, backpressure, n);
+    }
+}
+
+impl Limiter {
+    /// Gives back the permit taken at `start` after its `n` requests were answered: the round
+    /// trip counted is the exchange's over `n` (a server answers pipelined requests one after
+    /// the other), so that it reads the same whatever the depth.
+    pub(crate) fn finish(&self, start: std::time::Instant, backpressure: bool, n: usize) {
+        let now = self.born.elapsed().as_micros() as u64;
+        let rtt = start.elapsed() / n.max(1) as u32;
+        let mut s = self.lock();
         s.done(now, rtt, backpressure);
-        if (self.limiter.answers.fetch_add(1, Ordering::Relaxed) + 1) % 64 == 0 {
+        if (self.answers.fetch_add(1, Ordering::Relaxed) + 1) % 64 == 0 {
             let p = s.rtt_p50().as_micros() as u64;
-            self.limiter.recent_p50_us.store(p, Ordering::Relaxed);
+            self.recent_p50_us.store(p, Ordering::Relaxed);
         }
         let wake = s.waiting > 0;
         drop(s);
         if wake {
-            self.limiter.freed.notify_one();
+            self.freed.notify_one();
+        }
+    }
+
+    /// Gives back a permit whose request was not sent.
+    pub(crate) fn cancel(&self) {
+        let mut s = self.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        let wake = s.waiting > 0;
+        drop(s);
+        if wake {
+            self.freed.notify_one();
         }
     }
 }
@@ -280,13 +325,7 @@ impl Permit<'_> {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let mut s = self.limiter.lock();
-            s.in_flight = s.in_flight.saturating_sub(1);
-            let wake = s.waiting > 0;
-            drop(s);
-            if wake {
-                self.limiter.freed.notify_one();
-            }
+            self.limiter.cancel();
         }
     }
 }

@@ -187,11 +187,28 @@ struct Shared {
     /// persist looks in (lanes, queue, overflow, parked, in flight), and by that persist
     /// (exclusive) while it takes them: no entry is between two places when it looks.
     moving: RwLock<()>,
-    /// Copies of the entries each sender has in flight (see [`InFlight`]).
+    /// Copies of the entries each sender has in flight (see [`InFlight`]). With the event
+    /// loop, slot 0 is the sender's batch being made and the others the requests in flight.
     inflight: Box<[Mutex<InFlight>]>,
+    /// The I/O thread that delivers the sender's requests (threaded mode, no proxy; see
+    /// [`crate::evloop`]); None: each sender thread posts its own, blocking.
+    evloop: Option<Evloop>,
     /// What the application polls (see [`events`]).
     events: events::Events,
     born: Instant,
+}
+
+/// The event loop of a pipeline, and what its requests need.
+struct Evloop {
+    io: crate::evloop::Loop,
+    /// The fixed head of every request.
+    head: Vec<u8>,
+    /// Answers are OTLP protobuf.
+    proto: bool,
+    /// The in-flight slots not in use (1 to `connections`).
+    free_slots: Mutex<Vec<usize>>,
+    /// Requests submitted and not yet answered.
+    jobs: AtomicUsize,
 }
 
 /// The bodies of the entries a sender has taken and not yet settled, copied for a FATAL
@@ -341,6 +358,20 @@ pub fn release(p: Arc<Pipeline>) {
 impl Pipeline {
     fn start(cfg: Config) -> Result<Arc<Pipeline>> {
         let transport = Transport::new(&cfg)?;
+        let evloop = match cfg.mode {
+            Mode::Threaded => match crate::transport::loop_plan(&cfg)? {
+                Some(plan) => Some(Evloop {
+                    io: crate::evloop::Loop::start(plan.target, "rarch-io")
+                        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?,
+                    head: plan.head,
+                    proto: plan.proto,
+                    free_slots: Mutex::new((1..=cfg.connections.max(1)).rev().collect()),
+                    jobs: AtomicUsize::new(0),
+                }),
+                None => None,
+            },
+            Mode::Blocking => None,
+        };
         let (tx, rx) = bounded(cfg.queue_capacity);
         let (pool_tx, pool_rx) = bounded(POOL);
         static IDS: AtomicU64 = AtomicU64::new(1);
@@ -397,9 +428,10 @@ impl Pipeline {
             closed: AtomicBool::new(false),
             moving: RwLock::new(()),
             events: events::Events::new(cfg.events, cfg.events_capacity),
-            inflight: (0..cfg.connections.max(1))
+            inflight: (0..cfg.connections.max(1) + 1)
                 .map(|_| Mutex::default())
                 .collect(),
+            evloop,
             born: Instant::now(),
             cfg: cfg.clone(),
         });
@@ -442,7 +474,7 @@ impl Pipeline {
         // pipeline touches the buffer directory (its requests are bounded by the close deadline).
         let t = spawn("rarch-replay", Box::new(move || sh.replayer()))?;
         lock(&self.threads).push(t);
-        if cfg.mode == Mode::Threaded {
+        if cfg.mode == Mode::Threaded && s.evloop.is_none() {
             let first = if cfg.adaptive {
                 INITIAL_CONCURRENCY.min(cfg.connections)
             } else {
@@ -791,6 +823,10 @@ impl Pipeline {
             for t in senders {
                 let _ = t.join();
             }
+        }
+        // Every request has been answered (the sender waits for them before it returns).
+        if let Some(l) = &s.evloop {
+            l.io.shutdown();
         }
         for slot in s.inflight.iter() {
             for t in lock(slot).tickets.drain(..) {

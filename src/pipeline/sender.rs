@@ -147,6 +147,12 @@ impl Shared {
         let mut scratch = Scratch::new(&self.cfg);
         let slot = &self.inflight[slot_index % self.inflight.len()];
         loop {
+            // With the event loop, entries are taken only when a request can go: the others
+            // wait in the queue, where `on_full` sees them.
+            if self.evloop.is_some() {
+                self.limiter
+                    .wait_room(|| self.policy.outage() || self.past_deadline());
+            }
             // Held while entries move from the shared places into this thread's batch, until
             // the batch's copy is in `slot` (see `Shared::moving`).
             let moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
@@ -181,7 +187,8 @@ impl Shared {
                     Err(_) => {
                         drop(moving);
                         let parked = self.retry_len.load(Ordering::Acquire) > 0;
-                        if self.closing.load(Ordering::Acquire) && !parked {
+                        let answering = self.jobs_in_flight() > 0;
+                        if self.closing.load(Ordering::Acquire) && !parked && !answering {
                             return;
                         }
                         let since = *idle_since.get_or_insert_with(Instant::now);
@@ -198,10 +205,12 @@ impl Shared {
                             .next_due()
                             .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()))
                             .clamp(POLL, IDLE_WAIT);
+                        // While closing, the answers still due wake it (each one notifies).
                         let woke = self.work.wait_for(wait, wait, || {
                             !self.rx.is_empty()
                                 || self.lanes_pending() > 0
-                                || self.closing.load(Ordering::Acquire)
+                                || (self.closing.load(Ordering::Acquire)
+                                    && self.jobs_in_flight() == 0)
                         });
                         if !woke
                             && !parked
@@ -232,6 +241,11 @@ impl Shared {
             }
             publish(slot, &batch, carry.as_ref(), false);
             drop(moving);
+            if self.evloop.is_some() {
+                self.dispatch(&mut batch, &mut scratch, slot, carry.as_ref());
+                publish(slot, &[], carry.as_ref(), true);
+                continue;
+            }
             // The limit has grown past the senders there are, and there is work: one more.
             let n = self.sender_count.load(Ordering::Acquire);
             if n < self.cfg.connections
@@ -495,6 +509,13 @@ impl Shared {
         let outcomes = self.post_many(&reqs);
         permit.answered_many(outcomes.iter().any(backpressure), reqs.len());
         self.pipelined(&outcomes);
+        self.answered_each(batch, outcomes);
+    }
+
+    /// The answers to pipelined requests, one per entry of `batch`, in order: each handled as
+    /// if it had come alone, except the entries left without an answer by one failure (a
+    /// reset, a timeout), which the policy hears of once, as one request.
+    fn answered_each(&self, batch: &mut Vec<Item>, outcomes: Vec<Outcome>) {
         let mut one = Vec::with_capacity(1);
         let mut unanswered = Vec::new();
         let mut no_answer = None;
@@ -509,6 +530,133 @@ impl Shared {
         }
         if let Some(o) = no_answer {
             self.answered(&mut unanswered, o);
+        }
+    }
+
+    /// Requests on the event loop not yet answered.
+    fn jobs_in_flight(&self) -> usize {
+        self.evloop
+            .as_ref()
+            .map_or(0, |l| l.jobs.load(Ordering::Acquire))
+    }
+
+    /// Sends a batch on the event loop: its request (one OTLP request, or one rarch request
+    /// per entry, pipelined when there are several) goes to the I/O thread, under a permit of
+    /// the limiter, and the batch's copy moves from the sender's slot `staging` to a slot of
+    /// its own until the answer (see [`Shared::completed`]). Returns at once, the batch empty;
+    /// waits only for a permit while the limit's requests are all in flight.
+    fn dispatch(
+        self: &Arc<Self>,
+        batch: &mut Vec<Item>,
+        sc: &mut Scratch,
+        staging: &Mutex<InFlight>,
+        carry: Option<&Item>,
+    ) {
+        let Some(l) = &self.evloop else {
+            return;
+        };
+        let signed = if self.batching() { 1 } else { batch.len() };
+        let mut bearers = Vec::with_capacity(signed);
+        for item in batch.iter().take(signed) {
+            let Some(b) = self.bearer(&item.service) else {
+                self.spill(std::mem::take(batch));
+                return;
+            };
+            bearers.push(b);
+        }
+        self.encode(batch, sc);
+        if batch.is_empty() {
+            return;
+        }
+        let Some(start) = self
+            .limiter
+            .take(|| self.policy.outage() || self.past_deadline())
+        else {
+            self.spill(std::mem::take(batch));
+            return;
+        };
+        let Some(k) = lock(&l.free_slots).pop() else {
+            // Not expected: the limit never exceeds `connections`, the slots' number.
+            self.limiter.cancel();
+            self.note_error("transport: no in-flight slot free; the batch went to disk");
+            self.spill(std::mem::take(batch));
+            return;
+        };
+        for item in batch.iter_mut() {
+            item.tries += 1;
+        }
+        let mut bytes = Vec::new();
+        let mut ends = Vec::with_capacity(signed);
+        if self.batching() {
+            crate::http1::write_request(&mut bytes, &l.head, self.body(batch, sc), &bearers[0]);
+            ends.push(bytes.len());
+        } else {
+            for (item, bearer) in batch.iter().zip(&bearers) {
+                crate::http1::write_request(&mut bytes, &l.head, &item.body, bearer);
+                ends.push(bytes.len());
+            }
+        }
+        {
+            // The copy moves with its journal records, with no persist in between.
+            let _moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
+            let tickets = std::mem::take(&mut lock(staging).tickets);
+            let slot = &self.inflight[k];
+            publish(slot, batch, None, false);
+            lock(slot).tickets = tickets;
+            publish(staging, &[], carry, false);
+        }
+        let batch = std::mem::take(batch);
+        l.jobs.fetch_add(1, Ordering::AcqRel);
+        let sh = self.clone();
+        l.io.submit(crate::evloop::Job::new(
+            bytes,
+            ends,
+            self.deadline(),
+            move |answers| sh.completed(batch, answers, start, k),
+        ));
+    }
+
+    /// On the I/O thread, the answers to a batch's request (see [`Shared::dispatch`]): the
+    /// permit goes back, the entries go where the outcomes say, the slot `k` is settled and
+    /// freed, and the sender is woken if it waits (for a parked entry's new due time, or for
+    /// the last answer of a close).
+    fn completed(
+        &self,
+        mut batch: Vec<Item>,
+        answers: crate::evloop::Answers,
+        start: Instant,
+        k: usize,
+    ) {
+        let Some(l) = &self.evloop else {
+            return;
+        };
+        let outcomes: Vec<Outcome> = answers
+            .into_iter()
+            .map(|a| crate::transport::outcome_of(a, l.proto))
+            .collect();
+        let n = outcomes.len();
+        self.limiter
+            .finish(start, outcomes.iter().any(backpressure), n);
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if n > 1 {
+                self.pipelined(&outcomes);
+                self.answered_each(&mut batch, outcomes);
+            } else if let Some(o) = outcomes.into_iter().next() {
+                self.answered(&mut batch, o);
+            }
+        }));
+        if let Err(p) = handled {
+            let what = crate::threads::caught(p.as_ref());
+            Stats::add(&self.stats.sender_panics, 1);
+            self.note_error(&format!("transport: the I/O thread panicked ({what})"));
+            // What the panic left in the batch is not lost: to disk.
+            self.spill(batch);
+        }
+        publish(&self.inflight[k], &[], None, true);
+        lock(&l.free_slots).push(k);
+        l.jobs.fetch_sub(1, Ordering::AcqRel);
+        if self.work.has_waiters() {
+            self.work.notify_one();
         }
     }
 

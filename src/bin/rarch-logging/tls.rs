@@ -3,8 +3,6 @@
 //! certificate: its subject, issuer and expiry.
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 use std::net::TcpStream;
@@ -66,9 +64,10 @@ pub fn handshake(
     ca_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<Vec<String>, (Vec<String>, String)> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = rarch_logging::tls::provider();
     let keep = Arc::new(Keep {
-        inner: verifier(provider.clone(), ca_file).map_err(|e| (Vec::new(), e))?,
+        inner: rarch_logging::tls::verifier(provider.clone(), ca_file)
+            .map_err(|e| (Vec::new(), e))?,
         seen: Mutex::new(None),
     });
     let config = ClientConfig::builder_with_provider(provider)
@@ -103,33 +102,6 @@ pub fn handshake(
     match result {
         Ok(()) => Ok(lines),
         Err(e) => Err((lines, e)),
-    }
-}
-
-/// The verifier the library's transport uses: the roots of `ca_file`, else the platform's.
-fn verifier(
-    provider: Arc<CryptoProvider>,
-    ca_file: Option<&Path>,
-) -> Result<Arc<dyn ServerCertVerifier>, String> {
-    match ca_file {
-        None => rustls_platform_verifier::Verifier::new(provider)
-            .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>)
-            .map_err(|e| e.to_string()),
-        Some(p) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(p)
-                .map_err(|e| format!("ca_file {}: {e}", p.display()))?;
-            for c in certs {
-                let c = c.map_err(|e| format!("ca_file {}: {e}", p.display()))?;
-                roots
-                    .add(c)
-                    .map_err(|e| format!("ca_file {}: {e}", p.display()))?;
-            }
-            rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map(|v| v as Arc<dyn ServerCertVerifier>)
-                .map_err(|e| e.to_string())
-        }
     }
 }
 

@@ -1,8 +1,11 @@
-//! The I/O thread of a pipeline: one `mio::Poll` (epoll) over every connection to the server,
-//! so that the pipeline keeps as many requests in flight as its concurrency limit allows on one
-//! thread, whatever the server's distance. A request is a [`Job`]: one or more HTTP/1.1
-//! requests written back to back on one connection (pipelined when there are several), whose
-//! answers are read in order and handed to the job's completion, on this thread.
+//! The event loop of a pipeline's sender: one `mio::Poll` (epoll) over every connection to the
+//! server, so that the pipeline keeps as many requests in flight as its concurrency limit
+//! allows on one thread, whatever the server's distance. The sender thread owns the
+//! [`Reactor`]: it submits requests and, wherever it would wait (for entries, for a permit, for
+//! a batch to fill), turns the loop instead, so answers are handled as they come, on that
+//! thread. A request is a [`Job`]: one or more HTTP/1.1 requests written back to back on one
+//! connection (pipelined when there are several), whose answers are read in order and handed
+//! to the job's completion.
 //!
 //! - **Connections.** Non-blocking TCP (`mio::net::TcpStream`), `TCP_NODELAY`; `https://`
 //!   through a `rustls::ClientConnection` driven by readiness (`write_tls`/`read_tls`/
@@ -11,10 +14,9 @@
 //!   server closes it.
 //! - **Timeouts per phase,** as the blocking clients have: connecting (with the TLS handshake
 //!   and the request's writing), then each answer, each within `timeout` and never past the
-//!   job's deadline. The loop waits for the earliest; with no request in flight it waits
-//!   without a timeout: an idle pipeline's I/O thread never wakes.
-//! - **One wake.** [`Loop::submit`] queues a job and writes the eventfd (`mio::Waker`) only
-//!   when the loop is asleep in `poll` or about to be.
+//!   job's deadline. A turn waits for the earliest at the most.
+//! - **One wake.** The [`Reactor::waker`] (an eventfd) is what the callers' signal writes
+//!   when the sender waits in a turn (see `pipeline::signal`): one write, only then.
 //! - **A kept-alive connection the server had closed** fails a job with nothing read: the job
 //!   goes once more on a new connection, as do the requests a server left unanswered when it
 //!   closed a pipelined connection after an earlier answer.
@@ -34,9 +36,7 @@ use crate::net::Resolved;
 use conn::{Conn, Step};
 use mio::{Events, Poll, Token, Waker};
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The waker's token; a connection's is its index plus one.
@@ -76,7 +76,7 @@ pub(crate) struct Job {
 
 impl Job {
     /// A job of the requests in `bytes`, each ending where `ends` says; `done` gets their
-    /// answers (called on the I/O thread, once).
+    /// answers (called on the loop's thread, once).
     pub(crate) fn new(
         bytes: Vec<u8>,
         ends: Vec<usize>,
@@ -124,12 +124,12 @@ impl Job {
 }
 
 impl Drop for Job {
-    /// A job dropped unfinished (the loop's thread ended) still reaches its completion.
+    /// A job dropped unfinished (its loop dropped) still reaches its completion.
     fn drop(&mut self) {
         if self.done.is_some() {
             let n = self.ends.len();
             self.answers
-                .resize_with(n, || Err("the I/O thread stopped".into()));
+                .resize_with(n, || Err("the event loop stopped".into()));
             if let Some(done) = self.done.take() {
                 let answers = std::mem::take(&mut self.answers);
                 let _ =
@@ -139,77 +139,11 @@ impl Drop for Job {
     }
 }
 
-struct Inner {
-    queue: Mutex<Vec<Job>>,
-    /// The loop is in `poll`, or about to be: a submit must wake it.
-    asleep: AtomicBool,
-    stop: AtomicBool,
-    waker: Waker,
-}
-
-impl Inner {
-    fn queue(&self) -> MutexGuard<'_, Vec<Job>> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-/// The I/O thread and the way to give it jobs.
-pub(crate) struct Loop {
-    inner: Arc<Inner>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-}
-
-impl Loop {
-    /// Starts the I/O thread (`name`), with the asynchronous signals blocked; the error says
-    /// why it could not be.
-    pub(crate) fn start(target: Target, name: &str) -> io::Result<Loop> {
-        let poll = Poll::new()?;
-        let waker = Waker::new(poll.registry(), WAKE)?;
-        let inner = Arc::new(Inner {
-            queue: Mutex::default(),
-            asleep: AtomicBool::new(false),
-            stop: AtomicBool::new(false),
-            waker,
-        });
-        let i = inner.clone();
-        let t = crate::threads::spawn(name, move || Reactor::new(poll, target).run(&i))?;
-        Ok(Loop {
-            inner,
-            thread: Mutex::new(Some(t)),
-        })
-    }
-
-    /// Gives the loop a job; wakes it only if it sleeps.
-    pub(crate) fn submit(&self, job: Job) {
-        self.inner.queue().push(job);
-        // Pairs with the loop's store of `asleep` before its last look at the queue.
-        if self.inner.asleep.swap(false, Ordering::SeqCst) {
-            let _ = self.inner.waker.wake();
-        }
-    }
-
-    /// Stops the loop and joins its thread: the jobs it still has fail ("the I/O thread
-    /// stopped"), their completions called.
-    pub(crate) fn shutdown(&self) {
-        self.inner.stop.store(true, Ordering::SeqCst);
-        let _ = self.inner.waker.wake();
-        let t = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
-        // Never joined from its own thread (a completion that dropped the last owner).
-        if let Some(t) = t.filter(|t| t.thread().id() != std::thread::current().id()) {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        self.shutdown();
-    }
-}
-
-/// The loop's own state, on its thread.
-struct Reactor {
+/// The event loop: its connections, and the jobs on them. Owned by one thread.
+pub(crate) struct Reactor {
     poll: Poll,
+    events: Events,
+    waker: Arc<Waker>,
     target: Target,
     /// Connections by token (index + 1); None: a free place.
     conns: Vec<Option<Conn>>,
@@ -218,61 +152,76 @@ struct Reactor {
     idle: Vec<usize>,
     /// Connections with a job.
     busy: usize,
+    /// The tokens of a turn's events.
+    ready: Vec<usize>,
 }
 
 impl Reactor {
-    fn new(poll: Poll, target: Target) -> Reactor {
-        Reactor {
+    /// A loop with no connection yet: an epoll instance and its eventfd.
+    pub(crate) fn new(target: Target) -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
+        Ok(Reactor {
             poll,
+            events: Events::with_capacity(256),
+            waker,
             target,
             conns: Vec::new(),
             free: Vec::new(),
             idle: Vec::new(),
             busy: 0,
-        }
+            ready: Vec::new(),
+        })
     }
 
-    fn run(mut self, inner: &Inner) {
-        let mut events = Events::with_capacity(256);
-        loop {
-            let jobs = std::mem::take(&mut *inner.queue());
-            for job in jobs {
-                self.start(job, true);
-            }
-            if inner.stop.load(Ordering::SeqCst) {
-                break;
-            }
-            let timeout = self.earliest().map(|end| {
-                // Rounded up to the millisecond epoll counts in, so the wake is never early.
-                let left = end.saturating_duration_since(Instant::now());
-                Duration::from_millis(left.as_micros().div_ceil(1000) as u64)
-            });
-            inner.asleep.store(true, Ordering::SeqCst);
-            let timeout = if inner.queue().is_empty() && !inner.stop.load(Ordering::SeqCst) {
-                timeout
-            } else {
-                Some(Duration::ZERO)
-            };
-            let polled = self.poll.poll(&mut events, timeout);
-            inner.asleep.store(false, Ordering::SeqCst);
-            if let Err(e) = polled {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    // Not expected of epoll_wait with valid arguments: what is in flight
-                    // fails, and the loop goes on after a pause rather than spinning.
-                    self.fail_all(&format!("poll: {e}"));
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                continue;
-            }
-            for ev in events.iter() {
-                if ev.token() == WAKE {
-                    continue;
-                }
-                self.ready(ev.token().0 - 1);
-            }
-            self.expire();
+    /// What ends a turn early from another thread.
+    pub(crate) fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    /// Jobs on connections, not yet answered.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.busy
+    }
+
+    /// Puts a job on a connection (a kept one if there is one) and writes what the socket
+    /// takes of it now.
+    pub(crate) fn submit(&mut self, job: Job) {
+        self.start(job, true);
+    }
+
+    /// One turn: waits up to `wait` (less if a phase runs out sooner) for readiness or the
+    /// waker, moves every ready connection on (answered jobs' completions run here), and
+    /// fails the jobs whose phase ran out.
+    pub(crate) fn turn(&mut self, wait: Duration) {
+        let mut timeout = wait;
+        if let Some(end) = self.earliest() {
+            // Rounded up to the millisecond epoll counts in, so the wake is never early.
+            let left = end.saturating_duration_since(Instant::now());
+            timeout = timeout.min(Duration::from_millis(left.as_micros().div_ceil(1000) as u64));
         }
-        self.fail_all("the I/O thread stopped");
+        if let Err(e) = self.poll.poll(&mut self.events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                // Not expected of epoll_wait with valid arguments: what is in flight fails,
+                // and the caller goes on after a pause rather than spinning.
+                self.fail_all(&format!("poll: {e}"));
+                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+            }
+            return;
+        }
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        ready.extend(
+            self.events
+                .iter()
+                .filter(|ev| ev.token() != WAKE)
+                .map(|ev| ev.token().0 - 1),
+        );
+        for &i in &ready {
+            self.ready(i);
+        }
+        self.ready = ready;
+        self.expire();
     }
 
     /// The earliest phase end of a connection with a job.
@@ -449,5 +398,12 @@ impl Reactor {
                 job.finish(Some(reason));
             }
         }
+    }
+}
+
+impl Drop for Reactor {
+    /// The jobs still on connections fail, their completions called.
+    fn drop(&mut self) {
+        self.fail_all("the event loop stopped");
     }
 }

@@ -230,25 +230,15 @@ impl Limiter {
         }
     }
 
-    /// Waits until a permit is free, without taking it (the event loop's sender, before it
-    /// takes entries it could not send yet); false once `give_up()` is true.
-    pub(crate) fn wait_room(&self, give_up: impl Fn() -> bool) -> bool {
-        let mut s = self.lock();
-        loop {
-            if s.in_flight < s.limit {
-                return true;
-            }
-            if give_up() {
-                return false;
-            }
-            s.waiting += 1;
-            s = self
-                .freed
-                .wait_timeout(s, Duration::from_millis(10))
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-            s.waiting -= 1;
-        }
+    /// Whether a permit is free now.
+    pub(crate) fn has_room(&self) -> bool {
+        let s = self.lock();
+        s.in_flight < s.limit
+    }
+
+    /// A permit if one is free now (see [`Limiter::take`]).
+    pub(crate) fn try_take(&self) -> Option<std::time::Instant> {
+        self.lock().try_take().then(std::time::Instant::now)
     }
 
     pub(crate) fn limit(&self) -> usize {

@@ -200,7 +200,8 @@ struct Shared {
 
 /// The event loop of a pipeline, and what its requests need.
 struct Evloop {
-    io: crate::evloop::Loop,
+    /// Taken by the sender thread when it starts.
+    reactor: Mutex<Option<crate::evloop::Reactor>>,
     /// The fixed head of every request.
     head: Vec<u8>,
     /// Answers are OTLP protobuf.
@@ -209,6 +210,8 @@ struct Evloop {
     free_slots: Mutex<Vec<usize>>,
     /// Requests submitted and not yet answered.
     jobs: AtomicUsize,
+    /// The reactor's eventfd, written by `work`'s notifies while the sender waits in a turn.
+    waker: Arc<mio::Waker>,
 }
 
 /// The bodies of the entries a sender has taken and not yet settled, copied for a FATAL
@@ -360,14 +363,19 @@ impl Pipeline {
         let transport = Transport::new(&cfg)?;
         let evloop = match cfg.mode {
             Mode::Threaded => match crate::transport::loop_plan(&cfg)? {
-                Some(plan) => Some(Evloop {
-                    io: crate::evloop::Loop::start(plan.target, "rarch-io")
-                        .map_err(|e| Error::new(ErrorKind::Io, e.to_string()))?,
-                    head: plan.head,
-                    proto: plan.proto,
-                    free_slots: Mutex::new((1..=cfg.connections.max(1)).rev().collect()),
-                    jobs: AtomicUsize::new(0),
-                }),
+                Some(plan) => {
+                    let reactor = crate::evloop::Reactor::new(plan.target).map_err(|e| {
+                        Error::new(ErrorKind::Io, format!("cannot make the event loop: {e}"))
+                    })?;
+                    Some(Evloop {
+                        waker: reactor.waker(),
+                        reactor: Mutex::new(Some(reactor)),
+                        head: plan.head,
+                        proto: plan.proto,
+                        free_slots: Mutex::new((1..=cfg.connections.max(1)).rev().collect()),
+                        jobs: AtomicUsize::new(0),
+                    })
+                }
                 None => None,
             },
             Mode::Blocking => None,
@@ -435,6 +443,9 @@ impl Pipeline {
             born: Instant::now(),
             cfg: cfg.clone(),
         });
+        if let Some(l) = &shared.evloop {
+            shared.work.set_waker(l.waker.clone());
+        }
         let p = Arc::new(Pipeline {
             lanes: AtomicBool::new(cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill),
             durable: cfg.durable,
@@ -823,10 +834,6 @@ impl Pipeline {
             for t in senders {
                 let _ = t.join();
             }
-        }
-        // Every request has been answered (the sender waits for them before it returns).
-        if let Some(l) = &s.evloop {
-            l.io.shutdown();
         }
         for slot in s.inflight.iter() {
             for t in lock(slot).tickets.drain(..) {

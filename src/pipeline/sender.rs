@@ -27,6 +27,9 @@ const POLL: Duration = Duration::from_millis(1);
 /// a backlog (two entries or more), so that the wake-ups follow the rate: about one look per
 /// entry or two at a low rate, one per millisecond at a high one.
 const POLL_MAX: Duration = Duration::from_millis(16);
+/// How often a sender waiting for a permit looks at the outage and the close deadline (it
+/// waits in its event loop's turns, which an answer ends).
+const POLL_LIMIT: Duration = Duration::from_millis(10);
 /// The longest an idle sender sleeps without a deadline to wake for.
 const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// A sender other than the first exits after this long without work (and no parked entry):
@@ -146,12 +149,15 @@ impl Shared {
         let mut carry: Option<Item> = None;
         let mut scratch = Scratch::new(&self.cfg);
         let slot = &self.inflight[slot_index % self.inflight.len()];
+        // The event loop, owned by this thread from now on (see `Shared::pause`).
+        let mut reactor = self.evloop.as_ref().and_then(|l| lock(&l.reactor).take());
         loop {
             // With the event loop, entries are taken only when a request can go: the others
-            // wait in the queue, where `on_full` sees them.
-            if self.evloop.is_some() {
-                self.limiter
-                    .wait_room(|| self.policy.outage() || self.past_deadline());
+            // wait in the queue, where `on_full` sees them. Answers free permits meanwhile.
+            if let Some(r) = reactor.as_mut() {
+                while !self.limiter.has_room() && !self.policy.outage() && !self.past_deadline() {
+                    r.turn(POLL_LIMIT);
+                }
             }
             // Held while entries move from the shared places into this thread's batch, until
             // the batch's copy is in `slot` (see `Shared::moving`).
@@ -193,7 +199,7 @@ impl Shared {
                         }
                         let since = *idle_since.get_or_insert_with(Instant::now);
                         if since.elapsed() < QUIET {
-                            std::thread::sleep(poll);
+                            self.pause(&mut reactor, poll);
                             poll = (poll * 2).min(POLL_MAX);
                             continue;
                         }
@@ -205,13 +211,22 @@ impl Shared {
                             .next_due()
                             .map_or(IDLE_WAIT, |d| d.saturating_duration_since(Instant::now()))
                             .clamp(POLL, IDLE_WAIT);
-                        // While closing, the answers still due wake it (each one notifies).
-                        let woke = self.work.wait_for(wait, wait, || {
+                        // While closing, it waits for the answers still due (with the event
+                        // loop, they come during its turns).
+                        let ready = || {
                             !self.rx.is_empty()
                                 || self.lanes_pending() > 0
                                 || (self.closing.load(Ordering::Acquire)
                                     && self.jobs_in_flight() == 0)
-                        });
+                        };
+                        let woke = match reactor.as_mut() {
+                            Some(r) => self.work.waiting(
+                                wait,
+                                || ready() || self.next_due().is_some_and(|d| d <= Instant::now()),
+                                |left| r.turn(left),
+                            ),
+                            None => self.work.wait_for(wait, wait, ready),
+                        };
                         if !woke
                             && !parked
                             && since.elapsed() >= IDLE_EXIT
@@ -227,7 +242,7 @@ impl Shared {
             batch.push(item);
             let pipelined = !self.batching() && self.pipelining();
             let moving = if self.batching() {
-                self.fill(&mut batch, &mut carry, slot, moving)
+                self.fill(&mut batch, &mut carry, slot, moving, &mut reactor)
             } else {
                 if pipelined {
                     self.fill_pipeline(&mut batch);
@@ -241,9 +256,13 @@ impl Shared {
             }
             publish(slot, &batch, carry.as_ref(), false);
             drop(moving);
-            if self.evloop.is_some() {
-                self.dispatch(&mut batch, &mut scratch, slot, carry.as_ref());
+            if let Some(r) = reactor.as_mut() {
+                self.dispatch(r, &mut batch, &mut scratch, slot, carry.as_ref());
                 publish(slot, &[], carry.as_ref(), true);
+                // Answers that came meanwhile, without waiting.
+                if r.in_flight() > 0 {
+                    r.turn(Duration::ZERO);
+                }
                 continue;
             }
             // The limit has grown past the senders there are, and there is work: one more.
@@ -320,6 +339,7 @@ impl Shared {
         carry: &mut Option<Item>,
         slot: &Mutex<InFlight>,
         mut moving: RwLockReadGuard<'a, ()>,
+        reactor: &mut Option<crate::evloop::Reactor>,
     ) -> RwLockReadGuard<'a, ()> {
         let (max_n, max_bytes) = (self.cfg.batch_max_entries, self.cfg.batch_max_bytes);
         let mut bytes: usize = batch.iter().map(|i| i.body.len()).sum();
@@ -352,7 +372,7 @@ impl Shared {
             publish(slot, batch, carry.as_ref(), false);
             drop(moving);
             // Polled, like the idle queue: a caller's send never wakes a lingering sender.
-            std::thread::sleep(POLL.min(linger_end - now));
+            self.pause(reactor, POLL.min(linger_end - now));
             moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -547,6 +567,7 @@ impl Shared {
     /// waits only for a permit while the limit's requests are all in flight.
     fn dispatch(
         self: &Arc<Self>,
+        reactor: &mut crate::evloop::Reactor,
         batch: &mut Vec<Item>,
         sc: &mut Scratch,
         staging: &Mutex<InFlight>,
@@ -568,12 +589,16 @@ impl Shared {
         if batch.is_empty() {
             return;
         }
-        let Some(start) = self
-            .limiter
-            .take(|| self.policy.outage() || self.past_deadline())
-        else {
-            self.spill(std::mem::take(batch));
-            return;
+        // A permit: answers (during the turns) or the replay give them back.
+        let start = loop {
+            if let Some(start) = self.limiter.try_take() {
+                break start;
+            }
+            if self.policy.outage() || self.past_deadline() {
+                self.spill(std::mem::take(batch));
+                return;
+            }
+            reactor.turn(POLL_LIMIT);
         };
         let Some(k) = lock(&l.free_slots).pop() else {
             // Not expected: the limit never exceeds `connections`, the slots' number.
@@ -608,7 +633,7 @@ impl Shared {
         let batch = std::mem::take(batch);
         l.jobs.fetch_add(1, Ordering::AcqRel);
         let sh = self.clone();
-        l.io.submit(crate::evloop::Job::new(
+        reactor.submit(crate::evloop::Job::new(
             bytes,
             ends,
             self.deadline(),
@@ -616,10 +641,9 @@ impl Shared {
         ));
     }
 
-    /// On the I/O thread, the answers to a batch's request (see [`Shared::dispatch`]): the
-    /// permit goes back, the entries go where the outcomes say, the slot `k` is settled and
-    /// freed, and the sender is woken if it waits (for a parked entry's new due time, or for
-    /// the last answer of a close).
+    /// During a turn of the sender's event loop, the answers to a batch's request (see
+    /// [`Shared::dispatch`]): the permit goes back, the entries go where the outcomes say, and
+    /// the slot `k` is settled and freed.
     fn completed(
         &self,
         mut batch: Vec<Item>,
@@ -655,8 +679,14 @@ impl Shared {
         publish(&self.inflight[k], &[], None, true);
         lock(&l.free_slots).push(k);
         l.jobs.fetch_sub(1, Ordering::AcqRel);
-        if self.work.has_waiters() {
-            self.work.notify_one();
+    }
+
+    /// Waits `d`: in the event loop's turns when there is one (answers are handled
+    /// meanwhile), else asleep.
+    fn pause(&self, reactor: &mut Option<crate::evloop::Reactor>, d: Duration) {
+        match reactor.as_mut() {
+            Some(r) => r.turn(d),
+            None => std::thread::sleep(d),
         }
     }
 

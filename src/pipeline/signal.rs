@@ -2,7 +2,7 @@
 
 use super::lock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// A condition to wait on with a deadline: a counter bumped by every `notify`. A `notify` with
@@ -14,6 +14,9 @@ pub(super) struct Signal {
     waiters: AtomicUsize,
     lock: Mutex<()>,
     cond: Condvar,
+    /// Also written by a notify with waiters: the eventfd of an event loop whose thread waits
+    /// in `epoll_wait` rather than on `cond` (see [`Signal::waiting`]).
+    waker: OnceLock<Arc<mio::Waker>>,
 }
 
 impl Signal {
@@ -26,6 +29,7 @@ impl Signal {
             // (both under the lock) is asleep before the wake-up.
             drop(lock(&self.lock));
             self.cond.notify_all();
+            self.wake_loop();
         }
     }
     /// Like [`Signal::notify`], but wakes one waiter at most: a caller's wake costs one
@@ -36,6 +40,7 @@ impl Signal {
         if self.waiters.load(Ordering::SeqCst) > 0 {
             drop(lock(&self.lock));
             self.cond.notify_one();
+            self.wake_loop();
         }
     }
     /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
@@ -82,6 +87,43 @@ impl Signal {
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         ok
     }
+    /// Makes `waker` part of every notify that finds a waiter.
+    pub(super) fn set_waker(&self, waker: Arc<mio::Waker>) {
+        let _ = self.waker.set(waker);
+    }
+
+    fn wake_loop(&self) {
+        if let Some(w) = self.waker.get() {
+            let _ = w.wake();
+        }
+    }
+
+    /// [`Signal::wait_for`] for a thread that waits in its event loop: `turn(left)` waits up to
+    /// `left` for the loop's events or the waker (which a notify writes while this waiter is
+    /// counted). Returns whether `ready()` became true.
+    pub(super) fn waiting(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut() -> bool,
+        mut turn: impl FnMut(Duration),
+    ) -> bool {
+        let end = Instant::now() + timeout;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let ok = loop {
+            if ready() {
+                break true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break false;
+            }
+            turn(left);
+        };
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        ok
+    }
+
     pub(super) fn has_waiters(&self) -> bool {
         self.waiters.load(Ordering::SeqCst) > 0
     }

@@ -293,7 +293,9 @@ struct PidsCgroup {
 
 impl PidsCgroup {
     fn make(max: u32) -> Result<PidsCgroup, String> {
-        let name = format!("rarch-host-test-{}", std::process::id());
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("rarch-host-test-{}-{seq}", std::process::id());
         let candidates = [
             PathBuf::from("/sys/fs/cgroup/pids"),
             PathBuf::from("/sys/fs/cgroup"),
@@ -359,6 +361,38 @@ fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
     quiet_and_ok(&r, "the host at its thread limit");
     eprintln!(
         "{n} entries at a limit of {} tasks: {:?}",
+        host_tasks + 3,
+        r.took
+    );
+    let dups = all_arrived(&rx, "lim-", n, &[]);
+    eprintln!("all {n} arrived, {dups} duplicates");
+}
+
+/// The same limit with a server 20 ms away: every request in flight used to hold a thread, so
+/// three tasks meant one request at a time (50 entries a second); the event loop keeps the
+/// concurrency limit's requests in flight on the sender thread.
+#[test]
+fn a_thread_limit_with_a_distant_server_still_delivers_all() {
+    let host_tasks = 9;
+    let cg = match PidsCgroup::make(host_tasks + 3) {
+        Ok(c) => c,
+        Err(why) => {
+            eprintln!("SKIPPED: no pids cgroup can be made here ({why})");
+            return;
+        }
+    };
+    let rx = Receiver::start("host-limit-key");
+    rx.fault(r#"{"mode":"none","latency_ms":20}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let cmd = cg.wrap(
+        &build("thread_limit"),
+        &[&n.to_string(), &host_tasks.to_string()],
+    );
+    let r = run(cmd, dir.path(), &rx, "limit");
+    quiet_and_ok(&r, "the host at its thread limit, the server 20 ms away");
+    eprintln!(
+        "{n} entries at a limit of {} tasks, the server 20 ms away: {:?}",
         host_tasks + 3,
         r.took
     );

@@ -36,7 +36,7 @@ use crate::net::Resolved;
 use conn::{Conn, Step};
 use mio::{Events, Poll, Token, Waker};
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The waker's token; a connection's is its index plus one.
@@ -60,6 +60,45 @@ pub(crate) struct Target {
 
 /// What a job's completion receives: an answer for each request, in order, or why none came.
 pub(crate) type Answers = Vec<Result<Answer, String>>;
+
+/// Jobs from other threads for a reactor (the replay's), taken at each of its turns; None once
+/// the reactor is gone.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    jobs: Mutex<Option<Vec<Job>>>,
+}
+
+impl Inbox {
+    /// An inbox that takes jobs (until its reactor is dropped).
+    pub(crate) fn open() -> Arc<Inbox> {
+        Arc::new(Inbox {
+            jobs: Mutex::new(Some(Vec::new())),
+        })
+    }
+
+    /// Whether its reactor is there to take jobs.
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    /// Gives the reactor a job and wakes it (`waker`); the job back when the reactor is gone.
+    pub(crate) fn post(&self, job: Job, waker: &Waker) -> Result<(), Job> {
+        match self.lock().as_mut() {
+            Some(v) => v.push(job),
+            None => return Err(job),
+        }
+        let _ = waker.wake();
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<Job>>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self) -> Vec<Job> {
+        self.lock().as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
 
 /// One or more requests for one connection, and what to do with their answers.
 pub(crate) struct Job {
@@ -154,11 +193,13 @@ pub(crate) struct Reactor {
     busy: usize,
     /// The tokens of a turn's events.
     ready: Vec<usize>,
+    inbox: Arc<Inbox>,
 }
 
 impl Reactor {
-    /// A loop with no connection yet: an epoll instance and its eventfd.
-    pub(crate) fn new(target: Target) -> io::Result<Reactor> {
+    /// A loop with no connection yet: an epoll instance and its eventfd; it takes the jobs
+    /// of `inbox` at each turn.
+    pub(crate) fn new(target: Target, inbox: Arc<Inbox>) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         Ok(Reactor {
@@ -171,6 +212,7 @@ impl Reactor {
             idle: Vec::new(),
             busy: 0,
             ready: Vec::new(),
+            inbox,
         })
     }
 
@@ -194,6 +236,9 @@ impl Reactor {
     /// waker, moves every ready connection on (answered jobs' completions run here), and
     /// fails the jobs whose phase ran out.
     pub(crate) fn turn(&mut self, wait: Duration) {
+        for job in self.inbox.take() {
+            self.start(job, true);
+        }
         let mut timeout = wait;
         if let Some(end) = self.earliest() {
             // Rounded up to the millisecond epoll counts in, so the wake is never early.
@@ -221,6 +266,9 @@ impl Reactor {
             self.ready(i);
         }
         self.ready = ready;
+        for job in self.inbox.take() {
+            self.start(job, true);
+        }
         self.expire();
     }
 
@@ -404,6 +452,8 @@ impl Reactor {
 impl Drop for Reactor {
     /// The jobs still on connections fail, their completions called.
     fn drop(&mut self) {
+        let left = self.inbox.lock().take();
+        drop(left);
         self.fail_all("the event loop stopped");
     }
 }

@@ -209,6 +209,15 @@ impl Limiter {
         })
     }
 
+    /// A permit if one is free now.
+    pub(crate) fn try_acquire(&self) -> Option<Permit<'_>> {
+        self.try_take().map(|start| Permit {
+            limiter: self,
+            start,
+            done: false,
+        })
+    }
+
     /// [`Limiter::acquire`] for a request answered on another thread: the permit is the
     /// instant it was taken, given back by [`Limiter::finish`] (or [`Limiter::cancel`]).
     pub(crate) fn take(&self, give_up: impl Fn() -> bool) -> Option<std::time::Instant> {

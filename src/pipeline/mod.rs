@@ -208,8 +208,10 @@ struct Evloop {
     proto: bool,
     /// The in-flight slots not in use (1 to `connections`).
     free_slots: Mutex<Vec<usize>>,
-    /// Requests submitted and not yet answered.
-    jobs: AtomicUsize,
+    /// Requests submitted (by the sender and the replay) and not yet answered.
+    jobs: Arc<AtomicUsize>,
+    /// The replay's requests for the sender's event loop.
+    inbox: Arc<crate::evloop::Inbox>,
     /// The reactor's eventfd, written by `work`'s notifies while the sender waits in a turn.
     waker: Arc<mio::Waker>,
 }
@@ -364,16 +366,19 @@ impl Pipeline {
         let evloop = match cfg.mode {
             Mode::Threaded => match crate::transport::loop_plan(&cfg)? {
                 Some(plan) => {
-                    let reactor = crate::evloop::Reactor::new(plan.target).map_err(|e| {
-                        Error::new(ErrorKind::Io, format!("cannot make the event loop: {e}"))
-                    })?;
+                    let inbox = crate::evloop::Inbox::open();
+                    let reactor =
+                        crate::evloop::Reactor::new(plan.target, inbox.clone()).map_err(|e| {
+                            Error::new(ErrorKind::Io, format!("cannot make the event loop: {e}"))
+                        })?;
                     Some(Evloop {
                         waker: reactor.waker(),
                         reactor: Mutex::new(Some(reactor)),
                         head: plan.head,
                         proto: plan.proto,
                         free_slots: Mutex::new((1..=cfg.connections.max(1)).rev().collect()),
-                        jobs: AtomicUsize::new(0),
+                        jobs: Arc::default(),
+                        inbox,
                     })
                 }
                 None => None,

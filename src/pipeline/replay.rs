@@ -25,12 +25,61 @@ use crate::buffer::{self, Claimed, DiskBuffer};
 use crate::otlp;
 use crate::stats::Stats;
 use crate::transport::Outcome;
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Lines between two progress marks of a claimed file.
 const PROGRESS_EVERY: usize = 64;
+
+/// A replay request made and not yet sent: its requests (body, `Authorization`), and what
+/// their outcomes make of the lines, on the replay thread.
+enum Pending<'a> {
+    /// Nothing to send: what became of the lines already.
+    Ready(Vec<Line>),
+    Send {
+        reqs: Vec<(Cow<'a, [u8]>, Arc<str>)>,
+        then: Box<dyn FnOnce(Vec<Outcome>) -> Vec<Line> + 'a>,
+    },
+}
+
+/// A replay request sent: what became of its lines, or the place its answers will be in.
+enum Sent<'a> {
+    Ready(Vec<Line>),
+    Waiting {
+        slot: Arc<Answers>,
+        then: Box<dyn FnOnce(Vec<Outcome>) -> Vec<Line> + 'a>,
+    },
+}
+
+/// The outcomes of a replay request on the event loop, put there by its completion.
+#[derive(Default)]
+struct Answers {
+    outcomes: Mutex<Option<Vec<Outcome>>>,
+    came: Condvar,
+}
+
+impl Sent<'_> {
+    /// What became of the lines, once the answers have come (every job's completion runs, at
+    /// the latest when its event loop is dropped).
+    fn finish(self) -> Vec<Line> {
+        match self {
+            Sent::Ready(lines) => lines,
+            Sent::Waiting { slot, then } => {
+                let mut got = lock(&slot.outcomes);
+                let outcomes = loop {
+                    if let Some(o) = got.take() {
+                        break o;
+                    }
+                    got = slot.came.wait(got).unwrap_or_else(|p| p.into_inner());
+                };
+                drop(got);
+                then(outcomes)
+            }
+        }
+    }
+}
 
 /// What became of one line.
 enum Line {
@@ -301,9 +350,15 @@ impl Shared {
         let settled_n = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let totals = Mutex::new(Round::default());
+        // With the sender's event loop, this one thread keeps up to `k` requests in flight: a
+        // round's runs go together (each as soon as it is made) and their answers are dealt
+        // with in order once all have come. Without it, `k` threads send a run at a time.
+        let looped = self.evloop.as_ref().is_some_and(|l| l.inbox.is_open());
+        let per_round = if looped { k } else { 1 };
         let work = || {
             let (mut delivered, mut failed) = (0, 0);
-            loop {
+            let mut last = false;
+            while !last {
                 if stop.load(Ordering::Acquire)
                     || self.closing.load(Ordering::Acquire)
                     || (limit.is_none() && self.policy.outage())
@@ -311,42 +366,60 @@ impl Shared {
                     stop.store(true, Ordering::Release);
                     break;
                 }
-                let run = take();
-                if run.is_empty() {
-                    break;
-                }
-                if budget
-                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
-                        b.checked_sub(run.len())
-                    })
-                    .is_err()
-                {
-                    break;
-                }
-                let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
-                let results = if batching {
-                    self.replay_batch(b, &batch, limit.is_some())
-                } else {
-                    self.replay_lines(b, &batch, limit.is_some())
-                };
-                let mut settled = 0;
-                for (&i, r) in run.iter().zip(results) {
-                    match r {
-                        Line::Settled {
-                            delivered: d,
-                            failed: f,
-                        } => {
-                            delivered += d as usize;
-                            failed += f as usize;
-                            settled += 1;
-                            done[i].store(true, Ordering::Release);
-                        }
-                        Line::Kept => stop.store(true, Ordering::Release),
+                let mut round = Vec::new();
+                while round.len() < per_round {
+                    // Past the first, a run goes only with a permit free now (the answers
+                    // that free them are dealt with after the round).
+                    if !round.is_empty() && !self.limiter.has_room() {
+                        break;
                     }
+                    let run = take();
+                    if run.is_empty() {
+                        last = true;
+                        break;
+                    }
+                    if budget
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |b| {
+                            b.checked_sub(run.len())
+                        })
+                        .is_err()
+                    {
+                        last = true;
+                        break;
+                    }
+                    let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
+                    let wait = round.is_empty();
+                    let pending = if batching {
+                        self.replay_batch(b, batch, limit.is_some(), wait)
+                    } else {
+                        self.replay_lines(b, batch, limit.is_some(), wait)
+                    };
+                    round.push((run, self.send_pending(pending)));
                 }
-                let before = settled_n.fetch_add(settled, Ordering::AcqRel);
-                if (before + settled) / PROGRESS_EVERY != before / PROGRESS_EVERY {
-                    write_mark();
+                if round.is_empty() {
+                    break;
+                }
+                for (run, sent) in round {
+                    let results = sent.finish();
+                    let mut settled = 0;
+                    for (&i, r) in run.iter().zip(results) {
+                        match r {
+                            Line::Settled {
+                                delivered: d,
+                                failed: f,
+                            } => {
+                                delivered += d as usize;
+                                failed += f as usize;
+                                settled += 1;
+                                done[i].store(true, Ordering::Release);
+                            }
+                            Line::Kept => stop.store(true, Ordering::Release),
+                        }
+                    }
+                    let before = settled_n.fetch_add(settled, Ordering::AcqRel);
+                    if (before + settled) / PROGRESS_EVERY != before / PROGRESS_EVERY {
+                        write_mark();
+                    }
                 }
             }
             let mut tot = lock(&totals);
@@ -356,7 +429,7 @@ impl Shared {
         // Helpers that cannot be started (a thread limit) leave their share to the others and
         // to this thread.
         std::thread::scope(|scope| {
-            for _ in 1..k {
+            for _ in 1..(if looped { 1 } else { k }) {
                 if crate::threads::spawn_scoped(scope, "rarch-replay-w", work).is_err() {
                     break;
                 }
@@ -385,7 +458,13 @@ impl Shared {
     /// one connection ([`Shared::pipelining`]); a [`Line`] for each, in order. Lines left
     /// without an answer by one failure (a reset, a timeout) count as one failed request for
     /// the policy.
-    fn replay_lines(&self, b: &DiskBuffer, lines: &[&[u8]], probe: bool) -> Vec<Line> {
+    fn replay_lines<'a>(
+        &'a self,
+        b: &'a DiskBuffer,
+        lines: Vec<&'a [u8]>,
+        probe: bool,
+        wait: bool,
+    ) -> Pending<'a> {
         let settled = |delivered, failed| Line::Settled { delivered, failed };
         let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
         // (index, service, strikes, bearer) of the lines sent.
@@ -410,82 +489,85 @@ impl Shared {
                 .collect()
         };
         if sent.is_empty() {
-            return finish(results);
+            return Pending::Ready(finish(results));
         }
         // A probe is sent during an outage; other lines stop with it.
-        let Some(permit) = self
-            .limiter
-            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
-        else {
-            return finish(results);
+        let Some(permit) = self.permit(probe, wait) else {
+            return Pending::Ready(finish(results));
         };
-        let outcomes = if sent.len() == 1 {
-            vec![self.post(lines[sent[0].0], &sent[0].3)]
-        } else {
-            let reqs: Vec<(&[u8], &str)> = sent.iter().map(|s| (lines[s.0], &s.3[..])).collect();
-            let o = self.post_many(&reqs);
-            self.pipelined(&o);
-            o
-        };
-        permit.answered_many(outcomes.iter().any(backpressure), sent.len());
-        // The lines left without an answer, and the failure that left them so.
-        let mut unanswered: Vec<(usize, &str, u32)> = Vec::new();
-        let mut no_answer = None;
-        for ((j, service, strikes, _), outcome) in sent.iter().zip(outcomes) {
-            let line = lines[*j];
-            let (kind, status, reason) = match outcome {
-                Outcome::Delivered => {
-                    self.succeeded();
-                    Stats::add(&self.stats.delivered, 1);
-                    Stats::add(&self.stats.replayed, 1);
-                    results[*j] = Some(settled(true, false));
-                    continue;
-                }
-                Outcome::Rejected { status, reason } => {
-                    // The server is up: it read the entry and refused it.
-                    self.succeeded();
-                    Stats::add(&self.stats.failed_attempts, 1);
-                    self.dead_letter(service, line, status, &reason, None);
-                    results[*j] = Some(settled(false, false));
-                    continue;
-                }
-                // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
-                Outcome::Partial { reason, .. } => {
-                    self.succeeded();
-                    self.note_error(&reason);
-                    Stats::add(&self.stats.rejected, 1);
-                    results[*j] = Some(settled(false, false));
-                    continue;
-                }
-                Outcome::Retry { status: 0, .. } if sent.len() > 1 => {
-                    unanswered.push((*j, service, *strikes));
-                    no_answer.get_or_insert(outcome);
-                    continue;
-                }
-                Outcome::Retry { status, reason, .. } => {
-                    (Failure::of_status(status), status, reason)
-                }
-                Outcome::Auth { status, reason } => {
-                    Stats::add(&self.stats.auth_failures, 1);
-                    self.tokens.invalidate(service);
-                    (
-                        Failure::Auth,
-                        status,
-                        format!("authentication refused: {reason}"),
-                    )
-                }
-            };
-            let r = self.lines_failed(b, lines, &[(*j, service, *strikes)], kind, status, &reason);
-            results[*j] = r.into_iter().next();
-        }
-        if let Some(Outcome::Retry { status, reason, .. }) = no_answer {
-            let kind = Failure::of_status(status);
-            let r = self.lines_failed(b, lines, &unanswered, kind, status, &reason);
-            for ((j, _, _), r) in unanswered.iter().zip(r) {
-                results[*j] = Some(r);
+        let reqs = sent
+            .iter()
+            .map(|s| (Cow::Borrowed(lines[s.0]), s.3.clone()))
+            .collect();
+        let then = move |outcomes: Vec<Outcome>| {
+            if outcomes.len() > 1 {
+                self.pipelined(&outcomes);
             }
+            permit.answered_many(outcomes.iter().any(backpressure), sent.len());
+            // The lines left without an answer, and the failure that left them so.
+            let mut unanswered: Vec<(usize, &str, u32)> = Vec::new();
+            let mut no_answer = None;
+            for ((j, service, strikes, _), outcome) in sent.iter().zip(outcomes) {
+                let line = lines[*j];
+                let (kind, status, reason) = match outcome {
+                    Outcome::Delivered => {
+                        self.succeeded();
+                        Stats::add(&self.stats.delivered, 1);
+                        Stats::add(&self.stats.replayed, 1);
+                        results[*j] = Some(settled(true, false));
+                        continue;
+                    }
+                    Outcome::Rejected { status, reason } => {
+                        // The server is up: it read the entry and refused it.
+                        self.succeeded();
+                        Stats::add(&self.stats.failed_attempts, 1);
+                        self.dead_letter(service, line, status, &reason, None);
+                        results[*j] = Some(settled(false, false));
+                        continue;
+                    }
+                    // Only an OTLP answer has one (and OTLP lines go through `replay_batch`).
+                    Outcome::Partial { reason, .. } => {
+                        self.succeeded();
+                        self.note_error(&reason);
+                        Stats::add(&self.stats.rejected, 1);
+                        results[*j] = Some(settled(false, false));
+                        continue;
+                    }
+                    Outcome::Retry { status: 0, .. } if sent.len() > 1 => {
+                        unanswered.push((*j, service, *strikes));
+                        no_answer.get_or_insert(outcome);
+                        continue;
+                    }
+                    Outcome::Retry { status, reason, .. } => {
+                        (Failure::of_status(status), status, reason)
+                    }
+                    Outcome::Auth { status, reason } => {
+                        Stats::add(&self.stats.auth_failures, 1);
+                        self.tokens.invalidate(service);
+                        (
+                            Failure::Auth,
+                            status,
+                            format!("authentication refused: {reason}"),
+                        )
+                    }
+                };
+                let r =
+                    self.lines_failed(b, &lines, &[(*j, service, *strikes)], kind, status, &reason);
+                results[*j] = r.into_iter().next();
+            }
+            if let Some(Outcome::Retry { status, reason, .. }) = no_answer {
+                let kind = Failure::of_status(status);
+                let r = self.lines_failed(b, &lines, &unanswered, kind, status, &reason);
+                for ((j, _, _), r) in unanswered.iter().zip(r) {
+                    results[*j] = Some(r);
+                }
+            }
+            finish(results)
+        };
+        Pending::Send {
+            reqs,
+            then: Box::new(then),
         }
-        finish(results)
     }
 
     /// Lines whose request failed (one request, or lines left without an answer together):
@@ -556,7 +638,13 @@ impl Shared {
     /// Sends buffer lines as one OTLP request (sink=otlp); a [`Line`] for each, in order.
     /// What the answer means is what it means for a batch of the senders
     /// (see [`sender`](super::sender)); lines that fail go to the end of the backlog together.
-    fn replay_batch(&self, b: &DiskBuffer, lines: &[&[u8]], probe: bool) -> Vec<Line> {
+    fn replay_batch<'a>(
+        &'a self,
+        b: &'a DiskBuffer,
+        lines: Vec<&'a [u8]>,
+        probe: bool,
+        wait: bool,
+    ) -> Pending<'a> {
         let settled = |delivered, failed| Line::Settled { delivered, failed };
         let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
         let mut enc = otlp::Encoder::for_config(&self.cfg);
@@ -579,11 +667,11 @@ impl Shared {
                 .collect()
         };
         if sent.is_empty() {
-            return finish(results, &|| settled(false, false));
+            return Pending::Ready(finish(results, &|| settled(false, false)));
         }
         let m = sent.len() as u64;
         let Some(bearer) = self.bearer(&sent[0].1) else {
-            return finish(results, &|| Line::Kept);
+            return Pending::Ready(finish(results, &|| Line::Kept));
         };
         let mut body = Vec::new();
         enc.finish(&mut body);
@@ -592,65 +680,128 @@ impl Shared {
             otlp::gzip(&body, &mut z);
             body = z;
         }
-        let Some(permit) = self
-            .limiter
-            .acquire(|| self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage()))
-        else {
-            return finish(results, &|| Line::Kept);
+        let Some(permit) = self.permit(probe, wait) else {
+            return Pending::Ready(finish(results, &|| Line::Kept));
         };
-        let outcome = self.post(&body, &bearer);
-        permit.answered(backpressure(&outcome));
-        let dead_letter_all = |status: u16, reason: &str, after: Option<u32>| {
-            for (j, service, _) in &sent {
-                self.dead_letter(service, lines[*j], status, reason, after);
-            }
-        };
-        let (kind, status, reason) = match outcome {
-            Outcome::Delivered => {
-                self.succeeded();
-                Stats::add(&self.stats.delivered, m);
-                Stats::add(&self.stats.replayed, m);
-                return finish(results, &|| settled(true, false));
-            }
-            Outcome::Partial { rejected, reason } => {
-                self.succeeded();
-                self.note_error(&reason);
-                let k = rejected.min(m);
-                if k == m {
-                    dead_letter_all(200, &reason, None);
+        let then = move |outcomes: Vec<Outcome>| {
+            let outcome = outcomes
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| Outcome::Retry {
+                    status: 0,
+                    reason: "transport: no answer".into(),
+                    retry_after: None,
+                });
+            permit.answered(backpressure(&outcome));
+            let dead_letter_all = |status: u16, reason: &str, after: Option<u32>| {
+                for (j, service, _) in &sent {
+                    self.dead_letter(service, lines[*j], status, reason, after);
+                }
+            };
+            let (kind, status, reason) = match outcome {
+                Outcome::Delivered => {
+                    self.succeeded();
+                    Stats::add(&self.stats.delivered, m);
+                    Stats::add(&self.stats.replayed, m);
+                    return finish(results, &|| settled(true, false));
+                }
+                Outcome::Partial { rejected, reason } => {
+                    self.succeeded();
+                    self.note_error(&reason);
+                    let k = rejected.min(m);
+                    if k == m {
+                        dead_letter_all(200, &reason, None);
+                        return finish(results, &|| settled(false, false));
+                    }
+                    Stats::add(&self.stats.rejected, k);
+                    Stats::add(&self.stats.delivered, m - k);
+                    Stats::add(&self.stats.replayed, m - k);
+                    return finish(results, &|| settled(true, false));
+                }
+                Outcome::Rejected { status, reason } => {
+                    self.succeeded();
+                    Stats::add(&self.stats.failed_attempts, 1);
+                    dead_letter_all(status, &reason, None);
                     return finish(results, &|| settled(false, false));
                 }
-                Stats::add(&self.stats.rejected, k);
-                Stats::add(&self.stats.delivered, m - k);
-                Stats::add(&self.stats.replayed, m - k);
-                return finish(results, &|| settled(true, false));
+                Outcome::Retry { status, reason, .. } => {
+                    (Failure::of_status(status), status, reason)
+                }
+                Outcome::Auth { status, reason } => {
+                    Stats::add(&self.stats.auth_failures, 1);
+                    self.tokens.invalidate(&sent[0].1);
+                    (
+                        Failure::Auth,
+                        status,
+                        format!("authentication refused: {reason}"),
+                    )
+                }
+            };
+            let failed: Vec<(usize, &str, u32)> = sent
+                .iter()
+                .map(|(j, svc, st)| (*j, svc.as_str(), *st))
+                .collect();
+            let r = self.lines_failed(b, &lines, &failed, kind, status, &reason);
+            for ((j, _, _), r) in failed.iter().zip(r) {
+                results[*j] = Some(r);
             }
-            Outcome::Rejected { status, reason } => {
-                self.succeeded();
-                Stats::add(&self.stats.failed_attempts, 1);
-                dead_letter_all(status, &reason, None);
-                return finish(results, &|| settled(false, false));
-            }
-            Outcome::Retry { status, reason, .. } => (Failure::of_status(status), status, reason),
-            Outcome::Auth { status, reason } => {
-                Stats::add(&self.stats.auth_failures, 1);
-                self.tokens.invalidate(&sent[0].1);
-                (
-                    Failure::Auth,
-                    status,
-                    format!("authentication refused: {reason}"),
-                )
-            }
+            finish(results, &|| Line::Kept)
         };
-        let failed: Vec<(usize, &str, u32)> = sent
-            .iter()
-            .map(|(j, svc, st)| (*j, svc.as_str(), *st))
-            .collect();
-        let r = self.lines_failed(b, lines, &failed, kind, status, &reason);
-        for ((j, _, _), r) in failed.iter().zip(r) {
-            results[*j] = Some(r);
+        Pending::Send {
+            reqs: vec![(Cow::Owned(body), bearer)],
+            then: Box::new(then),
         }
-        finish(results, &|| Line::Kept)
+    }
+
+    /// A permit for a replay request: waited for (`wait`; not past the close, nor an
+    /// outage's start unless `probe`), else one free now.
+    fn permit(&self, probe: bool, wait: bool) -> Option<super::concurrency::Permit<'_>> {
+        if wait {
+            self.limiter.acquire(|| {
+                self.closing.load(Ordering::Acquire) || (!probe && self.policy.outage())
+            })
+        } else {
+            self.limiter.try_acquire()
+        }
+    }
+
+    /// Sends a replay request: on the sender's event loop when there is one (the answers come
+    /// later, see [`Sent::finish`]), else now, on this thread.
+    fn send_pending<'a>(&self, p: Pending<'a>) -> Sent<'a> {
+        let (reqs, then) = match p {
+            Pending::Ready(lines) => return Sent::Ready(lines),
+            Pending::Send { reqs, then } => (reqs, then),
+        };
+        if let Some(l) = self.evloop.as_ref().filter(|l| l.inbox.is_open()) {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::with_capacity(reqs.len());
+            for (body, bearer) in &reqs {
+                crate::http1::write_request(&mut bytes, &l.head, body, bearer);
+                ends.push(bytes.len());
+            }
+            let slot = Arc::new(Answers::default());
+            let (to, jobs, proto) = (slot.clone(), l.jobs.clone(), l.proto);
+            jobs.fetch_add(1, Ordering::AcqRel);
+            let job = crate::evloop::Job::new(bytes, ends, self.deadline(), move |answers| {
+                let outcomes = answers
+                    .into_iter()
+                    .map(|a| crate::transport::outcome_of(a, proto))
+                    .collect();
+                *lock(&to.outcomes) = Some(outcomes);
+                to.came.notify_all();
+                jobs.fetch_sub(1, Ordering::AcqRel);
+            });
+            // A reactor gone meanwhile: the job's completion has run with the reason.
+            let _ = l.inbox.post(job, &l.waker);
+            return Sent::Waiting { slot, then };
+        }
+        let outcomes = if reqs.len() == 1 {
+            vec![self.post(&reqs[0].0, &reqs[0].1)]
+        } else {
+            let r: Vec<(&[u8], &str)> = reqs.iter().map(|(b, t)| (&b[..], &t[..])).collect();
+            self.post_many(&r)
+        };
+        Sent::Ready(then(outcomes))
     }
 }
 

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub(super) struct Signal {
     seq: AtomicU64,
     waiters: AtomicUsize,
+    /// Of the waiters, those in [`Signal::waiting`] (an event loop's turns).
+    loop_waiters: AtomicUsize,
     lock: Mutex<()>,
     cond: Condvar,
     /// Also written by a notify with waiters: the eventfd of an event loop whose thread waits
@@ -25,11 +27,7 @@ impl Signal {
         // this load sees the waiter and wakes it.
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            // Taken and let go so that a waiter between its check of `seq` and its sleep
-            // (both under the lock) is asleep before the wake-up.
-            drop(lock(&self.lock));
-            self.cond.notify_all();
-            self.wake_loop();
+            self.wake_waiters(true);
         }
     }
     /// Like [`Signal::notify`], but wakes one waiter at most: a caller's wake costs one
@@ -38,9 +36,7 @@ impl Signal {
     pub(super) fn notify_one(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         if self.waiters.load(Ordering::SeqCst) > 0 {
-            drop(lock(&self.lock));
-            self.cond.notify_one();
-            self.wake_loop();
+            self.wake_waiters(false);
         }
     }
     /// Waits until notified (after `seen`) or `timeout` passes; returns the new sequence.
@@ -92,9 +88,25 @@ impl Signal {
         let _ = self.waker.set(waker);
     }
 
-    fn wake_loop(&self) {
-        if let Some(w) = self.waker.get() {
-            let _ = w.wake();
+    /// Wakes the waiters: the event loop's by its eventfd (one write), the others by the
+    /// condition variable (not touched when the loop's waiter is the only one: that would be
+    /// one more system call on a caller's path).
+    fn wake_waiters(&self, all: bool) {
+        let in_loop = self.loop_waiters.load(Ordering::SeqCst);
+        if in_loop > 0 {
+            if let Some(w) = self.waker.get() {
+                let _ = w.wake();
+            }
+        }
+        if self.waiters.load(Ordering::SeqCst) > in_loop {
+            // Taken and let go so that a waiter between its check of `seq` and its sleep
+            // (both under the lock) is asleep before the wake-up.
+            drop(lock(&self.lock));
+            if all {
+                self.cond.notify_all();
+            } else {
+                self.cond.notify_one();
+            }
         }
     }
 
@@ -108,6 +120,7 @@ impl Signal {
         mut turn: impl FnMut(Duration),
     ) -> bool {
         let end = Instant::now() + timeout;
+        self.loop_waiters.fetch_add(1, Ordering::SeqCst);
         self.waiters.fetch_add(1, Ordering::SeqCst);
         std::sync::atomic::fence(Ordering::SeqCst);
         let ok = loop {
@@ -121,6 +134,7 @@ impl Signal {
             turn(left);
         };
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.loop_waiters.fetch_sub(1, Ordering::SeqCst);
         ok
     }
 

@@ -896,6 +896,67 @@ mod tests {
     use std::net::TcpListener;
     use std::thread;
 
+    const MAX: (usize, usize) = (8, 4);
+
+    /// `parse_answer` on `bytes`; an answer it finds is not found in any shorter prefix (a
+    /// cut answer is incomplete, never wrong).
+    fn parsed(bytes: &[u8], eof: bool) -> Result<Option<Parsed>, String> {
+        let whole = parse_answer(bytes, eof, MAX);
+        if let Ok(Some(p)) = &whole {
+            for cut in 0..p.used {
+                assert!(
+                    matches!(parse_answer(&bytes[..cut], false, MAX), Ok(None)),
+                    "an answer found in the first {cut} bytes"
+                );
+            }
+        }
+        whole
+    }
+
+    #[test]
+    fn answers_are_framed_without_waiting_on_a_socket() {
+        let p = parsed(
+            b"HTTP/1.1 202 Accepted\r\nContent-Length: 6\r\n\r\nabcdefNEXT",
+            false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((p.answer.status, p.used, p.keep), (202, 50, true));
+        // A 2xx answer's body kept up to its own limit.
+        assert_eq!(p.answer.raw, b"abcd");
+
+        let chunked = b"HTTP/1.1 503 No\r\nTransfer-Encoding: chunked\r\nRetry-After: 3\r\n\r\n\
+            3\r\nabc\r\n4\r\ndefg\r\n0\r\nX-T: 1\r\n\r\n";
+        let p = parsed(chunked, false).unwrap().unwrap();
+        assert_eq!(p.answer.status, 503);
+        assert_eq!(p.answer.raw, b"abcdefg");
+        assert_eq!(p.answer.retry_after, Some(Duration::from_secs(3)));
+        assert_eq!(p.used, chunked.len());
+
+        // 1xx answers are skipped; a close-delimited body ends at the close.
+        let close = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.0 400 Bad\r\n\r\nwhy";
+        assert!(parse_answer(close, false, MAX).unwrap().is_none());
+        let p = parse_answer(close, true, MAX).unwrap().unwrap();
+        assert_eq!(
+            (p.answer.status, p.keep, p.answer.raw.as_slice()),
+            (400, false, &b"why"[..])
+        );
+
+        // Cut short by the close: an error; garbage: an error.
+        let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc";
+        assert!(parse_answer(cut, true, MAX).is_err());
+        assert!(parse_answer(b"SMTP ready\r\n\r\n", false, MAX).is_err());
+        // `Connection: close` ends the connection after the answer.
+        let p = parse_answer(
+            b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            false,
+            MAX,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(!p.keep);
+    }
+
     /// A one-off server: for each accepted connection, reads one request head+body and
     /// writes the scripted answers (one per request), then closes if `close` is set.
     fn server(

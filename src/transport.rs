@@ -1,7 +1,10 @@
-//! One HTTP POST of one entry, and what its answer means for the entry. [`Post`] is what the
-//! pipeline needs of an HTTP client; [`Transport`] picks the client for the URL: `http://`
-//! without a proxy goes through our own keep-alive client (http1.rs), `https://` and proxies
-//! through ureq, with the TCP transport and the resolver below.
+//! One HTTP POST of one entry, and what its answer means for the entry ([`Outcome`]). The
+//! sender's event loop ([`crate::evloop`], planned by [`loop_plan`]) delivers a threaded
+//! pipeline's requests without a proxy; the blocking clients here deliver the rest (blocking
+//! mode, proxies, the command line). [`Post`] is what the pipeline needs of a blocking client;
+//! [`Transport`] picks it for the URL: `http://` without a proxy goes through our own
+//! keep-alive client (http1.rs), `https://` and proxies through ureq, with the TCP transport and
+//! the resolver below.
 //!
 //! Measured on `https://` against the receiver on loopback (2 cores, a POST loop and a logger
 //! with 2 connections; see docs/performance-history.md, "https transport"): this TCP transport

@@ -3,12 +3,13 @@
 //! - this file: the registry of pipelines, the caller's side (`submit`, `flush`) and the
 //!   shared state;
 //! - [`lane`]: the per-thread lanes `rarch_log` copies its entries into, which the sender
-//!   threads collect;
-//! - [`sender`]: the worker threads that sign and POST, and park failed entries for a retry;
+//!   collects;
+//! - [`sender`]: the sender thread, which signs and POSTs on its event loop
+//!   ([`crate::evloop`]), and parks failed entries for a retry;
 //! - [`spill`]: the spill thread and every write to the buffer files (overflow, outage,
 //!   dead letters);
-//! - [`replay`]: the replay thread, which sends the disk buffer back, and probes the server
-//!   during an outage;
+//! - [`replay`]: the replay thread, which sends the disk buffer back (its requests on the
+//!   sender's event loop), and probes the server during an outage;
 //! - [`policy`]: the delivery policy (outage, poison, backoff), pure logic on a clock;
 //! - [`signal`]: the wait-with-deadline primitive the threads use to wake each other.
 //!

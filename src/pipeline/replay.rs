@@ -1,8 +1,9 @@
 //! The replay thread: sends the disk buffer back to the server, and probes it during an outage.
 //!
 //! - **Rounds.** While the server is up, a round claims each service's files in turn (oldest
-//!   first, `buffer.jsonl` last) and sends their lines over as many threads as the pipeline
-//!   has connections. A line that fails goes on past: it is appended to `buffer.jsonl` at once,
+//!   first, `buffer.jsonl` last) and sends their lines with up to `connections` requests in
+//!   flight: rounds of requests on the sender's event loop, or (through a proxy, where there is
+//!   none) as many threads. A line that fails goes on past: it is appended to `buffer.jsonl` at once,
 //!   with its strikes as `retry_count`, and the lines behind it keep going. A round that had
 //!   failures is followed by the next one at least `backoff_initial` after it began while
 //!   rounds deliver, and after a growing backoff while they deliver nothing, so the failed lines are tried again

@@ -1,10 +1,15 @@
-//! The sender threads (started as the concurrency limit grows, up to `connections`): each
-//! takes an entry (a parked one whose retry is due first, else the next in the queue), waits
-//! for a permit of the [`concurrency`](super::concurrency) limiter, signs and POSTs it, and
-//! hands the outcome to the [`policy`](super::policy) and the limiter. A failed entry is parked with its backoff and the sender goes on
-//! with the entries behind it, so one failing entry never holds the others back. During an
-//! outage (or past the close deadline) what is in memory goes to disk in batches instead.
-//! Blocking mode's one POST on the caller's thread is here too.
+//! The sender: one thread that takes an entry (a parked one whose retry is due first, else the
+//! next in the queue) once a permit of the [`concurrency`](super::concurrency) limiter is free,
+//! signs it and hands its request to its event loop ([`crate::evloop`]), and goes on with the
+//! next while the answers come; wherever it would wait (for entries, a permit, a batch's
+//! linger) it turns the loop, and each answer's outcome goes to the [`policy`](super::policy)
+//! and the limiter there (see [`Shared::completed`]). A failed entry is parked with its backoff
+//! and the entries behind it go on, so one failing entry never holds the others back. During
+//! an outage (or past the close deadline) what is in memory goes to disk in batches instead.
+//!
+//! Through a proxy there is no event loop: sender threads are started as the limit grows (up to
+//! `connections`), each posting its request and waiting for the answer (ureq). Blocking mode's
+//! one POST on the caller's thread is here too.
 
 use super::policy::Failure;
 use super::{lock, InFlight, Item, Shared};

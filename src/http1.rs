@@ -439,31 +439,17 @@ impl Client {
         deadline: Option<Instant>,
         (max_text, max_ok_text): (usize, usize),
     ) -> Result<(Answer, bool), Failed> {
-        let (status, head_len, framing, keep, retry_after) = loop {
-            let mut headers = [httparse::EMPTY_HEADER; 64];
-            let mut resp = httparse::Response::new(&mut headers);
-            match resp.parse(buf) {
-                Ok(httparse::Status::Complete(n)) => {
-                    let status = resp.code.unwrap_or(0);
-                    if (100..200).contains(&status) && status != 101 {
-                        buf.drain(..n);
-                        continue;
-                    }
-                    let h = Head::of(&resp);
-                    break (
-                        status,
-                        n,
-                        h.framing(status),
-                        h.keep(resp.version),
-                        h.retry_after,
-                    );
-                }
-                Ok(httparse::Status::Partial) => {
-                    if buf.len() > MAX_HEAD {
-                        return Err(failed("answer head too large", false));
-                    }
-                }
-                Err(e) => return Err(failed(format!("bad answer: {e}"), false)),
+        let AnswerHead {
+            status,
+            len: head_len,
+            framing,
+            keep,
+            retry_after,
+        } = loop {
+            match parse_head(buf) {
+                Ok(Some(h)) => break h,
+                Ok(None) => {}
+                Err(e) => return Err(failed(e, false)),
             }
             let nothing_read = buf.is_empty();
             match c.fill(buf, end) {
@@ -565,6 +551,49 @@ pub(crate) fn write_request(out: &mut Vec<u8>, head: &[u8], body: &[u8], bearer:
     out.extend_from_slice(body);
 }
 
+/// What the head of an answer says.
+struct AnswerHead {
+    status: u16,
+    /// Its bytes, with those of the 1xx answers before it.
+    len: usize,
+    framing: Framing,
+    keep: bool,
+    retry_after: Option<Duration>,
+}
+
+/// The head of the first answer in `buf` that is not a 1xx one: `Ok(None)` while incomplete.
+fn parse_head(buf: &[u8]) -> Result<Option<AnswerHead>, String> {
+    let mut at = 0;
+    loop {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut resp = httparse::Response::new(&mut headers);
+        match resp.parse(&buf[at..]) {
+            Ok(httparse::Status::Complete(n)) => {
+                let status = resp.code.unwrap_or(0);
+                at += n;
+                if (100..200).contains(&status) && status != 101 {
+                    continue;
+                }
+                let h = Head::of(&resp);
+                return Ok(Some(AnswerHead {
+                    status,
+                    len: at,
+                    framing: h.framing(status),
+                    keep: h.keep(resp.version),
+                    retry_after: h.retry_after,
+                }));
+            }
+            Ok(httparse::Status::Partial) => {
+                if buf.len() - at > MAX_HEAD {
+                    return Err("answer head too large".into());
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(format!("bad answer: {e}")),
+        }
+    }
+}
+
 /// An answer found whole at the start of a buffer: the answer, the bytes it took, and
 /// whether the server keeps the connection open after it.
 pub(crate) struct Parsed {
@@ -589,33 +618,15 @@ pub(crate) fn parse_answer(
             Ok(None)
         }
     };
-    let mut at = 0;
-    let (status, framing, keep, retry_after) = loop {
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut resp = httparse::Response::new(&mut headers);
-        match resp.parse(&buf[at..]) {
-            Ok(httparse::Status::Complete(n)) => {
-                let status = resp.code.unwrap_or(0);
-                at += n;
-                if (100..200).contains(&status) && status != 101 {
-                    continue;
-                }
-                let h = Head::of(&resp);
-                break (
-                    status,
-                    h.framing(status),
-                    h.keep(resp.version),
-                    h.retry_after,
-                );
-            }
-            Ok(httparse::Status::Partial) => {
-                if buf.len() - at > MAX_HEAD {
-                    return Err("answer head too large".into());
-                }
-                return incomplete("before the answer");
-            }
-            Err(e) => return Err(format!("bad answer: {e}")),
-        }
+    let Some(AnswerHead {
+        status,
+        len: mut at,
+        framing,
+        keep,
+        retry_after,
+    }) = parse_head(buf)?
+    else {
+        return incomplete("before the answer");
     };
     let keep_text = if (200..300).contains(&status) {
         max_ok_text

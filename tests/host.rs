@@ -340,8 +340,9 @@ impl Drop for PidsCgroup {
     }
 }
 
-#[test]
-fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
+/// A host holding 9 tasks of a pids cgroup of 12 logs 20,000 entries and flushes, the server
+/// `latency_ms` away: everything arrives, once, and the host prints nothing.
+fn at_a_thread_limit(latency_ms: u64, what: &str) {
     let host_tasks = 9;
     let cg = match PidsCgroup::make(host_tasks + 3) {
         Ok(c) => c,
@@ -351,6 +352,9 @@ fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
         }
     };
     let rx = Receiver::start("host-limit-key");
+    if latency_ms > 0 {
+        rx.fault(&format!(r#"{{"mode":"none","latency_ms":{latency_ms}}}"#));
+    }
     let dir = tempfile::tempdir().unwrap();
     let n = 20_000;
     let cmd = cg.wrap(
@@ -358,9 +362,9 @@ fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
         &[&n.to_string(), &host_tasks.to_string()],
     );
     let r = run(cmd, dir.path(), &rx, "limit");
-    quiet_and_ok(&r, "the host at its thread limit");
+    quiet_and_ok(&r, what);
     eprintln!(
-        "{n} entries at a limit of {} tasks: {:?}",
+        "{n} entries at a limit of {} tasks, the server {latency_ms} ms away: {:?}",
         host_tasks + 3,
         r.took
     );
@@ -368,34 +372,15 @@ fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
     eprintln!("all {n} arrived, {dups} duplicates");
 }
 
+#[test]
+fn a_thread_limit_leaves_the_library_three_tasks_and_it_delivers_all() {
+    at_a_thread_limit(0, "the host at its thread limit");
+}
+
 /// The same limit with a server 20 ms away: every request in flight used to hold a thread, so
 /// three tasks meant one request at a time (50 entries a second); the event loop keeps the
 /// concurrency limit's requests in flight on the sender thread.
 #[test]
 fn a_thread_limit_with_a_distant_server_still_delivers_all() {
-    let host_tasks = 9;
-    let cg = match PidsCgroup::make(host_tasks + 3) {
-        Ok(c) => c,
-        Err(why) => {
-            eprintln!("SKIPPED: no pids cgroup can be made here ({why})");
-            return;
-        }
-    };
-    let rx = Receiver::start("host-limit-key");
-    rx.fault(r#"{"mode":"none","latency_ms":20}"#);
-    let dir = tempfile::tempdir().unwrap();
-    let n = 20_000;
-    let cmd = cg.wrap(
-        &build("thread_limit"),
-        &[&n.to_string(), &host_tasks.to_string()],
-    );
-    let r = run(cmd, dir.path(), &rx, "limit");
-    quiet_and_ok(&r, "the host at its thread limit, the server 20 ms away");
-    eprintln!(
-        "{n} entries at a limit of {} tasks, the server 20 ms away: {:?}",
-        host_tasks + 3,
-        r.took
-    );
-    let dups = all_arrived(&rx, "lim-", n, &[]);
-    eprintln!("all {n} arrived, {dups} duplicates");
+    at_a_thread_limit(20, "the host at its thread limit, the server 20 ms away");
 }

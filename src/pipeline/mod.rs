@@ -1334,7 +1334,7 @@ impl Shared {
         };
         self.sender_count.fetch_add(1, Ordering::AcqRel);
         let s = self.clone();
-        let t = crate::threads::spawn(&format!("rarch-send-{i}"), move || s.worker(i)).map_err(
+        let t = crate::threads::spawn(&format!("rarch-send-{i}"), move || s.sender(i)).map_err(
             |e| {
                 self.sender_count.fetch_sub(1, Ordering::AcqRel);
                 senders.free.push(i);

@@ -139,6 +139,26 @@ impl Shared {
         self.cfg.sink == Sink::Otlp
     }
 
+    /// A sender thread's body: [`Shared::worker`], started again after a panic (counted in
+    /// `sender_panics`, the message kept as the last error), so that a bug met once does not
+    /// leave the pipeline without its sender. After a panic the event loop is gone (its
+    /// requests failed and dealt with as failures): the sender goes on with blocking requests.
+    pub(super) fn sender(self: &Arc<Self>, slot_index: usize) {
+        loop {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.worker(slot_index)))
+            {
+                Ok(()) => return,
+                Err(p) => {
+                    let what = crate::threads::caught(p.as_ref());
+                    Stats::add(&self.stats.sender_panics, 1);
+                    self.note_error(&format!("sender: a panic ({what}); started again"));
+                    // A panic that comes back at once does not spin.
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
     /// A sender thread. While entries keep coming it polls the queue (every 1 to 16 ms, see
     /// [`POLL_MAX`]) and takes what has accumulated, so a caller never pays for waking it;
     /// after a quiet spell it blocks on the queue (the next caller's entry wakes one sender,

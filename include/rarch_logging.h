@@ -16,7 +16,7 @@
  * (rarch_flush_msg gives a flush's with its status).
  * No function aborts or unwinds into C: an internal panic becomes RARCH_ERR_PANIC.
  * Events: rarch_poll_events, from the application's own thread (options events, events_capacity).
- * fork(): a child may keep logging; it gets its own sender threads on its first call and
+ * fork(): a child may keep logging; it gets its own threads on its first call and
  * never sends the parent's queued entries.
  */
 
@@ -358,8 +358,8 @@ struct rarch_options *rarch_options_new(void);
  *   the spill thread writes the excess to disk; a call waits for the spill thread only once
  *   it is taken, or once its own lane holds 16 MiB. 0: none (a call whose lane is full waits
  *   at once).
- * - `connections` (64): the most requests in flight at once (sender threads are started as
- *   the concurrency limit grows).
+ * - `connections` (64): the most requests in flight at once, all on the sender's event loop
+ *   (through a proxy, a sender thread each, started as the concurrency limit grows).
  * - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
  *   (AIMD on round-trip times and back-pressure), up to `connections`; `fixed` keeps
  *   `connections` always.
@@ -446,7 +446,7 @@ void rarch_options_free(struct rarch_options *opts);
  * `logger_name` may be NULL or empty (then it is the service name). `opts` may be NULL
  * (environment and defaults); it is copied, the caller still frees it.
  *
- * Loggers with the same options share one pipeline (sender threads, connections, queue);
+ * Loggers with the same options share one pipeline (threads, connections, queue);
  * it starts with the first and stops with the last `rarch_logger_free`. The disk buffer of
  * the service is replayed in the background from the start. The pipeline's threads start
  * here: a sender, the spill thread and the replay thread are needed, and if one cannot be

@@ -385,8 +385,8 @@ pub extern "C" fn rarch_options_new() -> *mut rarch_options {
 ///   the spill thread writes the excess to disk; a call waits for the spill thread only once
 ///   it is taken, or once its own lane holds 16 MiB. 0: none (a call whose lane is full waits
 ///   at once).
-/// - `connections` (64): the most requests in flight at once (sender threads are started as
-///   the concurrency limit grows).
+/// - `connections` (64): the most requests in flight at once, all on the sender's event loop
+///   (through a proxy, a sender thread each, started as the concurrency limit grows).
 /// - `concurrency` (adaptive): `adaptive` finds the requests in flight the server sustains
 ///   (AIMD on round-trip times and back-pressure), up to `connections`; `fixed` keeps
 ///   `connections` always.
@@ -496,7 +496,7 @@ pub unsafe extern "C" fn rarch_options_free(opts: *mut rarch_options) {
 /// `logger_name` may be NULL or empty (then it is the service name). `opts` may be NULL
 /// (environment and defaults); it is copied, the caller still frees it.
 ///
-/// Loggers with the same options share one pipeline (sender threads, connections, queue);
+/// Loggers with the same options share one pipeline (threads, connections, queue);
 /// it starts with the first and stops with the last `rarch_logger_free`. The disk buffer of
 /// the service is replayed in the background from the start. The pipeline's threads start
 /// here: a sender, the spill thread and the replay thread are needed, and if one cannot be

@@ -9,7 +9,7 @@ import (
 type Mode string
 
 const (
-	ModeThreaded Mode = "threaded" // Log enqueues and returns; sender threads deliver (default)
+	ModeThreaded Mode = "threaded" // Log enqueues and returns; the library's threads deliver (default)
 	ModeBlocking Mode = "blocking" // Log posts on the calling thread and returns the outcome
 )
 

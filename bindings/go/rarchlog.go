@@ -1,5 +1,5 @@
 // Package rarchlog is the Go binding of rarch-logging, a native client for the rarch logging
-// API. A Logger sends entries through the library's pipeline (a queue, sender threads, a disk
+// API. A Logger sends entries through the library's pipeline (a queue, a sender thread with its event loop, a disk
 // buffer that survives outages); NewHandler puts it behind log/slog.
 //
 //	lg, err := rarchlog.New("billing", "invoices", rarchlog.Options{BufferDir: "/var/lib/billing/log"})

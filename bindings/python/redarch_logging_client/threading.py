@@ -1,6 +1,6 @@
 """`ThreadedLogger`: the Python client's resilient logger, backed by the native pipeline.
 
-The Python client's version ran a monitored subprocess; here the library's sender threads do
+The Python client's version ran a monitored subprocess; here the library's threads do
 the work: `log` only validates and enqueues (a few microseconds), undelivered entries go to
 ./var/log/<service>/buffer.jsonl and are replayed on the next start.
 """

@@ -144,36 +144,32 @@ impl Job {
         self.answers.len() >= self.ends.len()
     }
 
-    /// Every request without an answer fails with `reason`; the completion runs. A panic in
-    /// it is caught (counted by [`crate::threads::caught`]): the loop goes on.
+    /// Every request without an answer fails with `reason`; the completion runs (see the
+    /// `Drop`).
     fn finish(mut self, reason: Option<&str>) {
         if let Some(r) = reason {
             let n = self.ends.len();
             self.answers.resize_with(n, || Err(r.to_string()));
         }
-        if let Some(done) = self.done.take() {
-            let answers = std::mem::take(&mut self.answers);
-            if let Err(p) =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(answers)))
-            {
-                crate::threads::caught(p.as_ref());
-            }
-        }
     }
 }
 
 impl Drop for Job {
-    /// A job dropped unfinished (its loop dropped) still reaches its completion.
+    /// Runs the completion, once: a job dropped unfinished (its loop dropped) gets a reason for
+    /// each request without an answer. A panic in it is caught (counted by
+    /// [`crate::threads::caught`]): the loop goes on.
     fn drop(&mut self) {
-        if self.done.is_some() {
-            let n = self.ends.len();
-            self.answers
-                .resize_with(n, || Err("the event loop stopped".into()));
-            if let Some(done) = self.done.take() {
-                let answers = std::mem::take(&mut self.answers);
-                let _ =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(answers)));
-            }
+        let Some(done) = self.done.take() else {
+            return;
+        };
+        let n = self.ends.len();
+        self.answers
+            .resize_with(n, || Err("the event loop stopped".into()));
+        let answers = std::mem::take(&mut self.answers);
+        if let Err(p) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || done(answers)))
+        {
+            crate::threads::caught(p.as_ref());
         }
     }
 }

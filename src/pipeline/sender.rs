@@ -649,11 +649,19 @@ impl Shared {
         {
             // The copy moves with its journal records, with no persist in between.
             let _moving = self.moving.read().unwrap_or_else(|p| p.into_inner());
-            let tickets = std::mem::take(&mut lock(staging).tickets);
             let slot = &self.inflight[k];
-            publish(slot, batch, None, false);
-            lock(slot).tickets = tickets;
-            publish(staging, &[], carry, false);
+            let mut staged = lock(staging);
+            if carry.is_none() && staged.ends.len() == batch.len() {
+                // The sender's copy is the batch's, no more: it moves as it is (not copied
+                // again), and the slot's emptied buffers serve the next batch.
+                std::mem::swap(&mut *staged, &mut *lock(slot));
+            } else {
+                let tickets = std::mem::take(&mut staged.tickets);
+                drop(staged);
+                publish(slot, batch, None, false);
+                lock(slot).tickets = tickets;
+                publish(staging, &[], carry, false);
+            }
         }
         let batch = std::mem::take(batch);
         l.jobs.fetch_add(1, Ordering::AcqRel);

@@ -191,8 +191,8 @@ struct Shared {
     /// Copies of the entries each sender has in flight (see [`InFlight`]). With the event
     /// loop, slot 0 is the sender's batch being made and the others the requests in flight.
     inflight: Box<[Mutex<InFlight>]>,
-    /// The I/O thread that delivers the sender's requests (threaded mode, no proxy; see
-    /// [`crate::evloop`]); None: each sender thread posts its own, blocking.
+    /// The sender's event loop, which delivers its requests and the replay's (threaded mode,
+    /// no proxy; see [`crate::evloop`]); None: each sender thread posts its own, blocking.
     evloop: Option<Evloop>,
     /// What the application polls (see [`events`]).
     events: events::Events,

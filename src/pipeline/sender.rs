@@ -585,8 +585,8 @@ impl Shared {
             .map_or(0, |l| l.jobs.load(Ordering::Acquire))
     }
 
-    /// Sends a batch on the event loop: its request (one OTLP request, or one rarch request
-    /// per entry, pipelined when there are several) goes to the I/O thread, under a permit of
+    /// Sends a batch: its request (one OTLP request, or one rarch request
+    /// per entry, pipelined when there are several) goes to the event loop, under a permit of
     /// the limiter, and the batch's copy moves from the sender's slot `staging` to a slot of
     /// its own until the answer (see [`Shared::completed`]). Returns at once, the batch empty;
     /// waits only for a permit while the limit's requests are all in flight.
@@ -705,7 +705,9 @@ impl Shared {
         if let Err(p) = handled {
             let what = crate::threads::caught(p.as_ref());
             Stats::add(&self.stats.sender_panics, 1);
-            self.note_error(&format!("transport: the I/O thread panicked ({what})"));
+            self.note_error(&format!(
+                "transport: dealing with an answer panicked ({what})"
+            ));
             // What the panic left in the batch is not lost: to disk.
             self.spill(batch);
         }

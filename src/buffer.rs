@@ -160,15 +160,51 @@ impl Claimed {
         let _ = r;
     }
 
-    /// The lines of the file (the last one may be torn).
-    pub fn lines(&mut self) -> io::Result<Vec<Vec<u8>>> {
-        let mut all = Vec::new();
-        self.file.read_to_end(&mut all)?;
-        Ok(all
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
-            .collect())
+    /// The lines of the file (the last one may be torn), read whole into one buffer.
+    pub fn lines(&mut self) -> io::Result<Lines> {
+        let mut data = Vec::new();
+        self.file.read_to_end(&mut data)?;
+        Ok(Lines::new(data))
+    }
+}
+
+/// The non-blank lines of a file's contents (without `\n`, nor a `\r` before it), each a span
+/// of the one buffer they were read into: a file being replayed is held once, not again as a
+/// copy of each line (up to `buffer_max_file_bytes` more, and an allocation a line).
+pub struct Lines {
+    data: Vec<u8>,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Lines {
+    pub fn new(data: Vec<u8>) -> Lines {
+        let mut spans = Vec::new();
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len()));
+        for end in ends {
+            let l = &data[start..end];
+            if !l.iter().all(u8::is_ascii_whitespace) {
+                spans.push((start, if l.ends_with(b"\r") { end - 1 } else { end }));
+            }
+            start = end + 1;
+        }
+        Lines { data, spans }
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+}
+
+impl std::ops::Index<usize> for Lines {
+    type Output = [u8];
+    fn index(&self, i: usize) -> &[u8] {
+        let (start, end) = self.spans[i];
+        &self.data[start..end]
     }
 }
 
@@ -911,6 +947,17 @@ fn stamp_of(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_skip_blank_ones_and_drop_line_ends() {
+        let l = Lines::new(b"{\"a\":1}\r\n\n  \r\n{\"b\":2}\n\t\n{\"c\"".to_vec());
+        let got: Vec<&[u8]> = (0..l.len()).map(|i| &l[i]).collect();
+        assert_eq!(got, vec![&b"{\"a\":1}"[..], b"{\"b\":2}", b"{\"c\""]);
+        let l = Lines::new(b"x\n".to_vec());
+        assert_eq!((l.len(), &l[0]), (1, &b"x"[..]));
+        assert!(Lines::new(Vec::new()).is_empty());
+        assert!(Lines::new(b"\n\r\n".to_vec()).is_empty());
+    }
 
     #[test]
     fn chunks_keep_lines_whole() {

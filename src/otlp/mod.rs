@@ -70,6 +70,9 @@ struct Entry<'a> {
     span_id: Option<Cow<'a, str>>,
     #[serde(default)]
     trace_flags: Option<Value>,
+    /// A buffer line's strikes (read by [`Encoder::add_line`]).
+    #[serde(default)]
+    retry_count: Option<Value>,
 }
 
 impl Entry<'_> {
@@ -241,6 +244,26 @@ impl Encoder {
         let Ok(e) = serde_json::from_slice::<Entry<'_>>(body) else {
             return false;
         };
+        self.add_entry(&e, observed_ns)
+    }
+
+    /// Adds a buffer line, read once for both: its service and its strikes (`retry_count`:
+    /// any number, else 0), or `None`, and nothing added, when the line is not an entry (or
+    /// its service is empty).
+    pub fn add_line(&mut self, line: &[u8]) -> Option<(String, u32)> {
+        let e = serde_json::from_slice::<Entry<'_>>(line).ok()?;
+        if e.service.is_empty() || !self.add_entry(&e, 0) {
+            return None;
+        }
+        let strikes = e
+            .retry_count
+            .as_ref()
+            .and_then(Value::as_u64)
+            .map_or(0, |n| n.min(u32::MAX as u64) as u32);
+        Some((e.service.into_owned(), strikes))
+    }
+
+    fn add_entry(&mut self, e: &Entry<'_>, observed_ns: u64) -> bool {
         let Some(level) = Level::parse(&e.level) else {
             return false;
         };
@@ -266,11 +289,11 @@ impl Encoder {
                 if !out.is_empty() {
                     out.push(b',');
                 }
-                record(out, level, &e, observed_ns);
+                record(out, level, e, observed_ns);
             }
             // ScopeLogs.log_records (2), one after another.
             OtlpProtocol::Protobuf => {
-                wire::message(out, 2, |o| record_pb(o, level, &e, observed_ns));
+                wire::message(out, 2, |o| record_pb(o, level, e, observed_ns));
             }
         }
         self.entries += 1;

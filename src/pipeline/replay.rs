@@ -439,7 +439,7 @@ impl Shared {
         });
         let unsent: Vec<Vec<u8>> = (start..len)
             .filter(|&i| !done[i].load(Ordering::Acquire))
-            .map(|i| lines[i].clone())
+            .map(|i| lines[i].to_vec())
             .collect();
         let mut round = std::mem::take(&mut *lock(&totals));
         round.stopped = stop.load(Ordering::Acquire);
@@ -652,8 +652,8 @@ impl Shared {
         // (index, service, strikes) of the lines in the request.
         let mut sent: Vec<(usize, String, u32)> = Vec::new();
         for (j, line) in lines.iter().enumerate() {
-            match parse_line(line) {
-                Some((service, strikes)) if enc.add(line, 0) => sent.push((j, service, strikes)),
+            match enc.add_line(line) {
+                Some((service, strikes)) => sent.push((j, service, strikes)),
                 _ => {
                     Stats::add(&self.stats.corrupt, 1);
                     let _ = b.side(buffer::CORRUPT, line);

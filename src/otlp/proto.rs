@@ -178,20 +178,48 @@ pub(crate) mod wire {
         out.extend_from_slice(b);
     }
 
-    /// A message field whose content `f` writes: its length is put in front once known (one
-    /// byte is kept for it; a longer content is moved up to make room for more).
+    /// A message field whose content `f` writes: its length is put in front once known. Two
+    /// bytes are kept for it (a length under 16 KiB: a record, an attribute), so that only a
+    /// short content (under 128 bytes, one byte of length) moves, down by one; a longer one
+    /// (a request's scope of records) moves up to make room for more.
     pub fn message(out: &mut Vec<u8>, tag: u32, f: impl FnOnce(&mut Vec<u8>)) {
+        const KEPT: usize = 2;
         encode_key(tag, WireType::LengthDelimited, out);
         let at = out.len();
-        out.push(0);
+        out.extend_from_slice(&[0; KEPT]);
         f(out);
-        let len = out.len() - at - 1;
+        let len = out.len() - at - KEPT;
         let n = encoded_len_varint(len as u64);
-        if n > 1 {
-            out.resize(out.len() + n - 1, 0);
-            out.copy_within(at + 1..at + 1 + len, at + n);
+        if n != KEPT {
+            if n > KEPT {
+                out.resize(out.len() + n - KEPT, 0);
+            }
+            out.copy_within(at + KEPT..at + KEPT + len, at + n);
+            out.truncate(at + n + len);
         }
         let mut slot = &mut out[at..at + n];
         encode_varint(len as u64, &mut slot);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wire;
+    use prost::encoding::{decode_key, decode_varint, WireType};
+
+    #[test]
+    fn a_message_field_of_any_length_decodes() {
+        for len in [0, 1, 126, 127, 128, 129, 16_383, 16_384, 16_385, 2_097_152] {
+            let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut out = vec![7u8];
+            wire::message(&mut out, 3, |o| o.extend_from_slice(&content));
+            out.push(9);
+            let mut buf = &out[1..];
+            assert_eq!(decode_key(&mut buf).unwrap(), (3, WireType::LengthDelimited));
+            assert_eq!(decode_varint(&mut buf).unwrap(), len as u64);
+            assert_eq!(&buf[..len], &content[..], "content of {len} bytes");
+            assert_eq!(&buf[len..], &[9], "{len} bytes: what follows");
+            assert_eq!(out[0], 7);
+        }
     }
 }

@@ -293,7 +293,7 @@ impl Encoder {
             }
             // ScopeLogs.log_records (2), one after another.
             OtlpProtocol::Protobuf => {
-                wire::message(out, 2, |o| record_pb(o, level, e, observed_ns));
+                wire::message_large(out, 2, |o| record_pb(o, level, e, observed_ns));
             }
         }
         self.entries += 1;
@@ -352,7 +352,7 @@ impl Encoder {
         for (service, loggers) in groups {
             // ExportLogsServiceRequest.resource_logs (1)
             let mut emptied = Vec::with_capacity(loggers.len());
-            wire::message(out, 1, |o| {
+            wire::message_large(out, 1, |o| {
                 // ResourceLogs.resource (1): Resource.attributes (1), service.name first.
                 wire::message(o, 1, |o| {
                     wire::message(o, 1, |o| {
@@ -363,7 +363,7 @@ impl Encoder {
                 });
                 for (logger, records) in loggers {
                     // ResourceLogs.scope_logs (2): the scope (1), then its records.
-                    wire::message(o, 2, |o| {
+                    wire::message_large(o, 2, |o| {
                         wire::message(o, 1, |o| wire::bytes(o, 1, logger.as_bytes()));
                         o.extend_from_slice(&records);
                     });
@@ -519,9 +519,9 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
             });
         }
     }
-    wire::message(out, 6, |o| {
+    wire::message_large(out, 6, |o| {
         wire::bytes(o, 1, b"context");
-        wire::message(o, 2, |o| {
+        wire::message_large(o, 2, |o| {
             let at = o.len();
             let done = e.context.is_some_and(|raw| {
                 let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -557,14 +557,20 @@ impl<'de> serde::de::DeserializeSeed<'de> for AnyPb<'_> {
 }
 
 /// [`wire::message`] whose content may fail; on failure `out` is left as it was.
+/// `large`: [`wire::message_large`].
 fn message_try<E>(
     out: &mut Vec<u8>,
     tag: u32,
+    large: bool,
     f: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
     let at = out.len();
     let mut r = Ok(());
-    wire::message(out, tag, |o| r = f(o));
+    if large {
+        wire::message_large(out, tag, |o| r = f(o));
+    } else {
+        wire::message(out, tag, |o| r = f(o));
+    }
     if r.is_err() {
         out.truncate(at);
     }
@@ -625,10 +631,10 @@ impl<'de> serde::de::Visitor<'de> for AnyPb<'_> {
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         // ArrayValue (5): values (1), one AnyValue each.
-        message_try(self.0, 5, |o| loop {
+        message_try(self.0, 5, false, |o| loop {
             let at = o.len();
             let mut more = false;
-            message_try(o, 1, |o| {
+            message_try(o, 1, false, |o| {
                 more = seq.next_element_seed(AnyPb(o))?.is_some();
                 Ok(())
             })?;
@@ -640,13 +646,13 @@ impl<'de> serde::de::Visitor<'de> for AnyPb<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         // KeyValueList (6): values (1), one KeyValue each.
-        message_try(self.0, 6, |o| loop {
+        message_try(self.0, 6, true, |o| loop {
             let at = o.len();
             let mut more = false;
-            message_try(o, 1, |o| {
+            message_try(o, 1, false, |o| {
                 if map.next_key_seed(KeyPb(o))?.is_some() {
                     more = true;
-                    message_try(o, 2, |o| map.next_value_seed(AnyPb(o)))?;
+                    message_try(o, 2, false, |o| map.next_value_seed(AnyPb(o)))?;
                 }
                 Ok(())
             })?;

@@ -178,23 +178,32 @@ pub(crate) mod wire {
         out.extend_from_slice(b);
     }
 
-    /// A message field whose content `f` writes: its length is put in front once known. Two
-    /// bytes are kept for it (a length under 16 KiB: a record, an attribute), so that only a
-    /// short content (under 128 bytes, one byte of length) moves, down by one; a longer one
-    /// (a request's scope of records) moves up to make room for more.
+    /// A message field whose content `f` writes: its length is put in front once known. One
+    /// byte is kept for it (a content under 128 bytes: a key and its value); a longer content
+    /// is moved up to make room for more.
     pub fn message(out: &mut Vec<u8>, tag: u32, f: impl FnOnce(&mut Vec<u8>)) {
-        const KEPT: usize = 2;
+        message_kept(out, tag, 1, f)
+    }
+
+    /// [`message`] for a content that is likely 128 bytes or more (a record, a context): two
+    /// bytes are kept, so that one under 16 KiB does not move, and a short one moves down by one.
+    pub fn message_large(out: &mut Vec<u8>, tag: u32, f: impl FnOnce(&mut Vec<u8>)) {
+        message_kept(out, tag, 2, f)
+    }
+
+    #[inline(always)]
+    fn message_kept(out: &mut Vec<u8>, tag: u32, kept: usize, f: impl FnOnce(&mut Vec<u8>)) {
         encode_key(tag, WireType::LengthDelimited, out);
         let at = out.len();
-        out.extend_from_slice(&[0; KEPT]);
+        out.extend_from_slice(&[0, 0][..kept]);
         f(out);
-        let len = out.len() - at - KEPT;
+        let len = out.len() - at - kept;
         let n = encoded_len_varint(len as u64);
-        if n != KEPT {
-            if n > KEPT {
-                out.resize(out.len() + n - KEPT, 0);
+        if n != kept {
+            if n > kept {
+                out.resize(out.len() + n - kept, 0);
             }
-            out.copy_within(at + KEPT..at + KEPT + len, at + n);
+            out.copy_within(at + kept..at + kept + len, at + n);
             out.truncate(at + n + len);
         }
         let mut slot = &mut out[at..at + n];
@@ -211,15 +220,25 @@ mod tests {
     fn a_message_field_of_any_length_decodes() {
         for len in [0, 1, 126, 127, 128, 129, 16_383, 16_384, 16_385, 2_097_152] {
             let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let mut out = vec![7u8];
-            wire::message(&mut out, 3, |o| o.extend_from_slice(&content));
-            out.push(9);
-            let mut buf = &out[1..];
-            assert_eq!(decode_key(&mut buf).unwrap(), (3, WireType::LengthDelimited));
-            assert_eq!(decode_varint(&mut buf).unwrap(), len as u64);
-            assert_eq!(&buf[..len], &content[..], "content of {len} bytes");
-            assert_eq!(&buf[len..], &[9], "{len} bytes: what follows");
-            assert_eq!(out[0], 7);
+            for large in [false, true] {
+                let mut out = vec![7u8];
+                let write = |o: &mut Vec<u8>| o.extend_from_slice(&content);
+                if large {
+                    wire::message_large(&mut out, 3, write);
+                } else {
+                    wire::message(&mut out, 3, write);
+                }
+                out.push(9);
+                let mut buf = &out[1..];
+                assert_eq!(
+                    decode_key(&mut buf).unwrap(),
+                    (3, WireType::LengthDelimited)
+                );
+                assert_eq!(decode_varint(&mut buf).unwrap(), len as u64);
+                assert_eq!(&buf[..len], &content[..], "content of {len} bytes");
+                assert_eq!(&buf[len..], &[9], "{len} bytes: what follows");
+                assert_eq!(out[0], 7);
+            }
         }
     }
 }

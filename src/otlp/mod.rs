@@ -94,6 +94,12 @@ impl Entry<'_> {
     }
 }
 
+/// An entry's JSON text read: checked as UTF-8 once, whole, rather than string by string as
+/// serde_json does with bytes.
+fn entry(body: &[u8]) -> Option<Entry<'_>> {
+    serde_json::from_str(std::str::from_utf8(body).ok()?).ok()
+}
+
 /// The OTLP severity number of a level.
 pub fn severity_number(level: Level) -> u8 {
     match level {
@@ -241,7 +247,7 @@ impl Encoder {
     /// Adds one entry (its rarch JSON `body`; `observed_ns` 0 when unknown). False, and
     /// nothing added, when the body is not an entry.
     pub fn add(&mut self, body: &[u8], observed_ns: u64) -> bool {
-        let Ok(e) = serde_json::from_slice::<Entry<'_>>(body) else {
+        let Some(e) = entry(body) else {
             return false;
         };
         self.add_entry(&e, observed_ns)
@@ -251,7 +257,7 @@ impl Encoder {
     /// any number, else 0), or `None`, and nothing added, when the line is not an entry (or
     /// its service is empty).
     pub fn add_line(&mut self, line: &[u8]) -> Option<(String, u32)> {
-        let e = serde_json::from_slice::<Entry<'_>>(line).ok()?;
+        let e = entry(line)?;
         if e.service.is_empty() || !self.add_entry(&e, 0) {
             return None;
         }

@@ -524,13 +524,14 @@ impl DiskBuffer {
                 let Some(o) = journal::next_orphan(&self.dir)? else {
                     return Ok(None);
                 };
-                let mut data = Vec::new();
+                let mut data = Vec::with_capacity(o.data.len() / 2 * 3);
                 let mut lines = 0;
+                let mut maker = crate::record::BodyMaker::default();
                 for rec in journal::records(&o.data) {
                     // A body, or a durable entry's raw fields to build one from; anything else
                     // is not ours and is left out.
-                    if let Some(body) = crate::record::journal_body(rec, &self.service) {
-                        data.extend_from_slice(&body);
+                    if let Some(body) = maker.body(rec, &self.service) {
+                        data.extend_from_slice(body);
                         data.push(b'\n');
                         lines += 1;
                     }

@@ -189,22 +189,46 @@ pub(crate) fn write_journal(
 /// The JSON body of a journal record of `service`: the record as it is when it is a body, the
 /// body built from it when it is a durable entry's raw record; None when it is neither.
 pub fn journal_body(rec: &[u8], service: &str) -> Option<Vec<u8>> {
-    if rec.first() != Some(&JOURNAL_RAW) {
-        // A body is one line; anything else is not ours.
-        return (!rec.contains(&b'\n')).then(|| rec.to_vec());
+    BodyMaker::default().body(rec, service).map(<[u8]>::to_vec)
+}
+
+/// [`journal_body`] for many records: the body is built in a buffer of its own, reused, and
+/// the last logger's prefix is kept (a segment's records mostly come from one logger).
+#[derive(Default)]
+pub struct BodyMaker {
+    /// The level, service and logger name `prefix` was made for.
+    key: Option<(Level, String, String)>,
+    prefix: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl BodyMaker {
+    /// The body of journal record `rec` (see [`journal_body`]), valid until the next call.
+    pub fn body<'a>(&'a mut self, rec: &'a [u8], service: &str) -> Option<&'a [u8]> {
+        if rec.first() != Some(&JOURNAL_RAW) {
+            // A body is one line; anything else is not ours.
+            return (!rec.contains(&b'\n')).then_some(rec);
+        }
+        let n = u32::from_le_bytes(rec.get(1..5)?.try_into().ok()?) as usize;
+        let name = std::str::from_utf8(rec.get(5..5usize.checked_add(n)?)?).ok()?;
+        let r = parse_record(&rec[5 + n..])?;
+        let same = self
+            .key
+            .as_ref()
+            .is_some_and(|(l, s, k)| *l == r.level && s == service && k == name);
+        if !same {
+            self.prefix = entry::prefix(r.level, service, name);
+            self.key = Some((r.level, service.to_owned(), name.to_owned()));
+        }
+        entry::assemble(
+            &mut self.body,
+            &self.prefix,
+            &r.fields,
+            r.context_multi_line,
+            r.at_ns,
+        );
+        Some(&self.body)
     }
-    let n = u32::from_le_bytes(rec.get(1..5)?.try_into().ok()?) as usize;
-    let name = std::str::from_utf8(rec.get(5..5usize.checked_add(n)?)?).ok()?;
-    let r = parse_record(&rec[5 + n..])?;
-    let mut body = Vec::with_capacity(rec.len() + 256);
-    entry::assemble(
-        &mut body,
-        &entry::prefix(r.level, service, name),
-        &r.fields,
-        r.context_multi_line,
-        r.at_ns,
-    );
-    Some(body)
 }
 
 /// The size of a lane record `rec` of logger `name` as an overflow journal record.

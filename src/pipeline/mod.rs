@@ -88,9 +88,10 @@ const POOL_MAX_CAPACITY: usize = 16 * 1024;
 /// come back, and a caller that allocated a fresh one took a page fault about once in six
 /// calls (p99 of 15 µs measured with `rbench caller` against a slow server).
 const POOL_LOW: usize = POOL / 2;
-/// The size of the buffers made ahead: a typical entry (64-byte message, 200-byte context)
-/// takes about 700 bytes; a larger one grows its buffer, which then comes back larger.
-const POOL_FRESH_CAPACITY: usize = 1024;
+/// The size of the buffers made ahead: a typical entry (64-byte message, 230-byte context,
+/// the benchmarks' `typical_entry.h`) takes about 510 bytes; a larger one grows its buffer,
+/// which then comes back larger. Every entry in the queue holds one (8,192 by default).
+const POOL_FRESH_CAPACITY: usize = 640;
 
 /// `repr(C)`: the fields a call reads on the lane path (`id`, `lane_table`, `work`'s waiters,
 /// `chunks.low`) come first, on one cache line (the struct is aligned to 128 bytes by its

@@ -95,6 +95,14 @@ pub(super) fn reset_sources_in_child() {
 /// builds their bodies).
 const COLLECT_STEP: usize = 256;
 
+/// With `on_full=spill`, the most entries the senders keep built in the queue ahead of their
+/// requests (four batches of the default 512, a pipelined run many times over): the others
+/// wait in their lanes as the callers wrote them, about half the memory of a built entry, and
+/// the spill thread writes a lane's excess to disk raw in a burst. Without it, a burst's queue
+/// held `queue_capacity` built entries (8,192 of about 640 bytes each: 5 MiB) on top of the
+/// lanes.
+const COLLECT_AHEAD: usize = 2048;
+
 thread_local! {
     static LANES: RefCell<Vec<Handle>> = const { RefCell::new(Vec::new()) };
 }
@@ -324,7 +332,14 @@ impl Shared {
                 let Ok(list) = self.lanes.try_lock().map(|l| l.clone()) else {
                     return 0;
                 };
-                let mut room = self.cfg.queue_capacity.saturating_sub(self.rx.len());
+                let ahead = if self.cfg.spills_lanes_raw() {
+                    self.cfg
+                        .queue_capacity
+                        .min(COLLECT_AHEAD.max(self.cfg.batch_max_entries))
+                } else {
+                    self.cfg.queue_capacity
+                };
+                let mut room = ahead.saturating_sub(self.rx.len());
                 loop {
                     let before = total;
                     for l in &list {

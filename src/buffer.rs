@@ -166,6 +166,59 @@ impl Claimed {
         self.file.read_to_end(&mut data)?;
         Ok(Lines::new(data))
     }
+
+    /// The file's lines a window at a time ([`Windows::next_window`]): the same lines, in
+    /// the same order, as [`Claimed::lines`], each window about `bytes` long (whole lines; a
+    /// longer line is a window alone).
+    pub fn windows(&self, bytes: usize) -> io::Result<Windows> {
+        Ok(Windows {
+            file: self.file.try_clone()?,
+            bytes: bytes.max(1),
+            carry: Vec::new(),
+            eof: false,
+        })
+    }
+}
+
+/// A claimed file read a window of whole lines at a time (see [`Claimed::windows`]).
+pub struct Windows {
+    /// The claimed file's descriptor, duplicated (the claim keeps its own, and its lock).
+    file: File,
+    bytes: usize,
+    /// Read past the last window's end: the start of its next line.
+    carry: Vec<u8>,
+    eof: bool,
+}
+
+impl Windows {
+    /// The next window's lines; `None` once the file has been read to its end.
+    pub fn next_window(&mut self) -> io::Result<Option<Lines>> {
+        loop {
+            if self.eof {
+                if self.carry.is_empty() {
+                    return Ok(None);
+                }
+                // The file's last line, torn or without its line end.
+                return Ok(Some(Lines::new(std::mem::take(&mut self.carry))));
+            }
+            let mut data = std::mem::take(&mut self.carry);
+            let have = data.len();
+            let want = self.bytes.saturating_sub(have).max(4096);
+            data.reserve_exact(want);
+            let n = (&self.file).take(want as u64).read_to_end(&mut data)?;
+            if n == 0 {
+                self.eof = true;
+            }
+            // Whole lines go now; what follows the last line end waits for the next read.
+            match memchr::memrchr(b'\n', &data[have..]) {
+                Some(i) => {
+                    self.carry = data.split_off(have + i + 1);
+                    return Ok(Some(Lines::new(data)));
+                }
+                None => self.carry = data,
+            }
+        }
+    }
 }
 
 /// The non-blank lines of a file's contents (without `\n`, nor a `\r` before it), each a span
@@ -958,6 +1011,43 @@ mod tests {
         assert_eq!((l.len(), &l[0]), (1, &b"x"[..]));
         assert!(Lines::new(Vec::new()).is_empty());
         assert!(Lines::new(b"\n\r\n".to_vec()).is_empty());
+    }
+
+    #[test]
+    fn windows_give_the_lines_of_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut text = Vec::new();
+        for i in 0..300 {
+            let line = match i % 7 {
+                0 => String::new(),
+                1 => format!("{{\"n\":{i}}}\r"),
+                2 => format!("{{\"long\":\"{}\"}}", "x".repeat(9000 + i)),
+                _ => format!("{{\"n\":{i},\"pad\":\"{}\"}}", "y".repeat(i)),
+            };
+            text.extend_from_slice(line.as_bytes());
+            text.push(b'\n');
+        }
+        for end in [&b""[..], b"{\"torn\":", b"  \n\n", b"{\"last\":1}\n"] {
+            let mut data = text.clone();
+            data.extend_from_slice(end);
+            let path = dir.path().join("claimed.jsonl");
+            fs::write(&path, &data).unwrap();
+            let whole = Lines::new(data.clone());
+            let want: Vec<&[u8]> = (0..whole.len()).map(|i| &whole[i]).collect();
+            for bytes in [1, 100, 4096, 10_000, 1 << 20] {
+                let claimed = Claimed {
+                    path: path.clone(),
+                    file: File::open(&path).unwrap(),
+                    origin: None,
+                };
+                let mut windows = claimed.windows(bytes).unwrap();
+                let mut got = Vec::new();
+                while let Some(w) = windows.next_window().unwrap() {
+                    got.extend((0..w.len()).map(|i| w[i].to_vec()));
+                }
+                assert_eq!(got, want, "windows of {bytes} bytes, ending {end:?}");
+            }
+        }
     }
 
     #[test]

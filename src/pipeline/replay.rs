@@ -9,6 +9,9 @@
 //!   rounds deliver, and after a growing backoff while they deliver nothing, so the failed lines are tried again
 //!   later, not in a hot loop. A line that is poison (see
 //!   [`policy`](super::policy)) is dead-lettered.
+//! - **Windows.** A claimed file is read and sent [`WINDOW_BYTES`] of whole lines at a time:
+//!   the replay holds a window, not the file. Once a window ends with lines not settled (a stop,
+//!   a probe), the rest of the file goes back with them unread by the server.
 //! - **Progress.** Every [`PROGRESS_EVERY`] lines, the index below which every line of the
 //!   claimed file is settled is written beside it (`<claimed>.progress`, no fsync). A process
 //!   that adopts a claimed file after a crash starts there, so a SIGKILL costs at most that
@@ -90,6 +93,20 @@ enum Line {
     /// Not sent or not stored again: it stays in the claimed file, and the pass stops (the
     /// server is down, or the buffer cannot be written).
     Kept,
+}
+
+/// The most bytes of a claimed file the replay holds at a time: its lines are read and sent a
+/// window at a time (about 2,000 typical lines: four OTLP batches of 512, many pipelined runs),
+/// not the whole file (up to `buffer_max_file_bytes`, 5 MiB by default) at once.
+const WINDOW_BYTES: usize = 1 << 20;
+
+/// What became of a window's lines (see [`Shared::replay_window`]).
+struct WindowDone {
+    delivered: usize,
+    failed: usize,
+    stopped: bool,
+    /// Its lines not settled.
+    unsent: Vec<Vec<u8>>,
 }
 
 /// What a round or a pass found.
@@ -247,34 +264,88 @@ impl Shared {
     }
 
     /// Sends the lines of a claimed file (at most `limit` sent, for a probe), from its progress
-    /// mark on, and releases it: what was not taken goes back where it came from.
+    /// mark on, a window of [`WINDOW_BYTES`] at a time, and releases it: what was not taken
+    /// goes back where it came from.
     fn replay_file(
         &self,
         b: &DiskBuffer,
-        mut claimed: Claimed,
+        claimed: Claimed,
         limit: Option<usize>,
     ) -> std::io::Result<Round> {
-        let lines = match claimed.lines() {
-            Ok(l) => l,
-            Err(e) => {
-                b.mark_backlog();
-                return Err(e);
-            }
-        };
-        let len = lines.len();
         // What an earlier drain of this file settled: every line before `start`, and those
         // marked in the bitmap of the lines after it.
         let (start, bits) = claimed.progress();
-        let start = start.min(len);
+        let settled_before = |i: usize| {
+            let j = i.wrapping_sub(start);
+            i < start || (j < buffer::PROGRESS_BITS && bits[j / 64] >> (j % 64) & 1 == 1)
+        };
+        let budget = AtomicUsize::new(limit.unwrap_or(usize::MAX));
+        let mut round = Round::default();
+        let mut unsent: Vec<Vec<u8>> = Vec::new();
+        // Once a window ends with lines not settled (a stop, a probe's budget spent), the
+        // following windows' lines are not sent: they go back with them.
+        let mut complete = true;
+        let mut base = 0;
+        let read = claimed.windows(WINDOW_BYTES).and_then(|mut windows| {
+            while let Some(lines) = windows.next_window()? {
+                let len = lines.len();
+                if !complete {
+                    unsent.extend((0..len).map(|i| lines[i].to_vec()));
+                } else if (base..base + len).any(|i| !settled_before(i)) {
+                    let w = self.replay_window(
+                        b,
+                        &claimed,
+                        &lines,
+                        base,
+                        &settled_before,
+                        &budget,
+                        limit.is_some(),
+                    );
+                    round.delivered += w.delivered;
+                    round.failed += w.failed;
+                    round.stopped |= w.stopped;
+                    complete = w.unsent.is_empty();
+                    unsent.extend(w.unsent);
+                }
+                base += len;
+            }
+            Ok(())
+        });
+        if let Err(e) = read {
+            b.mark_backlog();
+            return Err(e);
+        }
+        b.release(claimed, &unsent)?;
+        if !unsent.is_empty() || round.failed > 0 {
+            b.mark_backlog();
+        }
+        if round.delivered > 0 {
+            // A flush waiting for the disk to drain looks again now, not at its next tick.
+            self.progress.notify();
+        }
+        Ok(round)
+    }
+
+    /// Sends the lines of one window of a claimed file (its first line is the file's `base`),
+    /// those an earlier drain did not settle; every [`PROGRESS_EVERY`] lines and at the end,
+    /// the file's mark says which are settled. What was not settled comes back in `unsent`.
+    #[allow(clippy::too_many_arguments)]
+    fn replay_window(
+        &self,
+        b: &DiskBuffer,
+        claimed: &Claimed,
+        lines: &buffer::Lines,
+        base: usize,
+        settled_before: &dyn Fn(usize) -> bool,
+        budget: &AtomicUsize,
+        probe: bool,
+    ) -> WindowDone {
+        let len = lines.len();
         let done: Vec<AtomicBool> = (0..len)
-            .map(|i| {
-                let j = i.wrapping_sub(start);
-                AtomicBool::new(
-                    i < start || (j < buffer::PROGRESS_BITS && bits[j / 64] >> (j % 64) & 1 == 1),
-                )
-            })
+            .map(|i| AtomicBool::new(settled_before(base + i)))
             .collect();
-        let marked = Mutex::new(start);
+        // The windows before this one are settled: the mark starts at its first line.
+        let marked = Mutex::new(0);
         // The first unsettled line and a bitmap of the settled ones after it, written in place.
         let write_mark = || {
             let mut low = lock(&marked);
@@ -287,19 +358,19 @@ impl Shared {
                     bits[j / 64] |= 1 << (j % 64);
                 }
             }
-            claimed.set_progress(*low, &bits);
+            claimed.set_progress(base + *low, &bits);
         };
         // Made now, while there may be room on the disk; later marks overwrite it in place,
-        // so even when the release below fails (a full disk) the mark tells the next drain
-        // which lines are settled.
+        // so even when the release fails (a full disk) the mark tells the next drain which
+        // lines are settled.
         write_mark();
-        let to_send = (start..len)
+        let to_send = (0..len)
             .filter(|&i| !done[i].load(Ordering::Relaxed))
             .count();
         // With sink=otlp a request carries up to a batch of lines (a probe: one).
         let batching = self.batching();
         // With the rarch sink to a near server, a run of lines is pipelined.
-        let chunk = if limit.is_some() {
+        let chunk = if probe {
             1
         } else if batching {
             self.cfg.batch_max_entries
@@ -318,7 +389,7 @@ impl Shared {
         } else {
             self.cfg.connections
         };
-        let k = if to_send < 64 || limit.is_some() {
+        let k = if to_send < 64 || probe {
             1
         } else {
             threads
@@ -329,7 +400,7 @@ impl Shared {
         // Lines are taken in order by `k` threads, a run of up to `chunk` at a time; `done[i]`
         // is set once line i is settled, so a mark never covers a line in flight, and a slow
         // request holds back only its own lines.
-        let next = Mutex::new(start);
+        let next = Mutex::new(0);
         let take = || -> Vec<usize> {
             let mut at = lock(&next);
             let mut run = Vec::new();
@@ -347,7 +418,6 @@ impl Shared {
             }
             run
         };
-        let budget = AtomicUsize::new(limit.unwrap_or(usize::MAX));
         let settled_n = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
         let totals = Mutex::new(Round::default());
@@ -362,7 +432,7 @@ impl Shared {
             while !last {
                 if stop.load(Ordering::Acquire)
                     || self.closing.load(Ordering::Acquire)
-                    || (limit.is_none() && self.policy.outage())
+                    || (!probe && self.policy.outage())
                 {
                     stop.store(true, Ordering::Release);
                     break;
@@ -391,9 +461,9 @@ impl Shared {
                     let batch: Vec<&[u8]> = run.iter().map(|&i| &lines[i][..]).collect();
                     let wait = round.is_empty();
                     let pending = if batching {
-                        self.replay_batch(b, batch, limit.is_some(), wait)
+                        self.replay_batch(b, batch, probe, wait)
                     } else {
-                        self.replay_lines(b, batch, limit.is_some(), wait)
+                        self.replay_lines(b, batch, probe, wait)
                     };
                     round.push((run, self.send_pending(pending)));
                 }
@@ -437,22 +507,18 @@ impl Shared {
             }
             work();
         });
-        let unsent: Vec<Vec<u8>> = (start..len)
+        let unsent: Vec<Vec<u8>> = (0..len)
             .filter(|&i| !done[i].load(Ordering::Acquire))
             .map(|i| lines[i].to_vec())
             .collect();
-        let mut round = std::mem::take(&mut *lock(&totals));
-        round.stopped = stop.load(Ordering::Acquire);
+        let totals = std::mem::take(&mut *lock(&totals));
         write_mark();
-        b.release(claimed, &unsent)?;
-        if !unsent.is_empty() || round.failed > 0 {
-            b.mark_backlog();
+        WindowDone {
+            delivered: totals.delivered,
+            failed: totals.failed,
+            stopped: stop.load(Ordering::Acquire),
+            unsent,
         }
-        if round.delivered > 0 {
-            // A flush waiting for the disk to drain looks again now, not at its next tick.
-            self.progress.notify();
-        }
-        Ok(round)
     }
 
     /// Sends buffer lines of the rarch sink, each its own request: one, or several pipelined on

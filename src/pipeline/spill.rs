@@ -327,8 +327,9 @@ impl Shared {
             return 0;
         }
         // While the queue has room the senders take the lanes' records, unless a lane is
-        // three quarters full or a caller waits for room in one.
-        let queue_full = self.rx.len() >= self.cfg.queue_capacity / 2;
+        // three quarters full or a caller waits for room in one. The queue counts as full at
+        // half of what the senders build ahead into it: they are behind.
+        let queue_full = self.rx.len() >= self.collect_ahead() / 2;
         let waiting = self.lane_full.swap(false, Ordering::AcqRel);
         let lanes: Vec<Arc<Lane>> = lock(&self.lanes).clone();
         let mut total = 0;

@@ -308,6 +308,17 @@ impl Shared {
         self.accepted.load(Ordering::Acquire) + lanes.iter().map(|l| l.pushed()).sum::<u64>()
     }
 
+    /// The most entries the senders build ahead into the queue (see [`COLLECT_AHEAD`]).
+    pub(super) fn collect_ahead(&self) -> usize {
+        if self.cfg.spills_lanes_raw() {
+            self.cfg
+                .queue_capacity
+                .min(COLLECT_AHEAD.max(self.cfg.batch_max_entries))
+        } else {
+            self.cfg.queue_capacity
+        }
+    }
+
     /// Moves records from the lanes into the queue, as much as it has room for, building each
     /// entry's body; returns how many. At close (`all`), every record, into `out` instead.
     pub(super) fn collect(&self, all: Option<&mut Vec<super::Item>>) -> usize {
@@ -332,14 +343,7 @@ impl Shared {
                 let Ok(list) = self.lanes.try_lock().map(|l| l.clone()) else {
                     return 0;
                 };
-                let ahead = if self.cfg.spills_lanes_raw() {
-                    self.cfg
-                        .queue_capacity
-                        .min(COLLECT_AHEAD.max(self.cfg.batch_max_entries))
-                } else {
-                    self.cfg.queue_capacity
-                };
-                let mut room = ahead.saturating_sub(self.rx.len());
+                let mut room = self.collect_ahead().saturating_sub(self.rx.len());
                 loop {
                     let before = total;
                     for l in &list {

@@ -160,16 +160,9 @@ impl Claimed {
         let _ = r;
     }
 
-    /// The lines of the file (the last one may be torn), read whole into one buffer.
-    pub fn lines(&mut self) -> io::Result<Lines> {
-        let mut data = Vec::new();
-        self.file.read_to_end(&mut data)?;
-        Ok(Lines::new(data))
-    }
-
-    /// The file's lines a window at a time ([`Windows::next_window`]): the same lines, in
-    /// the same order, as [`Claimed::lines`], each window about `bytes` long (whole lines; a
-    /// longer line is a window alone).
+    /// The file's lines (the last one may be torn) a window at a time
+    /// ([`Windows::next_window`]): the same lines, in the same order, as [`Lines::new`] of the
+    /// whole file, each window about `bytes` long (whole lines; a longer line is a window alone).
     pub fn windows(&self, bytes: usize) -> io::Result<Windows> {
         Ok(Windows {
             file: self.file.try_clone()?,

@@ -90,7 +90,7 @@ const POOL_MAX_CAPACITY: usize = 16 * 1024;
 const POOL_LOW: usize = POOL / 2;
 /// The size of the buffers made ahead: a typical entry (64-byte message, 230-byte context,
 /// the benchmarks' `typical_entry.h`) takes about 510 bytes; a larger one grows its buffer,
-/// which then comes back larger. Every entry in the queue holds one (8,192 by default).
+/// which then comes back larger. Every built entry in the queue holds one.
 const POOL_FRESH_CAPACITY: usize = 640;
 
 /// `repr(C)`: the fields a call reads on the lane path (`id`, `lane_table`, `work`'s waiters,

@@ -98,8 +98,8 @@ const COLLECT_STEP: usize = 256;
 /// With `on_full=spill`, the most entries the senders keep built in the queue ahead of their
 /// requests (four batches of the default 512, a pipelined run many times over): the others
 /// wait in their lanes as the callers wrote them, about half the memory of a built entry, and
-/// the spill thread writes a lane's excess to disk raw in a burst. Without it, a burst's queue
-/// held `queue_capacity` built entries (8,192 of about 640 bytes each: 5 MiB) on top of the
+/// the spill thread writes a lane's excess to disk raw in a burst. A queue filled to
+/// `queue_capacity` would hold 8,192 built entries of about 640 bytes (5 MiB) on top of the
 /// lanes.
 const COLLECT_AHEAD: usize = 2048;
 

@@ -27,7 +27,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
@@ -103,13 +103,16 @@ pub struct DiskBuffer {
     /// `Pipeline::persist_memory`), made on first use.
     fatal_journal: std::sync::OnceLock<Journal>,
     /// The overflow's raw records (see `Shared::spill_lanes`): segments in the journal's
-    /// format, moved into `buffer.jsonl` by [`DiskBuffer::recover_journals`] once sealed.
+    /// format, replayed as they are once sealed ([`DiskBuffer::take_segment`]), or moved into
+    /// `buffer.jsonl` ([`DiskBuffer::settle_raw`]) while they cannot be.
     overflow: Mutex<journal::Appender>,
     active: Mutex<Option<Active>>,
     maybe_backlog: AtomicBool,
-    /// Raw records were written to `overflow` since its segments were last moved into
-    /// `buffer.jsonl`: a backlog too.
+    /// Raw records were written to `overflow` since no segment was last found waiting (moved
+    /// into `buffer.jsonl`, or taken by the replay): a backlog too.
     raw_pending: AtomicBool,
+    /// Segments taken by the replay and not yet finished: a backlog too.
+    taken: AtomicUsize,
 }
 
 /// A file claimed by this process for replay; the flock is held until it is dropped.
@@ -223,6 +226,11 @@ pub struct Lines {
 }
 
 impl Lines {
+    /// Lines given as spans of `data` (each non-blank, without a line end).
+    pub fn from_spans(data: Vec<u8>, spans: Vec<(usize, usize)>) -> Lines {
+        Lines { data, spans }
+    }
+
     pub fn new(data: Vec<u8>) -> Lines {
         let mut spans = Vec::new();
         let mut start = 0;
@@ -421,12 +429,18 @@ impl DiskBuffer {
             active: Mutex::new(None),
             maybe_backlog: AtomicBool::new(true),
             raw_pending: AtomicBool::new(false),
+            taken: AtomicUsize::new(0),
         };
         Ok(b)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The service whose entries these are.
+    pub fn service(&self) -> &str {
+        &self.service
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -699,7 +713,9 @@ impl DiskBuffer {
     /// Whether there may be lines to replay. Cheap: a flag set by appends, cleared by a claim
     /// that found nothing.
     pub fn maybe_backlog(&self) -> bool {
-        self.maybe_backlog.load(Ordering::Acquire) || self.raw_pending.load(Ordering::Acquire)
+        self.maybe_backlog.load(Ordering::Acquire)
+            || self.raw_pending.load(Ordering::Acquire)
+            || self.taken.load(Ordering::Acquire) > 0
     }
 
     /// The journal the spill thread writes the overflow's raw records to.
@@ -728,6 +744,40 @@ impl DiskBuffer {
             self.raw_pending.store(false, Ordering::Release);
         }
         Ok(a)
+    }
+
+    /// Seals the overflow's segment, leaving the segments to the replay
+    /// ([`DiskBuffer::take_segment`]); the raw records stop being pending once none is left
+    /// waiting. Called only by the thread that writes the overflow (as
+    /// [`DiskBuffer::settle_raw`]).
+    pub fn seal_raw(&self) -> io::Result<()> {
+        self.overflow().seal();
+        let waiting = self.locked(|_| journal::has_orphans(&self.dir))?;
+        if !waiting {
+            self.raw_pending.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Takes the next orphaned segment (a sealed overflow segment, a dead process's journal)
+    /// to be replayed as it is; give it back with [`DiskBuffer::finish_segment`].
+    pub fn take_segment(&self) -> io::Result<Option<journal::Taken>> {
+        self.locked(|_| {
+            let t = journal::take_orphan(&self.dir)?;
+            if t.is_some() {
+                self.taken.fetch_add(1, Ordering::AcqRel);
+            }
+            Ok(t)
+        })
+    }
+
+    /// Ends the replay of a taken segment: deleted when all of it was settled, else left for
+    /// recovery, and pending again.
+    pub fn finish_segment(&self, t: journal::Taken) {
+        if t.finish() {
+            self.raw_pending.store(true, Ordering::Release);
+        }
+        self.taken.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Marks the buffer as possibly holding lines (at start, or after a failed replay).

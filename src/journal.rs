@@ -475,22 +475,172 @@ pub fn records(data: &[u8]) -> Vec<&[u8]> {
 }
 
 /// The committed records of `data` from `off` on, up to a zero length or a torn record.
-fn committed(data: &[u8], mut off: usize) -> Vec<&[u8]> {
+fn committed(data: &[u8], off: usize) -> Vec<&[u8]> {
+    committed_at(data, off)
+        .into_iter()
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// The committed records of `data` from `off` on, as (offset of the record's header, body).
+fn committed_at(data: &[u8], mut off: usize) -> Vec<(usize, &[u8])> {
     let mut out = Vec::new();
     while off + RECORD_HEADER <= data.len() {
         let len =
             u32::from_le_bytes([data[off], data[off + 1], data[off + 2], data[off + 3]]) as usize;
-        let state = data[off + 4];
         let end = off + RECORD_HEADER + len;
         if len == 0 || end > data.len() {
             break;
         }
-        if state == COMMITTED {
-            out.push(&data[off + RECORD_HEADER..end]);
+        if data[off + 4] == COMMITTED {
+            out.push((off, &data[off + RECORD_HEADER..end]));
         }
         off = (end + 7) & !7;
     }
     out
+}
+
+/// An orphaned segment taken by this process to be replayed as it is, rather than moved into
+/// `buffer.jsonl` first (which writes and reads every entry once more). It is renamed as a
+/// live segment of this process, so that neither this process's recovery nor another's takes
+/// it while its POSIX lock is held, and mapped, so that each record is marked settled in the
+/// file when its entry is: a process that dies meanwhile leaves only the others to the next
+/// recovery. Dropped, it is deleted when every record is settled, else renamed for recovery
+/// (`buffer.journal-left-...`).
+pub struct Taken {
+    path: PathBuf,
+    _file: File,
+    base: *mut u8,
+    len: usize,
+    ended: bool,
+}
+
+// SAFETY: the mapping lives as long as the value; its bytes are only read, except the state
+// bytes, which are written through atomics.
+unsafe impl Send for Taken {}
+// SAFETY: as above.
+unsafe impl Sync for Taken {}
+
+impl Taken {
+    /// The segment file's bytes.
+    fn data(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: a mapping of `len` bytes that lives as long as `self`; nobody truncates a
+        // segment while it is locked.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+
+    /// Its committed, unsettled records: (offset for [`Taken::settle`], body).
+    pub fn records(&self) -> Vec<(usize, &[u8])> {
+        let data = self.data();
+        if data.len() < HEADER || &data[..HEADER] != MAGIC {
+            return Vec::new();
+        }
+        committed_at(data, HEADER)
+    }
+
+    /// The segment's size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Marks the record at `off` (an offset [`Taken::records`] gave) settled, in the file.
+    pub fn settle(&self, off: usize) {
+        if off + RECORD_HEADER <= self.len {
+            // SAFETY: the state byte of a record inside the mapping, only accessed atomically
+            // while the segment is taken.
+            unsafe { AtomicU8::from_ptr(self.base.add(off + 4)) }.store(SETTLED, Ordering::Release);
+        }
+    }
+
+    /// Ends the replay of the segment: deleted when every record is settled, else renamed for
+    /// recovery. Whether records were left in it.
+    pub fn finish(mut self) -> bool {
+        self.end()
+    }
+
+    fn end(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        self.ended = true;
+        let left = !self.records().is_empty();
+        if !left {
+            let _ = fs::remove_file(&self.path);
+        } else if let Some(name) = self.path.file_name().and_then(|n| n.to_str()) {
+            let left_name = name.replacen(PREFIX, LEFT, 1);
+            let _ = fs::rename(&self.path, self.path.with_file_name(left_name));
+        }
+        left
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        self.end();
+        if self.len > 0 {
+            // SAFETY: unmapping our own mapping; nothing borrowed from it outlives `self`.
+            unsafe {
+                libc::munmap(self.base as *mut libc::c_void, self.len);
+            }
+        }
+    }
+}
+
+/// Takes the first orphaned segment of `dir` (see [`orphans`]) for a replay of its records as
+/// they are ([`Taken`]). Call with the buffer lock held.
+pub fn take_orphan(dir: &Path) -> io::Result<Option<Taken>> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    for path in orphan_candidates(dir)? {
+        let Some(o) = open_locked(&path) else {
+            continue;
+        };
+        let len = o.metadata()?.len() as usize;
+        let taken = dir.join(format!(
+            "{}t{:08}{SUFFIX}",
+            own_tag(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::rename(&path, &taken)?;
+        let base = if len == 0 {
+            std::ptr::null_mut()
+        } else {
+            // SAFETY: mapping `len` bytes of a file we hold open and locked, shared, so that
+            // the state bytes written reach the file; populated at once (every record is read),
+            // rather than a fault a page.
+            let m = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_POPULATE,
+                    o.as_raw_fd(),
+                    0,
+                )
+            };
+            if m == libc::MAP_FAILED {
+                let e = io::Error::last_os_error();
+                // Back where any recovery finds it.
+                let _ = fs::rename(&taken, &path);
+                return Err(e);
+            }
+            m as *mut u8
+        };
+        return Ok(Some(Taken {
+            path: taken,
+            _file: o,
+            base,
+            len,
+            ended: false,
+        }));
+    }
+    Ok(None)
 }
 
 /// A segment left by a dead process (or retired with unsettled records), opened and locked.
@@ -521,6 +671,13 @@ pub fn next_orphan(dir: &Path) -> io::Result<Option<Orphan>> {
     Ok(None)
 }
 
+/// Whether `dir` holds orphaned segments (see [`orphans`]). Call with the buffer lock held.
+pub fn has_orphans(dir: &Path) -> io::Result<bool> {
+    Ok(orphan_candidates(dir)?
+        .iter()
+        .any(|p| open_locked(p).is_some()))
+}
+
 /// The segments of `dir` that are not this process's live ones.
 fn orphan_candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -535,28 +692,29 @@ fn orphan_candidates(dir: &Path) -> io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// The segment at `path`, opened, locked and read; None when its owner is alive or it is gone.
-fn open_orphan(path: PathBuf) -> io::Result<Option<Orphan>> {
-    let mut file = match OpenOptions::new()
+/// The segment at `path`, opened and locked; None when its owner is alive or it is gone.
+fn open_locked(path: &Path) -> Option<File> {
+    let file = OpenOptions::new()
         .read(true)
         .write(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(_) => return Ok(None),
-    };
-    if lock_posix(&file).is_err() {
-        return Ok(None); // its owner is alive
-    }
+        .open(path)
+        .ok()?;
+    // Its owner is alive?
+    lock_posix(&file).ok()?;
     // Deleted or replaced since we listed it (recovered by another process)?
-    let same = match (file.metadata(), fs::symlink_metadata(&path)) {
+    let same = match (file.metadata(), fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev() && a.nlink() > 0,
         _ => false,
     };
-    if !same {
+    same.then_some(file)
+}
+
+/// The segment at `path`, opened, locked and read; None when its owner is alive or it is gone.
+fn open_orphan(path: PathBuf) -> io::Result<Option<Orphan>> {
+    let Some(mut file) = open_locked(&path) else {
         return Ok(None);
-    }
+    };
     let mut data = Vec::new();
     file.read_to_end(&mut data)?;
     Ok(Some(Orphan {

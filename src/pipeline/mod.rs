@@ -848,6 +848,8 @@ impl Pipeline {
             }
         }
         s.closed.store(true, Ordering::SeqCst);
+        // Overflow segments the replay gave back after the spill thread's last look.
+        s.settle_raw(true);
         // Whatever is still in memory goes to disk.
         let mut rest: Vec<Item> = s.rx.try_iter().collect();
         s.collect(Some(&mut rest));

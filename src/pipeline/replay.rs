@@ -17,6 +17,11 @@
 //!   that adopts a claimed file after a crash starts there, so a SIGKILL costs at most that
 //!   many lines, plus those in flight (up to `connections`, twice: the ones the server had
 //!   not answered yet, and the ones waiting for a permit), sent twice.
+//! - **Overflow segments.** The raw records a burst spilled (sealed overflow segments, and
+//!   any journal segment a dead process left) are sent as they are, a segment at a time after
+//!   the service's files, each record marked settled in the segment as its entry settles:
+//!   they are not written into `buffer.jsonl` and read back first. What a stop leaves in one
+//!   stays there, for the next round or, in an outage, for `buffer.jsonl`.
 //! - **Probes.** During an outage one line is sent per backoff step (full jitter, at most
 //!   `backoff_max` apart). A failed probe line is moved to the end of the backlog, so the next
 //!   probe sends another one: a poison line never keeps an outage going.
@@ -26,6 +31,7 @@ use super::sender::backpressure;
 use super::spill::with_retry_count;
 use super::{lock, Shared, RECOVERY_EVERY_MS};
 use crate::buffer::{self, Claimed, DiskBuffer};
+use crate::journal::Taken;
 use crate::otlp;
 use crate::stats::Stats;
 use crate::transport::Outcome;
@@ -99,6 +105,15 @@ enum Line {
 /// window at a time (about 2,000 typical lines: four OTLP batches of 512, many pipelined runs),
 /// not the whole file (up to `buffer_max_file_bytes`, 5 MiB by default) at once.
 const WINDOW_BYTES: usize = 1 << 20;
+
+/// Where a window's settled lines are written down (see [`Shared::replay_window`]).
+enum Marks<'a> {
+    /// A claimed file's progress mark, every [`PROGRESS_EVERY`] lines.
+    File(&'a Claimed),
+    /// A taken segment: each line's record (at the offset of the same index), marked settled
+    /// as the line settles.
+    Segment(&'a Taken, &'a [usize]),
+}
 
 /// What became of a window's lines (see [`Shared::replay_window`]).
 struct WindowDone {
@@ -232,8 +247,71 @@ impl Shared {
                     break;
                 }
             }
+            loop {
+                if self.closing.load(Ordering::Acquire) || self.policy.outage() {
+                    round.stopped = true;
+                    return round;
+                }
+                let taken = match b.take_segment() {
+                    Ok(Some(t)) => t,
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.note_error(&format!("replay: {}: {e}", b.dir().display()));
+                        round.stopped = true;
+                        return round;
+                    }
+                };
+                let p = self.replay_segment(&b, taken);
+                round.delivered += p.delivered;
+                round.failed += p.failed;
+                if p.stopped {
+                    round.stopped = true;
+                    return round;
+                }
+            }
         }
         round
+    }
+
+    /// Sends the records of a taken segment (see the module comment) as one window, and
+    /// finishes it: deleted once every record is settled, else left for a later round.
+    fn replay_segment(&self, b: &DiskBuffer, taken: Taken) -> Round {
+        let records = taken.records();
+        let mut data = Vec::with_capacity(taken.len() / 2 * 3);
+        let mut spans = Vec::with_capacity(records.len());
+        let mut offsets = Vec::with_capacity(records.len());
+        let mut maker = crate::record::BodyMaker::default();
+        for (off, rec) in records {
+            match maker.body(rec, b.service()) {
+                Some(body) if !body.iter().all(u8::is_ascii_whitespace) => {
+                    let start = data.len();
+                    data.extend_from_slice(body);
+                    spans.push((start, data.len()));
+                    offsets.push(off);
+                }
+                // Not an entry of ours: left out, as a recovery leaves it out.
+                _ => taken.settle(off),
+            }
+        }
+        let lines = buffer::Lines::from_spans(data, spans);
+        let w = self.replay_window(
+            b,
+            &Marks::Segment(&taken, &offsets),
+            &lines,
+            0,
+            &|_| false,
+            &AtomicUsize::new(usize::MAX),
+            false,
+        );
+        b.finish_segment(taken);
+        if w.delivered > 0 {
+            self.progress.notify();
+        }
+        Round {
+            delivered: w.delivered,
+            failed: w.failed,
+            stopped: w.stopped,
+        }
     }
 
     /// One outage probe: sends the first line of the backlog. True when the server took it
@@ -294,7 +372,7 @@ impl Shared {
                 } else if (base..base + len).any(|i| !settled_before(i)) {
                     let w = self.replay_window(
                         b,
-                        &claimed,
+                        &Marks::File(&claimed),
                         &lines,
                         base,
                         &settled_before,
@@ -333,7 +411,7 @@ impl Shared {
     fn replay_window(
         &self,
         b: &DiskBuffer,
-        claimed: &Claimed,
+        marks: &Marks<'_>,
         lines: &buffer::Lines,
         base: usize,
         settled_before: &dyn Fn(usize) -> bool,
@@ -348,6 +426,9 @@ impl Shared {
         let marked = Mutex::new(0);
         // The first unsettled line and a bitmap of the settled ones after it, written in place.
         let write_mark = || {
+            let Marks::File(claimed) = marks else {
+                return;
+            };
             let mut low = lock(&marked);
             while *low < len && done[*low].load(Ordering::Acquire) {
                 *low += 1;
@@ -482,6 +563,9 @@ impl Shared {
                                 delivered += d as usize;
                                 failed += f as usize;
                                 settled += 1;
+                                if let Marks::Segment(taken, offsets) = marks {
+                                    taken.settle(offsets[i]);
+                                }
                                 done[i].store(true, Ordering::Release);
                             }
                             Line::Kept => stop.store(true, Ordering::Release),

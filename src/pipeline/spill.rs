@@ -309,7 +309,8 @@ pub(super) fn with_retry_count(body: &[u8], n: u32) -> Vec<u8> {
 
 /// Records one raw spill step takes from a lane at most (about 150 KiB).
 const SPILL_LANE_STEP: u64 = 512;
-/// Raw records are moved into `buffer.jsonl` once none has been spilled for this long.
+/// The overflow's segment is sealed for the replay (or, in an outage, its records moved into
+/// `buffer.jsonl`) once no record has been spilled for this long.
 const RAW_SETTLE_AFTER: Duration = Duration::from_millis(100);
 
 /// The spill thread's share of the lanes in a burst.
@@ -317,8 +318,8 @@ impl Shared {
     /// The spill thread's share of the lanes in a burst (the queue half full, a lane three
     /// quarters full, or a caller waiting for room): the records of a lane past half its
     /// capacity, down to a quarter, are copied as they are (a raw record, no JSON) into their
-    /// service's overflow segment ([`DiskBuffer::overflow`]), which is moved into
-    /// `buffer.jsonl` once the burst is over ([`Shared::settle_raw`]). A caller
+    /// service's overflow segment ([`DiskBuffer::overflow`]), which the replay sends once it
+    /// is sealed (see [`Shared::settle_raw`]). A caller
     /// then finds room in its lane at the pace of a copy, instead of building bodies itself
     /// and waiting for their write. Not with `durable` (the records carry journal tickets;
     /// the entries are on disk already). Returns how many records it took.
@@ -421,9 +422,9 @@ impl Shared {
         total
     }
 
-    /// Moves the overflow journals' raw records into `buffer.jsonl` (see
-    /// [`Shared::spill_lanes`]) once no record has been spilled raw for a while, or when
-    /// `now` (a flush or the close). Returns whether it did.
+    /// Once no record has been spilled raw for a while, or when `now` (a flush or the close):
+    /// seals the overflow's segment for the replay, or moves the overflow journals' raw
+    /// records into `buffer.jsonl` (see [`Shared::spill_lanes`]). Returns whether it did.
     pub(super) fn settle_raw(&self, now: bool) -> bool {
         let quiet = self.now_ms()
             >= self.last_raw_ms.load(Ordering::Relaxed) + RAW_SETTLE_AFTER.as_millis() as u64;
@@ -442,9 +443,19 @@ impl Shared {
                         .iter()
                         .all(|l| l.pending() < l.max_records / 2))
         };
+        // While the server answers, the replay sends the sealed segments as they are
+        // (`Shared::replay_segment`); in an outage, whose probes read `buffer.jsonl`, and at
+        // the close, they are moved there.
+        let direct = !closing && !self.policy.outage();
         for b in buffers.iter().filter(|b| b.raw_pending()) {
             did = true;
-            self.moved_into_buffer("overflow", b, b.settle_raw(go));
+            if direct {
+                if let Err(e) = b.seal_raw() {
+                    self.note_error(&format!("overflow: {}: {e}", b.dir().display()));
+                }
+            } else {
+                self.moved_into_buffer("overflow", b, b.settle_raw(go));
+            }
         }
         if did {
             self.replay_wake.notify();

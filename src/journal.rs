@@ -752,6 +752,64 @@ mod tests {
     }
 
     #[test]
+    fn a_taken_segment_keeps_what_was_not_settled_and_goes_once_all_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |i: u32| format!("{{\"n\":{i}}}").into_bytes();
+        let mut a = Appender::new(dir.path(), "o");
+        for i in 0..4 {
+            let r = rec(i);
+            a.push(r.len(), |out| out.copy_from_slice(&r));
+        }
+        a.write_out().unwrap();
+        // Live: not taken.
+        assert!(take_orphan(dir.path()).unwrap().is_none());
+        assert!(a.seal());
+        assert!(has_orphans(dir.path()).unwrap());
+        let t = take_orphan(dir.path())
+            .unwrap()
+            .expect("the sealed segment");
+        // Taken: a live segment of this process, which no recovery takes.
+        let held = names(dir.path());
+        assert!(held.len() == 1 && is_own_live(&held[0]), "{held:?}");
+        assert!(!has_orphans(dir.path()).unwrap());
+        assert!(orphans(dir.path()).unwrap().is_empty());
+        assert!(take_orphan(dir.path()).unwrap().is_none());
+        let recs = t.records();
+        assert_eq!(
+            recs.iter().map(|r| r.1.to_vec()).collect::<Vec<_>>(),
+            (0..4).map(rec).collect::<Vec<_>>()
+        );
+        // Two settled: the file says so, and the others are left for recovery.
+        t.settle(recs[0].0);
+        t.settle(recs[2].0);
+        assert!(t.finish());
+        let left = names(dir.path());
+        assert!(left.len() == 1 && left[0].starts_with(LEFT), "{left:?}");
+        let o = orphans(dir.path()).unwrap();
+        let got: Vec<Vec<u8>> = records(&o[0].data)
+            .into_iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        assert_eq!(got, vec![rec(1), rec(3)]);
+        drop(o);
+        // Taken again, the rest settled: deleted.
+        let t = take_orphan(dir.path()).unwrap().expect("the segment left");
+        for (off, _) in t.records() {
+            t.settle(off);
+        }
+        assert!(!t.finish());
+        assert!(names(dir.path()).is_empty());
+        // Dropped without a finish (a panic): left for recovery, not lost.
+        let r = rec(9);
+        a.push(r.len(), |out| out.copy_from_slice(&r));
+        a.write_out().unwrap();
+        a.seal();
+        drop(take_orphan(dir.path()).unwrap());
+        let o = orphans(dir.path()).unwrap();
+        assert_eq!(records(&o[0].data), vec![&rec(9)[..]]);
+    }
+
+    #[test]
     fn appended_segments_are_live_until_sealed_then_recovered_whole() {
         let dir = tempfile::tempdir().unwrap();
         let mut a = Appender::new(dir.path(), "o");

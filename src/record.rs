@@ -186,6 +186,50 @@ pub(crate) fn write_journal(
     );
 }
 
+/// Whether journal record `rec` is a raw record (else it is a JSON body, or not ours).
+pub(crate) fn is_raw(rec: &[u8]) -> bool {
+    rec.first() == Some(&JOURNAL_RAW)
+}
+
+/// A raw journal record read back: the logger's name and the record; None if it is not one.
+pub(crate) fn parse_journal(rec: &[u8]) -> Option<(&str, Record<'_>)> {
+    if !is_raw(rec) {
+        return None;
+    }
+    let n = u32::from_le_bytes(rec.get(1..5)?.try_into().ok()?) as usize;
+    let name = std::str::from_utf8(rec.get(5..5usize.checked_add(n)?)?).ok()?;
+    Some((name, parse_record(&rec[5 + n..])?))
+}
+
+/// Appends raw journal record `rec` to `out` with a request id: as it is when it has one,
+/// else with a fresh one (as its body would get), so that every way it is sent or kept
+/// carries the same. False, and nothing appended, when it is not a raw record.
+pub(crate) fn push_with_request_id(out: &mut Vec<u8>, rec: &[u8]) -> bool {
+    let Some((name, r)) = parse_journal(rec) else {
+        return false;
+    };
+    if r.fields.request_id.is_some() {
+        out.extend_from_slice(rec);
+        return true;
+    }
+    let id = entry::uuid_v4_text();
+    let f = Fields {
+        request_id: std::str::from_utf8(&id).ok(),
+        ..r.fields
+    };
+    let at = out.len();
+    out.resize(at + journal_len(name, &f), 0);
+    write_journal(
+        &mut out[at..],
+        name,
+        r.at_ns,
+        r.level,
+        &f,
+        r.context_multi_line,
+    );
+    true
+}
+
 /// The JSON body of a journal record of `service`: the record as it is when it is a body, the
 /// body built from it when it is a durable entry's raw record; None when it is neither.
 pub fn journal_body(rec: &[u8], service: &str) -> Option<Vec<u8>> {
@@ -205,13 +249,11 @@ pub struct BodyMaker {
 impl BodyMaker {
     /// The body of journal record `rec` (see [`journal_body`]), valid until the next call.
     pub fn body<'a>(&'a mut self, rec: &'a [u8], service: &str) -> Option<&'a [u8]> {
-        if rec.first() != Some(&JOURNAL_RAW) {
+        if !is_raw(rec) {
             // A body is one line; anything else is not ours.
             return (!rec.contains(&b'\n')).then_some(rec);
         }
-        let n = u32::from_le_bytes(rec.get(1..5)?.try_into().ok()?) as usize;
-        let name = std::str::from_utf8(rec.get(5..5usize.checked_add(n)?)?).ok()?;
-        let r = parse_record(&rec[5 + n..])?;
+        let (name, r) = parse_journal(rec)?;
         let same = self
             .key
             .as_ref()

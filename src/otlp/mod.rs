@@ -255,8 +255,14 @@ impl Encoder {
 
     /// Adds a buffer line, read once for both: its service and its strikes (`retry_count`:
     /// any number, else 0), or `None`, and nothing added, when the line is not an entry (or
-    /// its service is empty).
-    pub fn add_line(&mut self, line: &[u8]) -> Option<(String, u32)> {
+    /// its service is empty). A raw journal record of `raw_service` is a line too (see
+    /// [`Encoder::add_raw`]), with no strikes.
+    pub fn add_line(&mut self, line: &[u8], raw_service: &str) -> Option<(String, u32)> {
+        if crate::record::is_raw(line) {
+            return self
+                .add_raw(line, raw_service)
+                .then(|| (raw_service.to_owned(), 0));
+        }
         let e = entry(line)?;
         if e.service.is_empty() || !self.add_entry(&e, 0) {
             return None;
@@ -269,28 +275,49 @@ impl Encoder {
         Some((e.service.into_owned(), strikes))
     }
 
+    /// Adds a raw journal record of `service` (a lane record spilled in a burst): in protobuf
+    /// straight from its fields, with no JSON body made and read back; its observed time is
+    /// when `rarch_log` took it. False, and nothing added, when it is not a raw record.
+    pub fn add_raw(&mut self, rec: &[u8], service: &str) -> bool {
+        if self.protocol == OtlpProtocol::Json {
+            let Some(body) = crate::record::journal_body(rec, service) else {
+                return false;
+            };
+            let at_ns = crate::record::parse_journal(rec).map_or(0, |(_, r)| r.at_ns);
+            return self.add(&body, at_ns);
+        }
+        let Some((name, r)) = crate::record::parse_journal(rec) else {
+            return false;
+        };
+        let f = &r.fields;
+        // The time its body would say: the caller's, else the call's to the microsecond.
+        let time_ns = f
+            .client_log_datetime
+            .map(unix_nanos)
+            .filter(|&t| t != 0)
+            .unwrap_or(r.at_ns / 1000 * 1000);
+        let rec = Rec {
+            message: f.message,
+            user_id: f.user_id,
+            tenant_id: f.tenant_id,
+            request_id: f.request_id,
+            context: f.context_json,
+            time_ns,
+            trace: f.trace,
+        };
+        let out = self.scope(service, name);
+        wire::message_large(out, 2, |o| record_pb(o, r.level, &rec, r.at_ns));
+        self.entries += 1;
+        true
+    }
+
     fn add_entry(&mut self, e: &Entry<'_>, observed_ns: u64) -> bool {
         let Some(level) = Level::parse(&e.level) else {
             return false;
         };
-        let gi = match self.groups.iter().position(|g| g.0 == e.service) {
-            Some(i) => i,
-            None => {
-                self.groups.push((e.service.to_string(), Vec::new()));
-                self.groups.len() - 1
-            }
-        };
-        let loggers = &mut self.groups[gi].1;
-        let li = match loggers.iter().position(|l| l.0 == e.logger_name) {
-            Some(i) => i,
-            None => {
-                let buf = self.spare.pop().unwrap_or_default();
-                loggers.push((e.logger_name.to_string(), buf));
-                loggers.len() - 1
-            }
-        };
-        let out = &mut loggers[li].1;
-        match self.protocol {
+        let protocol = self.protocol;
+        let out = self.scope(&e.service, &e.logger_name);
+        match protocol {
             OtlpProtocol::Json => {
                 if !out.is_empty() {
                     out.push(b',');
@@ -299,11 +326,35 @@ impl Encoder {
             }
             // ScopeLogs.log_records (2), one after another.
             OtlpProtocol::Protobuf => {
-                wire::message_large(out, 2, |o| record_pb(o, level, e, observed_ns));
+                wire::message_large(out, 2, |o| {
+                    record_pb(o, level, &Rec::of_entry(e), observed_ns)
+                });
             }
         }
         self.entries += 1;
         true
+    }
+
+    /// The records written so far for `service`'s logger `logger` (its scope), made empty
+    /// when it is the first.
+    fn scope(&mut self, service: &str, logger: &str) -> &mut Vec<u8> {
+        let gi = match self.groups.iter().position(|g| g.0 == service) {
+            Some(i) => i,
+            None => {
+                self.groups.push((service.to_string(), Vec::new()));
+                self.groups.len() - 1
+            }
+        };
+        let loggers = &mut self.groups[gi].1;
+        let li = match loggers.iter().position(|l| l.0 == logger) {
+            Some(i) => i,
+            None => {
+                let buf = self.spare.pop().unwrap_or_default();
+                loggers.push((logger.to_string(), buf));
+                loggers.len() - 1
+            }
+        };
+        &mut loggers[li].1
     }
 
     /// Writes the request of every entry added into `out` (cleared first), and starts over.
@@ -505,18 +556,44 @@ fn any_value(out: &mut Vec<u8>, v: &Value) {
     }
 }
 
+/// A record's fields as [`record_pb`] writes them, from a JSON body or from a raw record.
+struct Rec<'a> {
+    message: &'a str,
+    user_id: Option<&'a str>,
+    tenant_id: Option<&'a str>,
+    request_id: Option<&'a str>,
+    /// The context's JSON text.
+    context: Option<&'a str>,
+    time_ns: u64,
+    trace: Option<Trace>,
+}
+
+impl<'a> Rec<'a> {
+    fn of_entry(e: &'a Entry<'a>) -> Rec<'a> {
+        Rec {
+            message: &e.message,
+            user_id: e.user_id.as_deref(),
+            tenant_id: e.tenant_id.as_deref(),
+            request_id: e.request_id.as_deref(),
+            context: e.context.map(serde_json::value::RawValue::get),
+            time_ns: e.client_log_datetime.as_deref().map_or(0, unix_nanos),
+            trace: e.trace(),
+        }
+    }
+}
+
 /// A record as a protobuf `LogRecord`'s fields.
-fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
-    let time = e.client_log_datetime.as_deref().map_or(0, unix_nanos);
+fn record_pb(out: &mut Vec<u8>, level: Level, e: &Rec<'_>, observed_ns: u64) {
+    let time = e.time_ns;
     let observed = if observed_ns == 0 { time } else { observed_ns };
     wire::fixed64(out, 1, time);
     wire::varint(out, 2, u64::from(severity_number(level)));
     wire::bytes(out, 3, level.as_str().as_bytes());
     wire::message(out, 5, |o| wire::bytes(o, 1, e.message.as_bytes()));
     for (k, v) in [
-        ("user_id", &e.user_id),
-        ("tenant_id", &e.tenant_id),
-        ("request_id", &e.request_id),
+        ("user_id", e.user_id),
+        ("tenant_id", e.tenant_id),
+        ("request_id", e.request_id),
     ] {
         if let Some(v) = v {
             wire::message(out, 6, |o| {
@@ -529,8 +606,8 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
         wire::bytes(o, 1, b"context");
         wire::message_large(o, 2, |o| {
             let at = o.len();
-            let done = e.context.is_some_and(|raw| {
-                let mut de = serde_json::Deserializer::from_str(raw.get());
+            let done = e.context.is_some_and(|text| {
+                let mut de = serde_json::Deserializer::from_str(text);
                 serde::de::DeserializeSeed::deserialize(AnyPb(o), &mut de).is_ok()
             });
             if !done {
@@ -541,7 +618,7 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Entry<'_>, observed_ns: u64) {
             }
         });
     });
-    if let Some(t) = e.trace() {
+    if let Some(t) = &e.trace {
         wire::fixed32(out, 8, u32::from(t.flags));
         wire::bytes(out, 9, &t.trace_id);
         wire::bytes(out, 10, &t.span_id);
@@ -915,6 +992,60 @@ mod tests {
             })
             .collect();
         json!({ "resourceLogs": rls })
+    }
+
+    /// A raw journal record (a burst's overflow) is encoded as its body would be, with the
+    /// time of the call as its observed time; and a request id is given to one without.
+    #[test]
+    fn a_raw_record_encodes_as_its_body() {
+        use crate::entry::Fields;
+        use crate::record;
+        use crate::trace::Trace;
+        let t = Trace::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        let at = 1_795_473_000_123_456_789;
+        let cases = [
+            Fields {
+                message: "m \"q\"\nü",
+                user_id: Some("u"),
+                tenant_id: None,
+                request_id: Some("r-1"),
+                context_json: Some(
+                    "{\n \"a\": [1, 2.5, {\"x\": null}],\n \"big\": 18446744073709551615\n}",
+                ),
+                client_log_datetime: None,
+                trace: Some(t),
+            },
+            Fields {
+                message: "plain",
+                user_id: None,
+                tenant_id: Some("t"),
+                request_id: None,
+                context_json: None,
+                client_log_datetime: Some("2026-12-07T10:00:00.5+01:00"),
+                trace: None,
+            },
+        ];
+        for f in cases {
+            let mut rec = vec![0u8; record::journal_len("lg", &f)];
+            record::write_journal(&mut rec, "lg", at, Level::Warn, &f, true);
+            let mut with_id = Vec::new();
+            assert!(record::push_with_request_id(&mut with_id, &rec));
+            let body = record::journal_body(&with_id, "svc").unwrap();
+            let v: Value = serde_json::from_slice(&body).unwrap();
+            assert!(v["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+            if f.request_id.is_some() {
+                assert_eq!(with_id, rec);
+            }
+            let mut raw_enc = Encoder::with(OtlpProtocol::Protobuf, &[]);
+            let mut body_enc = Encoder::with(OtlpProtocol::Protobuf, &[]);
+            assert_eq!(raw_enc.add_line(&with_id, "svc"), Some(("svc".into(), 0)));
+            assert!(body_enc.add(&body, at));
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            raw_enc.finish(&mut a);
+            body_enc.finish(&mut b);
+            assert_eq!(pb_as_json(&a), pb_as_json(&b));
+        }
+        assert!(!Encoder::new().add_raw(b"{\"level\":\"INFO\"}", "svc"));
     }
 
     #[test]

@@ -31,14 +31,26 @@ use super::sender::backpressure;
 use super::spill::with_retry_count;
 use super::{lock, Shared, RECOVERY_EVERY_MS};
 use crate::buffer::{self, Claimed, DiskBuffer};
+use crate::config::OtlpProtocol;
 use crate::journal::Taken;
 use crate::otlp;
+use crate::record;
 use crate::stats::Stats;
 use crate::transport::Outcome;
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+/// The JSON body a line stands for: itself, or the body built from a raw journal record of
+/// `service` (empty if it were not one: [`otlp::Encoder::add_line`] took it, so it is).
+fn body_of<'l>(line: &'l [u8], service: &str) -> Cow<'l, [u8]> {
+    if record::is_raw(line) {
+        Cow::Owned(record::journal_body(line, service).unwrap_or_default())
+    } else {
+        Cow::Borrowed(line)
+    }
+}
 
 /// Lines between two progress marks of a claimed file.
 const PROGRESS_EVERY: usize = 64;
@@ -280,11 +292,19 @@ impl Shared {
         let mut data = Vec::with_capacity(taken.len() / 2 * 3);
         let mut spans = Vec::with_capacity(records.len());
         let mut offsets = Vec::with_capacity(records.len());
-        let mut maker = crate::record::BodyMaker::default();
+        let mut maker = record::BodyMaker::default();
+        // In OTLP protobuf a raw record is encoded as it is (with a request id, which its body
+        // would have had); a body is made only if it goes back to the disk.
+        let raw = self.batching() && self.cfg.otlp_protocol == OtlpProtocol::Protobuf;
         for (off, rec) in records {
+            let start = data.len();
+            if raw && record::push_with_request_id(&mut data, rec) {
+                spans.push((start, data.len()));
+                offsets.push(off);
+                continue;
+            }
             match maker.body(rec, b.service()) {
                 Some(body) if !body.iter().all(u8::is_ascii_whitespace) => {
-                    let start = data.len();
                     data.extend_from_slice(body);
                     spans.push((start, data.len()));
                     offsets.push(off);
@@ -802,11 +822,13 @@ impl Shared {
         // (index, service, strikes) of the lines in the request.
         let mut sent: Vec<(usize, String, u32)> = Vec::new();
         for (j, line) in lines.iter().enumerate() {
-            match enc.add_line(line) {
+            match enc.add_line(line, b.service()) {
                 Some((service, strikes)) => sent.push((j, service, strikes)),
                 _ => {
                     Stats::add(&self.stats.corrupt, 1);
-                    let _ = b.side(buffer::CORRUPT, line);
+                    if !record::is_raw(line) {
+                        let _ = b.side(buffer::CORRUPT, line);
+                    }
                     results[j] = Some(settled(false, false));
                 }
             }
@@ -844,6 +866,12 @@ impl Shared {
                     retry_after: None,
                 });
             permit.answered(backpressure(&outcome));
+            // Raw records (a taken segment's) are kept and dead-lettered as their bodies.
+            let bodies: Vec<Cow<'_, [u8]>> = match outcome {
+                Outcome::Delivered => Vec::new(),
+                _ => lines.iter().map(|l| body_of(l, b.service())).collect(),
+            };
+            let lines: Vec<&[u8]> = bodies.iter().map(|l| &l[..]).collect();
             let dead_letter_all = |status: u16, reason: &str, after: Option<u32>| {
                 for (j, service, _) in &sent {
                     self.dead_letter(service, lines[*j], status, reason, after);

@@ -205,13 +205,22 @@ pub(crate) fn parse_journal(rec: &[u8]) -> Option<(&str, Record<'_>)> {
 /// else with a fresh one (as its body would get), so that every way it is sent or kept
 /// carries the same. False, and nothing appended, when it is not a raw record.
 pub(crate) fn push_with_request_id(out: &mut Vec<u8>, rec: &[u8]) -> bool {
-    let Some((name, r)) = parse_journal(rec) else {
-        return false;
-    };
-    if r.fields.request_id.is_some() {
+    // Its request id's length, read without a parse (the record is read whole when it is
+    // encoded).
+    let has_id = is_raw(rec)
+        && rec
+            .get(1..5)
+            .and_then(|n| n.try_into().ok())
+            .map(|n| 5 + u32::from_le_bytes(n) as usize + 20 + 4 * 3)
+            .and_then(|at| rec.get(at..at + 4))
+            .is_some_and(|n| n != NONE.to_le_bytes());
+    if has_id {
         out.extend_from_slice(rec);
         return true;
     }
+    let Some((name, r)) = parse_journal(rec) else {
+        return false;
+    };
     let id = entry::uuid_v4_text();
     let f = Fields {
         request_id: std::str::from_utf8(&id).ok(),

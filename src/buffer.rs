@@ -15,8 +15,11 @@
 //! - `buffer.journal-<pid>-<nonce>-<seq>.bin`: the crash journal of `durable=true` (see
 //!   [`crate::journal`]); `buffer.journal-left-...` is one left for recovery;
 //! - `buffer.journal-<pid>-<nonce>-o<seq>.bin`: the overflow's raw records in the journal's
-//!   format ([`journal::Appender`]), written by the spill thread in a burst and moved into
-//!   `buffer.jsonl` once it is over (or by the next process, if this one died);
+//!   format ([`journal::Appender`]), written by the spill thread in a burst and, once sealed,
+//!   sent by the replay as they are (in an outage or at the close, moved into `buffer.jsonl`;
+//!   by the next process, if this one died);
+//! - `buffer.journal-<pid>-<nonce>-t<seq>.bin`: a segment taken by the replay
+//!   ([`journal::Taken`]);
 //! - `buffer.lock`: the lock file that makes appends, rotation and claims exclusive between
 //!   processes.
 

@@ -234,6 +234,11 @@ impl Lines {
         Lines { data, spans }
     }
 
+    /// The buffer the lines were in, for another use.
+    pub fn into_data(self) -> Vec<u8> {
+        self.data
+    }
+
     pub fn new(data: Vec<u8>) -> Lines {
         let mut spans = Vec::new();
         let mut start = 0;

@@ -119,15 +119,25 @@ pub(crate) fn parse_record(rec: &[u8]) -> Option<Record<'_>> {
         trace = Some(Trace::from_bytes(bytes));
         at += TRACE_BYTES;
     }
-    let mut fields: [Option<&str>; 6] = [None; 6];
-    for (i, slot) in fields.iter_mut().enumerate() {
+    // The fields' bytes follow one another: checked as UTF-8 once, whole, and each cut at a
+    // character boundary (so that each is UTF-8 too), rather than field by field.
+    let mut ends: [Option<(usize, usize)>; 6] = [None; 6];
+    let start = at;
+    for (i, slot) in ends.iter_mut().enumerate() {
         let n = u32::from_le_bytes(rec.get(20 + 4 * i..24 + 4 * i)?.try_into().ok()?);
         if n == NONE {
             continue;
         }
-        let bytes = rec.get(at..at.checked_add(n as usize)?)?;
-        at += n as usize;
-        *slot = Some(std::str::from_utf8(bytes).ok()?);
+        let end = at.checked_add(n as usize)?;
+        *slot = Some((at - start, end - start));
+        at = end;
+    }
+    let text = std::str::from_utf8(rec.get(start..at)?).ok()?;
+    let mut fields: [Option<&str>; 6] = [None; 6];
+    for (slot, span) in fields.iter_mut().zip(ends) {
+        if let Some((a, b)) = span {
+            *slot = Some(text.get(a..b)?);
+        }
     }
     Some(Record {
         source: word(0)?,

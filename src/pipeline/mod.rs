@@ -178,8 +178,10 @@ struct Shared {
     raw_spilled: AtomicU64,
     /// A caller waits for room in its lane (`lane::Shared::push_lane_when_room`).
     lane_full: AtomicBool,
-    /// A flush asks the spill thread to move the raw records into `buffer.jsonl` now.
+    /// A flush asks the spill thread to seal (or move) the overflow's segments now.
     settle_raw_now: AtomicBool,
+    /// The replay's buffer for a taken segment's lines, kept from one segment to the next.
+    segment_lines: Mutex<Vec<u8>>,
     /// Until when (ms since `born`) no sender thread is started (see `add_sender`).
     spawn_retry_ms: AtomicU64,
     /// Set once the close has taken what was in memory: an entry submitted after it goes to
@@ -437,6 +439,7 @@ impl Pipeline {
             next_recovery: AtomicU64::new(RECOVERY_EVERY_MS),
             last_raw_ms: AtomicU64::new(0),
             settle_raw_now: AtomicBool::new(false),
+            segment_lines: Mutex::new(Vec::new()),
             lane_full: AtomicBool::new(false),
             raw_spilled: AtomicU64::new(0),
             spawn_retry_ms: AtomicU64::new(0),

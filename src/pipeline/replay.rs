@@ -282,6 +282,8 @@ impl Shared {
                 }
             }
         }
+        // No segment waits: the lines' buffer is not kept while idle.
+        *lock(&self.segment_lines) = Vec::new();
         round
     }
 
@@ -289,7 +291,9 @@ impl Shared {
     /// finishes it: deleted once every record is settled, else left for a later round.
     fn replay_segment(&self, b: &DiskBuffer, taken: Taken) -> Round {
         let records = taken.records();
-        let mut data = Vec::with_capacity(taken.len() / 2 * 3);
+        let mut data = std::mem::take(&mut *lock(&self.segment_lines));
+        data.clear();
+        data.reserve(taken.len() / 2 * 3);
         let mut spans = Vec::with_capacity(records.len());
         let mut offsets = Vec::with_capacity(records.len());
         let mut maker = record::BodyMaker::default();
@@ -324,6 +328,7 @@ impl Shared {
             false,
         );
         b.finish_segment(taken);
+        *lock(&self.segment_lines) = lines.into_data();
         if w.delivered > 0 {
             self.progress.notify();
         }

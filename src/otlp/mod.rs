@@ -26,9 +26,10 @@
 //! Written by hand onto a byte buffer (JSON) or with prost's wire primitives (protobuf) rather
 //! than through a tree of owned message structs: those need a `String` per key and value
 //! before anything is written, where this writes each record once, in place, from the entry.
-//! In protobuf the context is converted as serde_json reads its text ([`AnyPb`]), without a
-//! `Value` tree; the JSON encoding goes through a `Value`.
+//! In protobuf the context is converted as its text is read ([`context`]), without a `Value`
+//! tree; the JSON encoding goes through a `Value`.
 
+pub mod context;
 pub mod proto;
 
 use crate::config::OtlpProtocol;
@@ -606,10 +607,7 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Rec<'_>, observed_ns: u64) {
         wire::bytes(o, 1, b"context");
         wire::message_large(o, 2, |o| {
             let at = o.len();
-            let done = e.context.is_some_and(|text| {
-                let mut de = serde_json::Deserializer::from_str(text);
-                serde::de::DeserializeSeed::deserialize(AnyPb(o), &mut de).is_ok()
-            });
+            let done = e.context.is_some_and(|text| context::any_value(o, text));
             if !done {
                 // None, or (it cannot be: a body's context is checked JSON) not JSON: an
                 // empty kvlist_value (6).
@@ -624,127 +622,6 @@ fn record_pb(out: &mut Vec<u8>, level: Level, e: &Rec<'_>, observed_ns: u64) {
         wire::bytes(out, 10, &t.span_id);
     }
     wire::fixed64(out, 11, observed);
-}
-
-/// Writes the JSON value it is given, as it is read, as the fields of a protobuf `AnyValue`
-/// (null: none, an empty value): no `Value` tree, keys and strings copied from the text. The
-/// mapping is [`any_value`]'s (integers within i64 as `int_value`, other numbers as
-/// `double_value`).
-struct AnyPb<'o>(&'o mut Vec<u8>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for AnyPb<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// [`wire::message`] whose content may fail; on failure `out` is left as it was.
-/// `large`: [`wire::message_large`].
-fn message_try<E>(
-    out: &mut Vec<u8>,
-    tag: u32,
-    large: bool,
-    f: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
-    let at = out.len();
-    let mut r = Ok(());
-    if large {
-        wire::message_large(out, tag, |o| r = f(o));
-    } else {
-        wire::message(out, tag, |o| r = f(o));
-    }
-    if r.is_err() {
-        out.truncate(at);
-    }
-    r
-}
-
-/// A map's key, written as `KeyValue.key` (1).
-struct KeyPb<'o>(&'o mut Vec<u8>);
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeyPb<'_> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeyPb<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E>(self, k: &str) -> Result<(), E> {
-        wire::bytes(self.0, 1, k.as_bytes());
-        Ok(())
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for AnyPb<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_bool<E>(self, b: bool) -> Result<(), E> {
-        wire::varint(self.0, 2, u64::from(b));
-        Ok(())
-    }
-    fn visit_i64<E>(self, i: i64) -> Result<(), E> {
-        wire::varint(self.0, 3, i as u64);
-        Ok(())
-    }
-    fn visit_u64<E>(self, u: u64) -> Result<(), E> {
-        match i64::try_from(u) {
-            Ok(i) => wire::varint(self.0, 3, i as u64),
-            Err(_) => wire::fixed64(self.0, 4, (u as f64).to_bits()),
-        }
-        Ok(())
-    }
-    fn visit_f64<E>(self, f: f64) -> Result<(), E> {
-        wire::fixed64(self.0, 4, f.to_bits());
-        Ok(())
-    }
-    fn visit_str<E>(self, s: &str) -> Result<(), E> {
-        wire::bytes(self.0, 1, s.as_bytes());
-        Ok(())
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        // ArrayValue (5): values (1), one AnyValue each.
-        message_try(self.0, 5, false, |o| loop {
-            let at = o.len();
-            let mut more = false;
-            message_try(o, 1, false, |o| {
-                more = seq.next_element_seed(AnyPb(o))?.is_some();
-                Ok(())
-            })?;
-            if !more {
-                o.truncate(at);
-                return Ok(());
-            }
-        })
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        // KeyValueList (6): values (1), one KeyValue each.
-        message_try(self.0, 6, true, |o| loop {
-            let at = o.len();
-            let mut more = false;
-            message_try(o, 1, false, |o| {
-                if map.next_key_seed(KeyPb(o))?.is_some() {
-                    more = true;
-                    message_try(o, 2, false, |o| map.next_value_seed(AnyPb(o)))?;
-                }
-                Ok(())
-            })?;
-            if !more {
-                o.truncate(at);
-                return Ok(());
-            }
-        })
-    }
 }
 
 /// What a 2xx answer's `partialSuccess` says: the records refused, and why, when any were.

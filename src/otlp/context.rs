@@ -114,52 +114,53 @@ impl Reader<'_> {
     /// value (2).
     fn object(&mut self, out: &mut Vec<u8>, depth: u32) -> Option<()> {
         message(out, 6, true, |o| {
-            self.ws();
-            if self.peek()? == b'}' {
-                self.i += 1;
-                return Some(());
-            }
-            loop {
+            let mut more = !self.closes(b'}')?;
+            while more {
                 self.expect(b'"')?;
                 message(o, 1, false, |o| {
                     self.string(o, 1)?;
                     self.expect(b':')?;
                     message(o, 2, false, |o| self.value(o, depth))
                 })?;
-                self.ws();
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b'}' => {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    _ => return None,
-                }
+                more = self.next(b'}')?;
             }
+            Some(())
         })
     }
 
     /// After `[`: AnyValue.array_value (5), its values (1) one AnyValue each.
     fn array(&mut self, out: &mut Vec<u8>, depth: u32) -> Option<()> {
         message(out, 5, false, |o| {
-            self.ws();
-            if self.peek()? == b']' {
-                self.i += 1;
-                return Some(());
-            }
-            loop {
+            let mut more = !self.closes(b']')?;
+            while more {
                 message(o, 1, false, |o| self.value(o, depth))?;
-                self.ws();
-                match self.peek()? {
-                    b',' => self.i += 1,
-                    b']' => {
-                        self.i += 1;
-                        return Some(());
-                    }
-                    _ => return None,
-                }
+                more = self.next(b']')?;
             }
+            Some(())
         })
+    }
+
+    /// Just after a container's opening: whether `close` follows at once (taken if so).
+    fn closes(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let empty = self.peek()? == close;
+        if empty {
+            self.i += 1;
+        }
+        Some(empty)
+    }
+
+    /// After a container's element: true for `,` (another follows), false for `close`, each
+    /// taken; anything else fails.
+    fn next(&mut self, close: u8) -> Option<bool> {
+        self.ws();
+        let b = self.peek()?;
+        self.i += 1;
+        match b {
+            b',' => Some(true),
+            _ if b == close => Some(false),
+            _ => None,
+        }
     }
 
     /// After `"`: the string, unescaped, as field `tag`.

@@ -594,11 +594,13 @@ fn kill9_then_restart(durable: bool) {
     };
     let journals = || segments().len();
     // The crash journal's segments in durable mode; in both modes the segments of the raw
-    // overflow the spill thread was writing (named `...-o<n>.bin`), in the journal's format.
+    // overflow the spill thread was writing (named `...-o<n>.bin`), in the journal's format,
+    // and those the replay had taken to send (`...-t<n>.bin`: in default mode, overflow
+    // segments).
     let overflow = |n: &String| {
         n.rsplit('-')
             .next()
-            .is_some_and(|last| last.starts_with('o'))
+            .is_some_and(|last| last.starts_with('o') || last.starts_with('t'))
     };
     if durable {
         assert!(

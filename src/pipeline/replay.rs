@@ -259,7 +259,9 @@ impl Shared {
                     break;
                 }
             }
-            loop {
+            // Only while raw records are pending (a dead process's segments are taken in by the
+            // recovery): an idle round looks at no file.
+            while b.raw_pending() {
                 if self.closing.load(Ordering::Acquire) || self.policy.outage() {
                     round.stopped = true;
                     return round;

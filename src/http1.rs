@@ -539,6 +539,13 @@ pub(crate) fn request_head(
 /// Appends one request to `out`: the fixed `head`, `Authorization` (none when `bearer` is
 /// empty), the length and the body.
 pub(crate) fn write_request(out: &mut Vec<u8>, head: &[u8], body: &[u8], bearer: &str) {
+    write_request_head(out, head, body.len(), bearer);
+    out.extend_from_slice(body);
+}
+
+/// [`write_request`] without the body, which the caller appends (`body_len` bytes): a body
+/// written straight after its head is not copied once more.
+pub(crate) fn write_request_head(out: &mut Vec<u8>, head: &[u8], body_len: usize, bearer: &str) {
     out.extend_from_slice(head);
     if !bearer.is_empty() {
         out.extend_from_slice(b"Authorization: ");
@@ -546,9 +553,8 @@ pub(crate) fn write_request(out: &mut Vec<u8>, head: &[u8], body: &[u8], bearer:
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"Content-Length: ");
-    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(body_len.to_string().as_bytes());
     out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
 }
 
 /// What the head of an answer says.

@@ -258,11 +258,15 @@ impl Encoder {
     /// any number, else 0), or `None`, and nothing added, when the line is not an entry (or
     /// its service is empty). A raw journal record of `raw_service` is a line too (see
     /// [`Encoder::add_raw`]), with no strikes.
-    pub fn add_line(&mut self, line: &[u8], raw_service: &str) -> Option<(String, u32)> {
+    pub fn add_line<'l>(
+        &mut self,
+        line: &'l [u8],
+        raw_service: &'l str,
+    ) -> Option<(Cow<'l, str>, u32)> {
         if crate::record::is_raw(line) {
             return self
                 .add_raw(line, raw_service)
-                .then(|| (raw_service.to_owned(), 0));
+                .then_some((Cow::Borrowed(raw_service), 0));
         }
         let e = entry(line)?;
         if e.service.is_empty() || !self.add_entry(&e, 0) {
@@ -273,7 +277,7 @@ impl Encoder {
             .as_ref()
             .and_then(Value::as_u64)
             .map_or(0, |n| n.min(u32::MAX as u64) as u32);
-        Some((e.service.into_owned(), strikes))
+        Some((e.service, strikes))
     }
 
     /// Adds a raw journal record of `service` (a lane record spilled in a burst): in protobuf
@@ -361,6 +365,17 @@ impl Encoder {
     /// Writes the request of every entry added into `out` (cleared first), and starts over.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
         out.clear();
+        self.finish_append(out);
+    }
+
+    /// The length of the protobuf request [`Encoder::finish_append`] would write now (None
+    /// with OTLP/JSON): what an HTTP head says before the body is written after it.
+    pub fn protobuf_len(&self) -> Option<usize> {
+        (self.protocol == OtlpProtocol::Protobuf).then(|| self.pb_len())
+    }
+
+    /// [`Encoder::finish`] onto the end of `out`.
+    pub fn finish_append(&mut self, out: &mut Vec<u8>) {
         let groups = std::mem::take(&mut self.groups);
         match self.protocol {
             OtlpProtocol::Json => self.finish_json(out, groups),
@@ -406,29 +421,62 @@ impl Encoder {
         out.extend_from_slice(b"]}");
     }
 
-    fn finish_pb(&mut self, out: &mut Vec<u8>, groups: Vec<(String, Vec<Scope>)>) {
-        for (service, loggers) in groups {
-            // ExportLogsServiceRequest.resource_logs (1)
-            let mut emptied = Vec::with_capacity(loggers.len());
-            wire::message_large(out, 1, |o| {
-                // ResourceLogs.resource (1): Resource.attributes (1), service.name first.
-                wire::message(o, 1, |o| {
-                    wire::message(o, 1, |o| {
-                        wire::bytes(o, 1, b"service.name");
-                        wire::message(o, 2, |o| wire::bytes(o, 1, service.as_bytes()));
-                    });
-                    o.extend_from_slice(&self.resource);
-                });
-                for (logger, records) in loggers {
-                    // ResourceLogs.scope_logs (2): the scope (1), then its records.
-                    wire::message_large(o, 2, |o| {
-                        wire::message(o, 1, |o| wire::bytes(o, 1, logger.as_bytes()));
-                        o.extend_from_slice(&records);
-                    });
-                    emptied.push(records);
-                }
+    /// ResourceLogs.resource (1) of `service`: Resource.attributes (1), service.name first.
+    fn resource_field(&self, out: &mut Vec<u8>, service: &str) {
+        wire::message(out, 1, |o| {
+            wire::message(o, 1, |o| {
+                wire::bytes(o, 1, b"service.name");
+                wire::message(o, 2, |o| wire::bytes(o, 1, service.as_bytes()));
             });
-            for records in emptied {
+            o.extend_from_slice(&self.resource);
+        });
+    }
+
+    /// ScopeLogs.scope (1) of `logger`: InstrumentationScope.name (1).
+    fn scope_field(out: &mut Vec<u8>, logger: &str) {
+        wire::message(out, 1, |o| wire::bytes(o, 1, logger.as_bytes()));
+    }
+
+    /// The length of a scope's ScopeLogs content: its scope field and its records.
+    fn scope_len(logger: &str, records: &[u8]) -> usize {
+        wire::field_len(wire::field_len(logger.len())) + records.len()
+    }
+
+    /// The length of a group's ResourceLogs content, its resource field written in `scratch`.
+    fn group_len(&self, scratch: &mut Vec<u8>, service: &str, loggers: &[Scope]) -> usize {
+        scratch.clear();
+        self.resource_field(scratch, service);
+        scratch.len()
+            + loggers
+                .iter()
+                .map(|(l, r)| wire::field_len(Encoder::scope_len(l, r)))
+                .sum::<usize>()
+    }
+
+    /// The length of the protobuf request `finish` would write now.
+    fn pb_len(&self) -> usize {
+        let mut scratch = Vec::new();
+        self.groups
+            .iter()
+            .map(|(service, loggers)| {
+                wire::field_len(self.group_len(&mut scratch, service, loggers))
+            })
+            .sum()
+    }
+
+    /// Each group as ExportLogsServiceRequest.resource_logs (1): its resource, then each
+    /// logger's ScopeLogs (2), the scope then its records. The lengths are worked out before
+    /// each field is written, so the records are copied once, into `out`.
+    fn finish_pb(&mut self, out: &mut Vec<u8>, groups: Vec<(String, Vec<Scope>)>) {
+        let mut resource = Vec::new();
+        for (service, loggers) in groups {
+            let len = self.group_len(&mut resource, &service, &loggers);
+            wire::head(out, 1, len);
+            out.extend_from_slice(&resource);
+            for (logger, records) in loggers {
+                wire::head(out, 2, Encoder::scope_len(&logger, &records));
+                Encoder::scope_field(out, &logger);
+                out.extend_from_slice(&records);
                 self.give_back(records);
             }
         }
@@ -958,7 +1006,10 @@ mod tests {
         }
         json_enc.finish(&mut out);
         let from_json: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(json_enc.protobuf_len(), None);
+        let len = pb_enc.protobuf_len().unwrap();
         pb_enc.finish(&mut out);
+        assert_eq!(out.len(), len);
         assert_eq!(pb_as_json(&out), from_json);
         // What both carry.
         let rl = &from_json["resourceLogs"][0];
@@ -998,6 +1049,24 @@ mod tests {
             pb_as_json(&out)["resourceLogs"].as_array().unwrap().len(),
             1
         );
+        // Scopes and groups past 16 KiB (lengths of three bytes), appended after a prefix.
+        for _ in 0..100 {
+            assert!(pb_enc.add(&bodies[2], 0) && pb_enc.add(&bodies[1], 0));
+        }
+        let len = pb_enc.protobuf_len().unwrap();
+        let mut appended = b"head".to_vec();
+        pb_enc.finish_append(&mut appended);
+        assert_eq!((&appended[..4], appended.len()), (&b"head"[..], 4 + len));
+        let got = pb_as_json(&appended[4..]);
+        for (g, n) in got["resourceLogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .zip([100, 100])
+        {
+            let records = g["scopeLogs"][0]["logRecords"].as_array().unwrap();
+            assert_eq!(records.len(), n);
+        }
     }
 
     #[test]

@@ -178,6 +178,18 @@ pub(crate) mod wire {
         out.extend_from_slice(b);
     }
 
+    /// The key and length of a length-delimited field whose `len` bytes of content follow.
+    pub fn head(out: &mut Vec<u8>, tag: u32, len: usize) {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(len as u64, out);
+    }
+
+    /// The bytes of a length-delimited field of `len` bytes of content and a tag under 16
+    /// (a one-byte key).
+    pub fn field_len(len: usize) -> usize {
+        1 + encoded_len_varint(len as u64) + len
+    }
+
     /// A message field whose content `f` writes: its length is put in front once known. One
     /// byte is kept for it (a content under 128 bytes: a key and its value); a longer content
     /// is moved up to make room for more.

@@ -182,6 +182,8 @@ struct Shared {
     settle_raw_now: AtomicBool,
     /// The replay's buffer for a taken segment's lines, kept from one segment to the next.
     segment_lines: Mutex<Vec<u8>>,
+    /// The replay's OTLP encoders, kept from one request to the next while it has work.
+    replay_encoders: Mutex<Vec<crate::otlp::Encoder>>,
     /// Until when (ms since `born`) no sender thread is started (see `add_sender`).
     spawn_retry_ms: AtomicU64,
     /// Set once the close has taken what was in memory: an entry submitted after it goes to
@@ -440,6 +442,7 @@ impl Pipeline {
             last_raw_ms: AtomicU64::new(0),
             settle_raw_now: AtomicBool::new(false),
             segment_lines: Mutex::new(Vec::new()),
+            replay_encoders: Mutex::new(Vec::new()),
             lane_full: AtomicBool::new(false),
             raw_spilled: AtomicU64::new(0),
             spawn_retry_ms: AtomicU64::new(0),

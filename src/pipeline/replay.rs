@@ -55,13 +55,20 @@ fn body_of<'l>(line: &'l [u8], service: &str) -> Cow<'l, [u8]> {
 /// Lines between two progress marks of a claimed file.
 const PROGRESS_EVERY: usize = 64;
 
+/// A replay request's body: its bytes, or an OTLP batch not finished yet (its encoder), which
+/// the event loop's path writes straight after the request's head.
+enum Body<'a> {
+    Bytes(Cow<'a, [u8]>),
+    Otlp(otlp::Encoder),
+}
+
 /// A replay request made and not yet sent: its requests (body, `Authorization`), and what
 /// their outcomes make of the lines, on the replay thread.
 enum Pending<'a> {
     /// Nothing to send: what became of the lines already.
     Ready(Vec<Line>),
     Send {
-        reqs: Vec<(Cow<'a, [u8]>, Arc<str>)>,
+        reqs: Vec<(Body<'a>, Arc<str>)>,
         then: Box<dyn FnOnce(Vec<Outcome>) -> Vec<Line> + 'a>,
     },
 }
@@ -284,8 +291,9 @@ impl Shared {
                 }
             }
         }
-        // No segment waits: the lines' buffer is not kept while idle.
+        // No segment waits: the lines' buffer and the encoders are not kept while idle.
         *lock(&self.segment_lines) = Vec::new();
+        lock(&self.replay_encoders).clear();
         round
     }
 
@@ -675,7 +683,7 @@ impl Shared {
         };
         let reqs = sent
             .iter()
-            .map(|s| (Cow::Borrowed(lines[s.0]), s.3.clone()))
+            .map(|s| (Body::Bytes(Cow::Borrowed(lines[s.0])), s.3.clone()))
             .collect();
         let then = move |outcomes: Vec<Outcome>| {
             if outcomes.len() > 1 {
@@ -825,9 +833,9 @@ impl Shared {
     ) -> Pending<'a> {
         let settled = |delivered, failed| Line::Settled { delivered, failed };
         let mut results: Vec<Option<Line>> = (0..lines.len()).map(|_| None).collect();
-        let mut enc = otlp::Encoder::for_config(&self.cfg);
+        let mut enc = self.replay_encoder();
         // (index, service, strikes) of the lines in the request.
-        let mut sent: Vec<(usize, String, u32)> = Vec::new();
+        let mut sent: Vec<(usize, Cow<'a, str>, u32)> = Vec::new();
         for (j, line) in lines.iter().enumerate() {
             match enc.add_line(line, b.service()) {
                 Some((service, strikes)) => sent.push((j, service, strikes)),
@@ -847,19 +855,22 @@ impl Shared {
                 .collect()
         };
         if sent.is_empty() {
+            self.keep_encoder(enc);
             return Pending::Ready(finish(results, &|| settled(false, false)));
         }
         let m = sent.len() as u64;
         let Some(bearer) = self.bearer(&sent[0].1) else {
             return Pending::Ready(finish(results, &|| Line::Kept));
         };
-        let mut body = Vec::new();
-        enc.finish(&mut body);
-        if self.cfg.gzip {
-            let mut z = Vec::new();
+        let body = if self.cfg.gzip {
+            let (mut body, mut z) = (Vec::new(), Vec::new());
+            enc.finish(&mut body);
+            self.keep_encoder(enc);
             otlp::gzip(&body, &mut z);
-            body = z;
-        }
+            Body::Bytes(Cow::Owned(z))
+        } else {
+            Body::Otlp(enc)
+        };
         let Some(permit) = self.permit(probe, wait) else {
             return Pending::Ready(finish(results, &|| Line::Kept));
         };
@@ -925,7 +936,7 @@ impl Shared {
             };
             let failed: Vec<(usize, &str, u32)> = sent
                 .iter()
-                .map(|(j, svc, st)| (*j, svc.as_str(), *st))
+                .map(|(j, svc, st)| (*j, &svc[..], *st))
                 .collect();
             let r = self.lines_failed(b, &lines, &failed, kind, status, &reason);
             for ((j, _, _), r) in failed.iter().zip(r) {
@@ -934,8 +945,37 @@ impl Shared {
             finish(results, &|| Line::Kept)
         };
         Pending::Send {
-            reqs: vec![(Cow::Owned(body), bearer)],
+            reqs: vec![(body, bearer)],
             then: Box::new(then),
+        }
+    }
+
+    /// The replay's OTLP encoder: one kept from an earlier request (its buffers grown to a
+    /// batch's size), else a new one.
+    fn replay_encoder(&self) -> otlp::Encoder {
+        lock(&self.replay_encoders)
+            .pop()
+            .unwrap_or_else(|| otlp::Encoder::for_config(&self.cfg))
+    }
+
+    /// Keeps a finished (empty) encoder for the next request.
+    fn keep_encoder(&self, enc: otlp::Encoder) {
+        let mut kept = lock(&self.replay_encoders);
+        if kept.len() < 4 && enc.is_empty() {
+            kept.push(enc);
+        }
+    }
+
+    /// A request body's bytes (an encoder is finished, and kept).
+    fn body_bytes<'a>(&self, body: Body<'a>) -> Cow<'a, [u8]> {
+        match body {
+            Body::Bytes(b) => b,
+            Body::Otlp(mut enc) => {
+                let mut v = Vec::new();
+                enc.finish(&mut v);
+                self.keep_encoder(enc);
+                Cow::Owned(v)
+            }
         }
     }
 
@@ -961,8 +1001,23 @@ impl Shared {
         if let Some(l) = self.evloop.as_ref().filter(|l| l.inbox.is_open()) {
             let mut bytes = Vec::new();
             let mut ends = Vec::with_capacity(reqs.len());
-            for (body, bearer) in &reqs {
-                crate::http1::write_request(&mut bytes, &l.head, body, bearer);
+            for (body, bearer) in reqs {
+                let protobuf = match &body {
+                    Body::Otlp(enc) => enc.protobuf_len(),
+                    Body::Bytes(_) => None,
+                };
+                match (body, protobuf) {
+                    (Body::Otlp(mut enc), Some(n)) => {
+                        bytes.reserve(l.head.len() + bearer.len() + 64 + n);
+                        crate::http1::write_request_head(&mut bytes, &l.head, n, &bearer);
+                        enc.finish_append(&mut bytes);
+                        self.keep_encoder(enc);
+                    }
+                    (body, _) => {
+                        let body = self.body_bytes(body);
+                        crate::http1::write_request(&mut bytes, &l.head, &body, &bearer);
+                    }
+                }
                 ends.push(bytes.len());
             }
             let slot = Arc::new(Answers::default());
@@ -981,6 +1036,10 @@ impl Shared {
             let _ = l.inbox.post(job, &l.waker);
             return Sent::Waiting { slot, then };
         }
+        let reqs: Vec<(Cow<'_, [u8]>, Arc<str>)> = reqs
+            .into_iter()
+            .map(|(body, bearer)| (self.body_bytes(body), bearer))
+            .collect();
         let outcomes = if reqs.len() == 1 {
             vec![self.post(&reqs[0].0, &reqs[0].1)]
         } else {

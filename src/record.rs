@@ -228,24 +228,46 @@ pub(crate) fn push_with_request_id(out: &mut Vec<u8>, rec: &[u8]) -> bool {
         out.extend_from_slice(rec);
         return true;
     }
-    let Some((name, r)) = parse_journal(rec) else {
+    is_raw(rec) && splice_request_id(out, rec, &entry::uuid_v4_text())
+}
+
+/// Appends raw journal record `rec`, which has no request id, with `id` as its request id:
+/// its bytes copied around the id, its lengths' word for the id set, and nothing else read
+/// (the encoder reads the record whole, UTF-8 included, next). False, and nothing appended,
+/// when its lengths do not fit in it.
+fn splice_request_id(out: &mut Vec<u8>, rec: &[u8], id: &[u8]) -> bool {
+    let len_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(rec.get(at..at + 4)?.try_into().ok()?))
+    };
+    let splice = || -> Option<(usize, usize)> {
+        let base = 5usize.checked_add(len_at(1)? as usize)?;
+        let flags = *rec.get(base + 17)?;
+        let mut at = base + FIXED;
+        if flags & HAS_TICKET != 0 {
+            at += TICKET;
+        }
+        if flags & HAS_TRACE != 0 {
+            at += TRACE_BYTES;
+        }
+        // The request id's bytes go after those of the message, the user and the tenant.
+        for i in 0..3 {
+            match len_at(base + 20 + 4 * i)? {
+                NONE => {}
+                n => at = at.checked_add(n as usize)?,
+            }
+        }
+        (len_at(base + 20 + 4 * 3)? == NONE && at <= rec.len()).then_some((base, at))
+    };
+    let Some((base, at)) = splice() else {
         return false;
     };
-    let id = entry::uuid_v4_text();
-    let f = Fields {
-        request_id: std::str::from_utf8(&id).ok(),
-        ..r.fields
-    };
-    let at = out.len();
-    out.resize(at + journal_len(name, &f), 0);
-    write_journal(
-        &mut out[at..],
-        name,
-        r.at_ns,
-        r.level,
-        &f,
-        r.context_multi_line,
-    );
+    let start = out.len();
+    out.reserve(rec.len() + id.len());
+    out.extend_from_slice(&rec[..at]);
+    out.extend_from_slice(id);
+    out.extend_from_slice(&rec[at..]);
+    let word = start + base + 20 + 4 * 3;
+    out[word..word + 4].copy_from_slice(&(id.len() as u32).to_le_bytes());
     true
 }
 
@@ -312,6 +334,70 @@ pub(crate) fn write_raw_spill(out: &mut [u8], name: &str, rec: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record without a request id gets one spliced in: the record `write_journal` writes
+    /// with that id, with or without a trace, user, tenant, context or time; one with an id is
+    /// copied as it is; one whose lengths run past its end is refused.
+    #[test]
+    fn a_request_id_is_spliced_into_a_raw_record() {
+        let trace = Trace::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").ok();
+        for (user, tenant, ctx, time, trace) in [
+            (
+                Some("ü"),
+                Some("t"),
+                Some("{\"a\":1}"),
+                Some("2026-12-07T00:00:00Z"),
+                None,
+            ),
+            (None, None, None, None, trace),
+            (Some("u"), None, Some("[]"), None, trace),
+        ] {
+            let f = Fields {
+                message: "m",
+                user_id: user,
+                tenant_id: tenant,
+                request_id: None,
+                context_json: ctx,
+                client_log_datetime: time,
+                trace,
+            };
+            let mut rec = vec![0u8; journal_len("lg", &f)];
+            write_journal(&mut rec, "lg", 7, Level::Info, &f, false);
+            let id = entry::uuid_v4_text();
+            let with = Fields {
+                request_id: std::str::from_utf8(&id).ok(),
+                ..f
+            };
+            let mut want = vec![0u8; journal_len("lg", &with)];
+            write_journal(&mut want, "lg", 7, Level::Info, &with, false);
+            let mut got = b"x".to_vec();
+            assert!(splice_request_id(&mut got, &rec, &id));
+            assert_eq!(&got[1..], &want[..]);
+            let mut copied = Vec::new();
+            assert!(push_with_request_id(&mut copied, &want));
+            assert_eq!(copied, want);
+            let mut fresh = Vec::new();
+            assert!(push_with_request_id(&mut fresh, &rec));
+            let (_, r) = parse_journal(&fresh).unwrap();
+            assert_eq!(r.fields.request_id.map(str::len), Some(36));
+            assert_eq!(r.fields.context_json, ctx);
+            // Cut before the message's byte: the lengths run past the end.
+            let bare = Fields {
+                message: "",
+                user_id: None,
+                tenant_id: None,
+                context_json: None,
+                client_log_datetime: None,
+                ..f
+            };
+            let cut = &rec[..journal_len("lg", &bare)];
+            assert!(!splice_request_id(&mut Vec::new(), cut, &id));
+        }
+        assert!(!push_with_request_id(
+            &mut Vec::new(),
+            b"{\"level\":\"INFO\"}"
+        ));
+    }
 
     /// A durable entry's raw journal record becomes the body the sender would have built; a
     /// body stays as it is; anything else (truncated, not UTF-8, two lines) is left out.

@@ -246,9 +246,18 @@ impl Reader<'_> {
         if neg {
             self.i += 1;
         }
+        // The integer's value as it is read (None past u64).
+        let mut int = Some(0u64);
         match self.peek()? {
             b'0' => self.i += 1,
-            b'1'..=b'9' => self.digits(),
+            b'1'..=b'9' => {
+                while let Some(d @ b'0'..=b'9') = self.peek() {
+                    int = int
+                        .and_then(|v| v.checked_mul(10))
+                        .and_then(|v| v.checked_add(u64::from(d - b'0')));
+                    self.i += 1;
+                }
+            }
             _ => return None,
         }
         let mut float = false;
@@ -265,11 +274,8 @@ impl Reader<'_> {
             self.some_digits()?;
             float = true;
         }
-        // ASCII only: a `str`.
-        let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
         if !float {
-            let digits = if neg { &text[1..] } else { text };
-            if let Ok(u) = digits.parse::<u64>() {
+            if let Some(u) = int {
                 match (neg, u) {
                     (false, u) if u <= i64::MAX as u64 => wire::varint(out, 3, u),
                     (true, u) if u != 0 && u <= 1 << 63 => {
@@ -281,6 +287,8 @@ impl Reader<'_> {
                 return Some(());
             }
         }
+        // ASCII only: a `str`.
+        let text = std::str::from_utf8(&self.s[start..self.i]).ok()?;
         let f: f64 = text.parse().ok()?;
         if !f.is_finite() {
             return None;

@@ -154,34 +154,52 @@ pub struct KeyValueList {
 
 /// Writing protobuf fields onto a byte buffer (prost's wire primitives).
 pub(crate) mod wire {
-    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, WireType};
+    use prost::encoding::{encode_varint, encoded_len_varint, WireType};
+
+    /// A varint: one byte, inline, for a value under 128 (every key here and most lengths);
+    /// prost's encoder for the others. (prost's own calls were a sixth of the encoding of a
+    /// typical record, most of them for one byte.)
+    #[inline(always)]
+    fn put_varint(out: &mut Vec<u8>, v: u64) {
+        if v < 0x80 {
+            out.push(v as u8);
+        } else {
+            encode_varint(v, out);
+        }
+    }
+
+    #[inline(always)]
+    fn put_key(out: &mut Vec<u8>, tag: u32, wire_type: WireType) {
+        put_varint(out, u64::from(tag << 3 | wire_type as u32));
+    }
 
     pub fn varint(out: &mut Vec<u8>, tag: u32, v: u64) {
-        encode_key(tag, WireType::Varint, out);
-        encode_varint(v, out);
+        put_key(out, tag, WireType::Varint);
+        put_varint(out, v);
     }
 
     pub fn fixed64(out: &mut Vec<u8>, tag: u32, v: u64) {
-        encode_key(tag, WireType::SixtyFourBit, out);
+        put_key(out, tag, WireType::SixtyFourBit);
         out.extend_from_slice(&v.to_le_bytes());
     }
 
     pub fn fixed32(out: &mut Vec<u8>, tag: u32, v: u32) {
-        encode_key(tag, WireType::ThirtyTwoBit, out);
+        put_key(out, tag, WireType::ThirtyTwoBit);
         out.extend_from_slice(&v.to_le_bytes());
     }
 
     /// A string or bytes field.
+    #[inline]
     pub fn bytes(out: &mut Vec<u8>, tag: u32, b: &[u8]) {
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(b.len() as u64, out);
+        put_key(out, tag, WireType::LengthDelimited);
+        put_varint(out, b.len() as u64);
         out.extend_from_slice(b);
     }
 
     /// The key and length of a length-delimited field whose `len` bytes of content follow.
     pub fn head(out: &mut Vec<u8>, tag: u32, len: usize) {
-        encode_key(tag, WireType::LengthDelimited, out);
-        encode_varint(len as u64, out);
+        put_key(out, tag, WireType::LengthDelimited);
+        put_varint(out, len as u64);
     }
 
     /// The bytes of a length-delimited field of `len` bytes of content and a tag under 16
@@ -205,7 +223,7 @@ pub(crate) mod wire {
 
     #[inline(always)]
     fn message_kept(out: &mut Vec<u8>, tag: u32, kept: usize, f: impl FnOnce(&mut Vec<u8>)) {
-        encode_key(tag, WireType::LengthDelimited, out);
+        put_key(out, tag, WireType::LengthDelimited);
         let at = out.len();
         out.extend_from_slice(&[0, 0][..kept]);
         f(out);
@@ -218,8 +236,17 @@ pub(crate) mod wire {
             out.copy_within(at + kept..at + kept + len, at + n);
             out.truncate(at + n + len);
         }
-        let mut slot = &mut out[at..at + n];
-        encode_varint(len as u64, &mut slot);
+        match n {
+            1 => out[at] = len as u8,
+            2 => {
+                out[at] = len as u8 | 0x80;
+                out[at + 1] = (len >> 7) as u8;
+            }
+            _ => {
+                let mut slot = &mut out[at..at + n];
+                encode_varint(len as u64, &mut slot);
+            }
+        }
     }
 }
 

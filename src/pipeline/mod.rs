@@ -220,6 +220,8 @@ struct Evloop {
     inbox: Arc<crate::evloop::Inbox>,
     /// The reactor's eventfd, written by `work`'s notifies while the sender waits in a turn.
     waker: Arc<mio::Waker>,
+    /// The requests' buffers, given back by the jobs done with them.
+    buffers: Arc<crate::evloop::Buffers>,
 }
 
 /// The bodies of the entries a sender has taken and not yet settled, copied for a FATAL
@@ -379,6 +381,7 @@ impl Pipeline {
                         })?;
                     Some(Evloop {
                         waker: reactor.waker(),
+                        buffers: Arc::default(),
                         reactor: Mutex::new(Some(reactor)),
                         head: plan.head,
                         proto: plan.proto,

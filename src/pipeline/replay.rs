@@ -291,9 +291,13 @@ impl Shared {
                 }
             }
         }
-        // No segment waits: the lines' buffer and the encoders are not kept while idle.
+        // No segment waits: the lines' buffer, the encoders and the requests' buffers are not
+        // kept while idle.
         *lock(&self.segment_lines) = Vec::new();
         lock(&self.replay_encoders).clear();
+        if let Some(l) = &self.evloop {
+            l.buffers.clear();
+        }
         round
     }
 
@@ -999,7 +1003,7 @@ impl Shared {
             Pending::Send { reqs, then } => (reqs, then),
         };
         if let Some(l) = self.evloop.as_ref().filter(|l| l.inbox.is_open()) {
-            let mut bytes = Vec::new();
+            let mut bytes = l.buffers.take();
             let mut ends = Vec::with_capacity(reqs.len());
             for (body, bearer) in reqs {
                 let protobuf = match &body {
@@ -1031,7 +1035,8 @@ impl Shared {
                 *lock(&to.outcomes) = Some(outcomes);
                 to.came.notify_all();
                 jobs.fetch_sub(1, Ordering::AcqRel);
-            });
+            })
+            .giving_back_to(&l.buffers);
             // A reactor gone meanwhile: the job's completion has run with the reason.
             let _ = l.inbox.post(job, &l.waker);
             return Sent::Waiting { slot, then };

@@ -635,7 +635,7 @@ impl Shared {
         for item in batch.iter_mut() {
             item.tries += 1;
         }
-        let mut bytes = Vec::new();
+        let mut bytes = l.buffers.take();
         let mut ends = Vec::with_capacity(signed);
         if self.batching() {
             crate::http1::write_request(&mut bytes, &l.head, self.body(batch, sc), &bearers[0]);
@@ -666,12 +666,12 @@ impl Shared {
         let batch = std::mem::take(batch);
         l.jobs.fetch_add(1, Ordering::AcqRel);
         let sh = self.clone();
-        reactor.submit(crate::evloop::Job::new(
-            bytes,
-            ends,
-            self.deadline(),
-            move |answers| sh.completed(batch, answers, start, k),
-        ));
+        reactor.submit(
+            crate::evloop::Job::new(bytes, ends, self.deadline(), move |answers| {
+                sh.completed(batch, answers, start, k)
+            })
+            .giving_back_to(&l.buffers),
+        );
     }
 
     /// During a turn of the sender's event loop, the answers to a batch's request (see

@@ -146,14 +146,24 @@ fn too_large(n: usize, max_bytes: usize) -> Error {
 ///
 /// clock_gettime directly: `SystemTime::now().duration_since(UNIX_EPOCH)` spent about 45 more
 /// instructions of the caller's path on normalising a `Duration` (callgrind).
-#[link_section = ".text.hot.rarch_log"]
 pub fn now_ns() -> u64 {
+    now_ns_by(libc::clock_gettime)
+}
+
+/// `clock_gettime`'s type.
+pub type ClockFn = unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int;
+
+/// [`now_ns`] with `clock` as `clock_gettime` (the pipeline keeps a pointer to it on the line
+/// a call reads: see `Pipeline::now_ns`).
+#[inline(always)]
+pub fn now_ns_by(clock: ClockFn) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME always exists.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
+    // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME always exists; `clock` is
+    // libc's `clock_gettime`.
+    if unsafe { clock(libc::CLOCK_REALTIME, &mut ts) } != 0 || ts.tv_sec < 0 {
         return 0;
     }
     (ts.tv_sec as u64)

@@ -302,8 +302,10 @@ unsafe fn opt_cstr<'a>(p: *const c_char, field: &str) -> Result<Option<&'a str>>
     if p.is_null() {
         return Ok(None);
     }
-    // SAFETY: non-NULL, NUL-terminated by the caller's contract.
-    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    // SAFETY: non-NULL, NUL-terminated by the caller's contract: its length, then its bytes
+    // before the NUL.
+    let bytes =
+        unsafe { std::slice::from_raw_parts(p.cast::<u8>(), crate::mem::cstr_len(p.cast())) };
     text(field, bytes).map(Some)
 }
 

@@ -21,6 +21,7 @@ pub mod json;
 pub mod jwt;
 pub mod level;
 pub mod logger;
+mod mem;
 mod net;
 pub mod otlp;
 pub mod pipeline;

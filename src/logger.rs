@@ -202,7 +202,7 @@ impl Logger {
     fn log_taken(&self, level: Level, f: &Fields<'_>) -> Result<()> {
         let p = self.pipeline()?;
         let mut checked = entry::check(f)?;
-        let at_ns = entry::now_ns();
+        let at_ns = p.now_ns();
         let id;
         if self.durable && checked.fields.request_id.is_none() {
             // Made here, so that an entry sent before a crash and sent again from the journal

@@ -96,7 +96,7 @@ pub(crate) fn write_record(
     for (i, s) in fields.iter().enumerate() {
         out[20 + 4 * i..24 + 4 * i].copy_from_slice(&field_len(*s).to_le_bytes());
         if let Some(s) = s {
-            out[at..at + s.len()].copy_from_slice(s.as_bytes());
+            crate::mem::copy(&mut out[at..at + s.len()], s.as_bytes());
             at += s.len();
         }
     }

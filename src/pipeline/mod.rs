@@ -269,6 +269,9 @@ pub struct Pipeline {
     lanes: AtomicBool,
     /// `key.durable`, for the line above.
     durable: bool,
+    /// libc's `clock_gettime`, called through this pointer on the line above rather than
+    /// through the library's GOT, whose entry would be one more page for a cold call.
+    clock: crate::entry::ClockFn,
     threads: Mutex<Vec<JoinHandle<()>>>,
     key: Config,
     refs: AtomicUsize,
@@ -465,6 +468,7 @@ impl Pipeline {
         let p = Arc::new(Pipeline {
             lanes: AtomicBool::new(cfg.mode == Mode::Threaded && cfg.on_full == OnFull::Spill),
             durable: cfg.durable,
+            clock: libc::clock_gettime,
             shared,
             threads: Mutex::default(),
             generation: crate::fork::generation(),
@@ -515,6 +519,12 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// The time now, as [`crate::entry::now_ns`], through the pipeline's pointer to the clock.
+    #[inline(always)]
+    pub fn now_ns(&self) -> u64 {
+        crate::entry::now_ns_by(self.clock)
     }
 
     /// Whether this pipeline belongs to this process (not to the parent of a fork).

@@ -377,24 +377,83 @@ mod avx2 {
         }
     }
 
+    /// The vectors `classify32` compares bytes with, 32 bytes each.
+    #[repr(C, align(32))]
+    struct Consts {
+        /// The structural characters with bit 5 set, by low nibble: ':' 0x3A, '{' 0x7B (and
+        /// '[' 0x5B), ',' 0x2C, '}' 0x7D (and ']' 0x5D). The control characters 0x1A and
+        /// 0x0C match too; any control character sends the text to the scalar check.
+        table: [u8; 32],
+        x20: [u8; 32],
+        quote: [u8; 32],
+        space: [u8; 32],
+        x1f: [u8; 32],
+        backslash: [u8; 32],
+    }
+
+    const fn lanes(half: [u8; 16]) -> [u8; 32] {
+        let mut v = [0u8; 32];
+        let mut i = 0;
+        while i < 32 {
+            v[i] = half[i % 16];
+            i += 1;
+        }
+        v
+    }
+
+    /// In the hot code's section, beside the code that reads it, and read with volatile
+    /// loads so that the compiler does not copy the values into a constant pool of
+    /// `.rodata`: there they were two more pages for a call after a pause (the table and the
+    /// bytes broadcast, in two places).
+    #[link_section = ".text.hot.rarch_log.json"]
+    static CONSTS: Consts = Consts {
+        table: lanes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0]),
+        x20: [0x20; 32],
+        quote: [b'"'; 32],
+        space: [b' '; 32],
+        x1f: [0x1F; 32],
+        backslash: [b'\\'; 32],
+    };
+
+    /// [`CONSTS`] loaded, once per text.
+    #[derive(Clone, Copy)]
+    struct K {
+        table: __m256i,
+        x20: __m256i,
+        quote: __m256i,
+        space: __m256i,
+        x1f: __m256i,
+        backslash: __m256i,
+    }
+
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn consts() -> K {
+        let c = &CONSTS;
+        // SAFETY: each field is 32 bytes at a 32-byte aligned address (`repr(C, align(32))`,
+        // fields of 32 bytes).
+        let ld = |v: &[u8; 32]| unsafe { std::ptr::read_volatile(v.as_ptr().cast::<__m256i>()) };
+        K {
+            table: ld(&c.table),
+            x20: ld(&c.x20),
+            quote: ld(&c.quote),
+            space: ld(&c.space),
+            x1f: ld(&c.x1f),
+            backslash: ld(&c.backslash),
+        }
+    }
+
     /// Classifies 32 bytes.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn classify32(v: __m256i) -> [u32; 7] {
-        // The structural characters with bit 5 set, by low nibble: ':' 0x3A, '{' 0x7B (and
-        // '[' 0x5B), ',' 0x2C, '}' 0x7D (and ']' 0x5D). The control characters 0x1A and 0x0C
-        // match too; any control character sends the text to the scalar check.
-        let table = _mm256_setr_epi8(
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0, //
-            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0,
-        );
-        let lower = _mm256_or_si256(v, _mm256_set1_epi8(0x20));
-        let structural = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(table, lower), lower);
-        let quote = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'"' as i8));
-        let space = _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b' ' as i8));
+    fn classify32(v: __m256i, k: &K) -> [u32; 7] {
+        let lower = _mm256_or_si256(v, k.x20);
+        let structural = _mm256_cmpeq_epi8(_mm256_shuffle_epi8(k.table, lower), lower);
+        let quote = _mm256_cmpeq_epi8(v, k.quote);
+        let space = _mm256_cmpeq_epi8(v, k.space);
         let control = _mm256_or_si256(
-            _mm256_cmpeq_epi8(_mm256_min_epu8(v, _mm256_set1_epi8(0x1F)), v),
-            _mm256_cmpeq_epi8(v, _mm256_set1_epi8(b'\\' as i8)),
+            _mm256_cmpeq_epi8(_mm256_min_epu8(v, k.x1f), v),
+            _mm256_cmpeq_epi8(v, k.backslash),
         );
         let mask = |m: __m256i| _mm256_movemask_epi8(m) as u32;
         [
@@ -412,7 +471,7 @@ mod avx2 {
 
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn classify(block: &[u8; 64]) -> Raw {
+    fn classify(block: &[u8; 64], k: &K) -> Raw {
         // SAFETY: both loads read 32 bytes inside the 64 of `block` (unaligned loads).
         let (lo, hi) = unsafe {
             let p = block.as_ptr();
@@ -421,8 +480,8 @@ mod avx2 {
                 _mm256_loadu_si256(p.add(32).cast()),
             )
         };
-        let a = classify32(lo);
-        let b = classify32(hi);
+        let a = classify32(lo, k);
+        let b = classify32(hi, k);
         let w = |k: usize| u64::from(a[k]) | (u64::from(b[k]) << 32);
         Raw {
             quote: w(0),
@@ -487,23 +546,27 @@ mod avx2 {
         // All ones if the innermost container at the end of the previous block is an object.
         let mut object_carry = 0u64;
         let mut base = 0;
+        let k = consts();
+        let mut padded = [b' '; 64];
         while base < n {
             let rest = n - base;
-            let (raw, valid) = match s[base..].first_chunk::<64>() {
-                Some(block) => (classify(block), !0u64),
+            // The block and how many of its first bytes were seen already; one call of
+            // `classify` for the three cases (each call is inlined: a copy of its code).
+            let (block, seen, valid) = match s[base..].first_chunk::<64>() {
+                Some(block) => (block, 0, !0u64),
                 None => {
                     let valid = (1u64 << rest) - 1;
                     match s.last_chunk::<64>() {
                         // The last 64 bytes, with those already seen shifted out.
-                        Some(block) => (classify(block).shifted(64 - rest as u32), valid),
+                        Some(block) => (block, 64 - rest as u32, valid),
                         None => {
-                            let mut padded = [b' '; 64];
-                            padded[..rest].copy_from_slice(&s[base..]);
-                            (classify(&padded), valid)
+                            crate::mem::copy(&mut padded[..rest], &s[base..]);
+                            (&padded, 0, valid)
                         }
                     }
                 }
             };
+            let raw = classify(block, &k).shifted(seen);
             // A control character or a backslash anywhere (line breaks and tabs included), or
             // a space outside strings: not compact, or not valid. The scalar check decides.
             let inside = prefix_xor(raw.quote) ^ in_string;

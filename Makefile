@@ -15,7 +15,7 @@ export RARCH_LOGGING_LIB := $(CURDIR)/$(LIB)
 export RARCH_RECEIVER    := $(CURDIR)/$(RECEIVER)
 
 .PHONY: all build lib receiver collector test test-rust test-c test-go test-node test-python \
-        header-check lint demo install uninstall bench clean deps bench-ab bench-quiet dist test-dist \
+        header-check lint demo install uninstall bench clean deps bench-ab bench-quiet bench-pause-ab dist test-dist \
         test-bindings-outside test-dist-artifacts test-cross bench-gosdk
 
 all: build
@@ -141,6 +141,9 @@ bench-ab: build
 # pause (bench/quiet.sh), this tree beside BASE's build.
 bench-quiet: build
 	bench/quiet.sh $(BASE)
+
+bench-pause-ab: build
+	bench/pauseab.sh $(BASE)
 
 clean:
 	$(CARGO) clean

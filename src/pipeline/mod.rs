@@ -256,7 +256,7 @@ const SPAWN_RETRY: Duration = Duration::from_secs(1);
 const SPILL_RUN: usize = 1 << 20;
 
 /// `repr(C)`, aligned to a cache line: what a call reads (`shared`, `generation`,
-/// `fork_counter`, `lanes`, `durable`) is the first line of the pipeline.
+/// `fork_counter`, `lanes`, `durable`, `clock`) is the first line of the pipeline.
 #[repr(C, align(64))]
 pub struct Pipeline {
     shared: Arc<Shared>,

@@ -377,19 +377,23 @@ mod avx2 {
         }
     }
 
-    /// The vectors `classify32` compares bytes with, 32 bytes each.
+    /// The vectors `classify32` compares bytes with: as bytes in [`CONSTS`] (`T` = `[u8; 32]`),
+    /// loaded into registers by [`consts`] (`T` = `__m256i`).
     #[repr(C, align(32))]
-    struct Consts {
+    #[derive(Clone, Copy)]
+    struct Consts<T> {
         /// The structural characters with bit 5 set, by low nibble: ':' 0x3A, '{' 0x7B (and
         /// '[' 0x5B), ',' 0x2C, '}' 0x7D (and ']' 0x5D). The control characters 0x1A and
         /// 0x0C match too; any control character sends the text to the scalar check.
-        table: [u8; 32],
-        x20: [u8; 32],
-        quote: [u8; 32],
-        space: [u8; 32],
-        x1f: [u8; 32],
-        backslash: [u8; 32],
+        table: T,
+        x20: T,
+        quote: T,
+        space: T,
+        x1f: T,
+        backslash: T,
     }
+
+    type K = Consts<__m256i>;
 
     const fn lanes(half: [u8; 16]) -> [u8; 32] {
         let mut v = [0u8; 32];
@@ -406,7 +410,7 @@ mod avx2 {
     /// `.rodata`: there they were two more pages for a call after a pause (the table and the
     /// bytes broadcast, in two places).
     #[link_section = ".text.hot.rarch_log.json"]
-    static CONSTS: Consts = Consts {
+    static CONSTS: Consts<[u8; 32]> = Consts {
         table: lanes([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x3A, 0x7B, 0x2C, 0x7D, 0, 0]),
         x20: [0x20; 32],
         quote: [b'"'; 32],
@@ -416,16 +420,6 @@ mod avx2 {
     };
 
     /// [`CONSTS`] loaded, once per text.
-    #[derive(Clone, Copy)]
-    struct K {
-        table: __m256i,
-        x20: __m256i,
-        quote: __m256i,
-        space: __m256i,
-        x1f: __m256i,
-        backslash: __m256i,
-    }
-
     #[inline]
     #[target_feature(enable = "avx2")]
     fn consts() -> K {
@@ -547,7 +541,8 @@ mod avx2 {
         let mut object_carry = 0u64;
         let mut base = 0;
         let k = consts();
-        let mut padded = [b' '; 64];
+        // A text shorter than a block, padded with spaces (made only for such a text).
+        let mut padded: [u8; 64];
         while base < n {
             let rest = n - base;
             // The block and how many of its first bytes were seen already; one call of
@@ -560,6 +555,7 @@ mod avx2 {
                         // The last 64 bytes, with those already seen shifted out.
                         Some(block) => (block, 64 - rest as u32, valid),
                         None => {
+                            padded = [b' '; 64];
                             crate::mem::copy(&mut padded[..rest], &s[base..]);
                             (&padded, 0, valid)
                         }
